@@ -1,0 +1,61 @@
+"""The `proofcode` command: one entry point; each package registers its own subcommands."""
+from __future__ import annotations
+
+import argparse
+import importlib
+import os
+import sys
+import traceback
+
+# Each module defines `register(subparsers)`; a subcommand sets `func(args) -> int`.
+COMMAND_MODULES = (
+    "core_model.cli",
+    "coder.cli",
+    "prover.cli",
+    "workers.service_cli",
+    "workers.rl_cli",
+)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="proofcode",
+        description="Prove Lean 4 theorems, grade code and math answers, and train on the results.",
+    )
+    parser.add_argument("--debug", action="store_true", help="show full tracebacks on errors")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name in COMMAND_MODULES:
+        try:
+            module = importlib.import_module(name)
+        except ModuleNotFoundError as exc:
+            if exc.name == name:  # that part of the product is not installed in this build
+                continue
+            raise
+        module.register(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 2
+    try:
+        if getattr(args, "server", None):  # `grade`/`prove --server URL`: submit to a running service
+            from workers.client import run_remote
+
+            return int(run_remote(args) or 0)
+        return int(args.func(args) or 0)
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    except Exception as exc:  # users get one clear line; --debug shows where it came from
+        if args.debug or os.environ.get("PROOFCODE_DEBUG"):
+            traceback.print_exc()
+        print(f"proofcode {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
