@@ -1,0 +1,109 @@
+"""One pydantic config for the pool and the job service: validated at the CLI edge, passed down.
+
+Every field has a default that runs on a laptop; `load_config(path)` reads a JSON file with the
+same shape (unknown keys are errors, so a typo names itself).
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Literal, Optional
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class ActorResources(_Strict):
+    """What Ray reserves for one actor."""
+
+    num_cpus: float = Field(1.0, ge=0)
+    num_gpus: float = Field(0.0, ge=0)
+    memory_bytes: Optional[int] = Field(None, ge=0, description="Ray memory reservation; None = no reservation")
+
+    def ray_options(self) -> dict:
+        opts: dict = {"num_cpus": self.num_cpus, "num_gpus": self.num_gpus}
+        if self.memory_bytes:
+            opts["memory"] = self.memory_bytes
+        return opts
+
+
+class BackendConfig(_Strict):
+    """Where completions come from: the built-in core model, or an OpenAI-compatible endpoint."""
+
+    kind: Literal["core", "openai"] = "core"
+    checkpoint: Optional[str] = Field(None, description="core: checkpoint dir; None = the embedded tiny model")
+    device: str = Field("cpu", description="core: torch device, e.g. cpu or cuda")
+    torch_threads: int = Field(1, ge=1, description="core: torch.set_num_threads in the model worker")
+    url: Optional[str] = Field(None, description="openai: base URL, e.g. http://127.0.0.1:8000/v1")
+    model: str = Field("default", description="openai: the model name sent with each request")
+    api_key: Optional[str] = Field(None, description="openai: bearer token for the endpoint")
+    request_timeout_s: float = Field(300.0, gt=0)
+
+
+class ModelWorkerConfig(_Strict):
+    """The model worker batches generation requests from many callers into one forward pass."""
+
+    enabled: bool = True
+    backend: BackendConfig = BackendConfig()
+    max_batch_size: int = Field(8, ge=1)
+    batch_window_s: float = Field(0.02, ge=0, description="how long to wait for more requests to batch")
+    max_concurrency: int = Field(32, ge=1, description="callers served at once (they wait for their batch)")
+    resources: ActorResources = ActorResources(num_cpus=1)
+
+
+class PoolConfig(_Strict):
+    """Pool sizes, per-actor resources and fault-tolerance knobs."""
+
+    coder_workers: int = Field(2, ge=0)
+    prover_workers: int = Field(1, ge=0)
+    coder_resources: ActorResources = ActorResources(num_cpus=1)
+    prover_resources: ActorResources = ActorResources(num_cpus=1)
+    model: ModelWorkerConfig = ModelWorkerConfig()
+    max_actor_restarts: int = Field(-1, ge=-1, description="-1 = restart a dead worker forever")
+    max_item_attempts: int = Field(3, ge=1, description="a worker dying this often on one item makes it that item's error")
+    in_flight_per_worker: int = Field(2, ge=1, description="items queued at each worker (backpressure)")
+    lean_project: Optional[str] = Field(None, description="Lean project dir for prover workers (REPL backend)")
+
+
+class ServiceConfig(_Strict):
+    """The job service: HTTP edge, SQLite store, and the pool behind it."""
+
+    host: str = "127.0.0.1"
+    port: int = Field(8000, ge=0, le=65535)
+    db: str = Field("proofcode-jobs.sqlite", description="SQLite job database path")
+    token: Optional[str] = Field(None, description="bearer token required on /v1/*; None = open")
+    max_body_bytes: int = Field(32 * 1024 * 1024, ge=1024)
+    max_items_per_job: int = Field(100_000, ge=1)
+    max_concurrent_jobs: int = Field(4, ge=1)
+    ray_address: Optional[str] = Field(None, description="None = start a local Ray; 'auto' or host:port joins one")
+    pool: PoolConfig = PoolConfig()
+
+
+def load_config(path: str | Path | None, **overrides) -> ServiceConfig:
+    """Read a ServiceConfig from a JSON file (or defaults when `path` is None); apply non-None overrides."""
+    data: dict = {}
+    if path:
+        p = Path(path)
+        if not p.is_file():
+            raise FileNotFoundError(f"config file {p} not found")
+        try:
+            data = json.loads(p.read_text())
+        except json.JSONDecodeError as exc:
+            raise ValueError(f"config file {p} is not valid JSON: {exc}") from None
+    data.update({k: v for k, v in overrides.items() if v is not None})
+    try:
+        return ServiceConfig.model_validate(data)
+    except ValidationError as exc:
+        where = f"config file {path}" if path else "config"
+        raise ValueError(f"{where}: {_first_errors(exc)}") from None
+
+
+def _first_errors(exc: ValidationError, limit: int = 3) -> str:
+    parts = []
+    for err in exc.errors()[:limit]:
+        loc = ".".join(str(x) for x in err["loc"]) or "(root)"
+        parts.append(f"{loc}: {err['msg']}")
+    return "; ".join(parts)

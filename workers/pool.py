@@ -1,0 +1,180 @@
+"""The worker pool: coder, prover and model actors on Ray, and the loop that feeds a job through them.
+
+Every item of a job comes back exactly once through `on_result`: a worker that dies is restarted by
+Ray and its in-flight items are re-run (task retries); an item whose worker keeps dying, or that
+hangs past `item_timeout_s`, becomes that item's `error` verdict. At most `in_flight_per_worker`
+items per worker are submitted at a time, so a huge job never floods Ray (backpressure).
+"""
+from __future__ import annotations
+
+import logging
+import time
+from collections import deque
+from typing import Callable, Iterable
+
+from .config import PoolConfig
+from .handlers import error_result
+
+log = logging.getLogger(__name__)
+
+WORKER_KIND = {"grading": "coder", "math": "coder", "proof": "prover"}
+
+
+def init_ray(address: str | None = None, num_cpus: int | None = None) -> None:
+    """Join the Ray cluster at `address` ('auto', host:port, ray://...) or start a local one."""
+    import ray
+
+    if ray.is_initialized():
+        return
+    kwargs = dict(include_dashboard=False, log_to_driver=False, configure_logging=False)
+    if address:
+        ray.init(address=address, **{k: v for k, v in kwargs.items() if k != "include_dashboard"})
+    else:
+        ray.init(num_cpus=num_cpus, **kwargs)
+
+
+class WorkerPool:
+    """Actors for one service or demo; Ray must already be initialised (see `init_ray`)."""
+
+    def __init__(self, config: PoolConfig | None = None, item_timeout_s: float = 900.0):
+        import ray
+
+        from . import actors
+
+        if not ray.is_initialized():
+            raise RuntimeError("Ray is not initialised: call workers.pool.init_ray() first")
+        self.config = config or PoolConfig()
+        self.item_timeout_s = item_timeout_s
+        self._actors = actors
+        retries = dict(max_restarts=self.config.max_actor_restarts,
+                       max_task_retries=self.config.max_item_attempts - 1)
+        self.coders = [
+            actors.CoderWorker.options(**self.config.coder_resources.ray_options(), **retries).remote()
+            for _ in range(self.config.coder_workers)
+        ]
+        self._retries = retries
+        self._model = None
+        self._provers: list | None = None
+
+    # -- actors created on first use: a grading-only service never loads the model or Lean
+    def model(self):
+        """The model worker handle (created, and the model loaded, on first call)."""
+        if self._model is None:
+            m = self.config.model
+            if not m.enabled:
+                raise RuntimeError("this pool has no model worker (pool.model.enabled is false)")
+            self._model = self._actors.ModelWorker.options(
+                **m.resources.ray_options(), max_concurrency=m.max_concurrency, **self._retries
+            ).remote(m.model_dump())
+        return self._model
+
+    def provers(self) -> list:
+        if self._provers is None:
+            model = self.model() if self.config.model.enabled else None
+            self._provers = [
+                self._actors.ProverWorker.options(**self.config.prover_resources.ray_options(), **self._retries)
+                .remote(self.config.lean_project, model)
+                for _ in range(self.config.prover_workers)
+            ]
+        return self._provers
+
+    def workers(self, kind: str) -> list:
+        if WORKER_KIND.get(kind) == "coder":
+            return self.coders
+        if WORKER_KIND.get(kind) == "prover":
+            return self.provers()
+        raise ValueError(f"unknown job kind {kind!r}; expected one of {sorted(WORKER_KIND)}")
+
+    def worker_pids(self, kind: str = "grading") -> list[int]:
+        import ray
+
+        return ray.get([w.pid.remote() for w in self.workers(kind)])
+
+    def complete(self, prompts: list[str], params: dict, timeout: float | None = None) -> list[dict]:
+        """Completions from the model worker (batched with other callers')."""
+        import ray
+
+        return ray.get(self.model().generate.remote(prompts, params), timeout=timeout)
+
+    def model_info(self) -> dict:
+        import ray
+
+        return ray.get(self.model().info.remote())
+
+    def run(self, kind: str, items: Iterable[tuple[int, dict]], params: dict,
+            on_result: Callable[[int, dict], None], should_stop: Callable[[], bool] = lambda: False) -> bool:
+        """Run (index, item) pairs through the workers; `on_result(index, result)` once per item.
+
+        Returns False if `should_stop()` turned true first (unfinished items are simply not reported).
+        """
+        import ray
+
+        workers = self.workers(kind)
+        if not workers:
+            raise RuntimeError(f"the pool has no {WORKER_KIND[kind]} workers for {kind} jobs")
+        cap = self.config.in_flight_per_worker
+        load = [0] * len(workers)
+        busy_since = [0.0] * len(workers)  # when the worker's current head item started (approx.)
+        in_flight: dict = {}  # ref -> (worker, index)
+        source = iter(items)
+        exhausted = False
+        while True:
+            if should_stop():
+                return False
+            while not exhausted and min(load) < cap:
+                nxt = next(source, None)
+                if nxt is None:
+                    exhausted = True
+                    break
+                w = load.index(min(load))
+                ref = workers[w].run.remote(kind, nxt[1], params)
+                in_flight[ref] = (w, nxt[0])
+                if load[w] == 0:
+                    busy_since[w] = time.monotonic()
+                load[w] += 1
+            if not in_flight:
+                return True
+            ready, _ = ray.wait(list(in_flight), num_returns=1, timeout=0.5)
+            for ref in ready:
+                w, idx = in_flight.pop(ref)
+                load[w] -= 1
+                busy_since[w] = time.monotonic()
+                on_result(idx, self._result(ref, kind))
+            self._kill_hung(workers, load, busy_since)
+
+    def _result(self, ref, kind: str) -> dict:
+        import ray
+        from ray.exceptions import RayActorError, RayTaskError
+
+        try:
+            return ray.get(ref)
+        except RayActorError as exc:  # Ray's retries are used up: the worker died on every attempt
+            return {"status": "error", "passed": False,
+                    "detail": f"{WORKER_KIND[kind]} worker died {self.config.max_item_attempts} time(s) "
+                              f"running this item ({type(exc).__name__}); the item was not completed"}
+        except RayTaskError as exc:
+            return error_result(exc.as_instanceof_cause(), "worker raised")
+        except Exception as exc:  # ObjectLost, ActorUnavailable...: still this item's verdict
+            return error_result(exc, "worker unavailable")
+
+    def _kill_hung(self, workers: list, load: list[int], busy_since: list[float]) -> None:
+        # A hung item (a wedged Lean process, say) kills its worker; Ray restarts it and retries.
+        import ray
+
+        now = time.monotonic()
+        for w, n in enumerate(load):
+            if n and now - busy_since[w] > self.item_timeout_s:
+                log.warning("worker %d exceeded item_timeout_s=%.0f; restarting it", w, self.item_timeout_s)
+                ray.kill(workers[w], no_restart=False)
+                busy_since[w] = now
+
+    def shutdown(self) -> None:
+        """Kill this pool's actors (the Ray cluster itself stays up)."""
+        import ray
+
+        for a in [*self.coders, *(self._provers or []), *([self._model] if self._model else [])]:
+            try:
+                ray.kill(a, no_restart=True)
+            except Exception:
+                pass
+        self.coders, self._provers, self._model = [], None, None
