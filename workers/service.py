@@ -1,0 +1,280 @@
+"""The job service's HTTP API (FastAPI; OpenAPI docs at /docs): proofs, gradings, math checks, completions.
+
+`create_app(config)` builds the app; its lifespan opens the SQLite store, starts (or borrows) the
+worker pool and resumes unfinished jobs. Errors are JSON `{"detail": "..."}` naming the culprit.
+"""
+from __future__ import annotations
+
+import hmac
+import json
+import time
+import uuid
+from contextlib import asynccontextmanager
+from typing import Optional, Union
+
+from fastapi import Depends, FastAPI, HTTPException, Request
+from fastapi.encoders import jsonable_encoder
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, StreamingResponse
+from pydantic import BaseModel, ConfigDict, Field
+
+from .config import ServiceConfig
+from .jobs import JobStore
+from .runner import JobRunner
+
+ROUTES = {"proof": "proofs", "grading": "gradings", "math": "math/checks"}
+
+
+class _Body(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class Sample(_Body):
+    task_id: str
+    completion: str
+
+
+class GradingRequest(_Body):
+    """Grade code samples against a problem set the server can load ("humaneval" or a server path)."""
+
+    problems: str = "humaneval"
+    samples: list[Sample] = Field(min_length=1)
+    limits: dict = Field(default_factory=dict, description="coder.Limits fields, e.g. timeout_s")
+
+
+class TheoremIn(_Body):
+    name: str
+    statement: str = Field(description="the theorem text up to and including `:=`")
+    header: str = ""
+    informal_prefix: str = ""
+
+
+class ProofRequest(_Body):
+    theorems: list[TheoremIn] = Field(min_length=1)
+    search: dict = Field(default_factory=dict, description="prover.SearchConfig fields")
+    generation: dict = Field(default_factory=dict, description="sampling params for the model")
+
+
+class AnswerPair(_Body):
+    pred: str
+    ref: str
+
+
+class MathCheckRequest(_Body):
+    items: list[AnswerPair] = Field(min_length=1)
+    wait_s: float = Field(30.0, ge=0, le=600, description="wait this long for the results inline")
+
+
+class CompletionRequest(BaseModel):
+    """OpenAI /v1/completions (text) request; unknown OpenAI fields are accepted and ignored."""
+
+    model: Optional[str] = None
+    prompt: Union[str, list[str]]
+    max_tokens: int = Field(16, ge=1, le=32768)
+    temperature: float = Field(1.0, ge=0, le=5)
+    top_p: float = Field(1.0, gt=0, le=1)
+    top_k: int = Field(0, ge=0)
+    n: int = Field(1, ge=1, le=64)
+    stop: Optional[Union[str, list[str]]] = None
+    seed: Optional[int] = None
+
+
+class BodyLimit:
+    """ASGI middleware: 413 for bodies over `max_bytes` (by Content-Length, or counted when streamed)."""
+
+    def __init__(self, app, max_bytes: int):
+        self.app, self.max_bytes = app, max_bytes
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        length = dict(scope.get("headers") or []).get(b"content-length")
+        if length is not None and length.isdigit() and int(length) > self.max_bytes:
+            return await _too_large(self.max_bytes, send)
+        seen = 0
+
+        async def counted():
+            nonlocal seen
+            message = await receive()
+            seen += len(message.get("body", b""))
+            if seen > self.max_bytes:
+                raise _BodyTooLarge()
+            return message
+
+        try:
+            await self.app(scope, counted, send)
+        except _BodyTooLarge:
+            await _too_large(self.max_bytes, send)
+
+
+class _BodyTooLarge(Exception):
+    pass
+
+
+async def _too_large(max_bytes: int, send) -> None:
+    body = json.dumps({"detail": f"request body exceeds the service limit of {max_bytes} bytes "
+                                 "(max_body_bytes); split the job"}).encode()
+    await send({"type": "http.response.start", "status": 413,
+                "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]})
+    await send({"type": "http.response.body", "body": body})
+
+
+def create_app(config: ServiceConfig | None = None, pool=None) -> FastAPI:
+    """The service app; pass `pool` to share a WorkerPool, else one is made on startup (Ray joined per config)."""
+    config = config or ServiceConfig()
+    state: dict = {}
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        store = JobStore(config.db)
+        own_pool = pool is None
+        the_pool = pool
+        if own_pool:
+            from .pool import WorkerPool, init_ray
+
+            init_ray(config.ray_address)
+            the_pool = WorkerPool(config.pool)
+        runner = JobRunner(store, the_pool, config.max_concurrent_jobs)
+        state.update(store=store, pool=the_pool, runner=runner, started=time.time())
+        runner.resume()
+        try:
+            yield
+        finally:
+            runner.shutdown(wait=True)
+            if own_pool:
+                the_pool.shutdown()
+            store.close()
+
+    app = FastAPI(title="proofcode job service", version="0.1.0", lifespan=lifespan,
+                  description="Prove Lean 4 theorems, grade code and math answers; results as jsonl.")
+    app.add_middleware(BodyLimit, max_bytes=config.max_body_bytes)
+    app.state.proofcode = state
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid_body(request: Request, exc: RequestValidationError):
+        errors = jsonable_encoder(exc.errors(), custom_encoder={Exception: str})
+        parts = [f"{'.'.join(str(x) for x in e['loc'] if x != 'body') or 'body'}: {e['msg']}" for e in errors[:5]]
+        return JSONResponse(status_code=422, content={"detail": "invalid request: " + "; ".join(parts), "errors": errors})
+
+    def auth(request: Request) -> None:
+        if not config.token:
+            return
+        header = request.headers.get("authorization", "")
+        scheme, _, given = header.partition(" ")
+        if scheme.lower() != "bearer" or not hmac.compare_digest(given.strip().encode(), config.token.encode()):
+            what = "missing" if not header else "wrong"
+            raise HTTPException(401, f"{what} bearer token: send 'Authorization: Bearer <token>' "
+                                     "with the service's token", headers={"WWW-Authenticate": "Bearer"})
+
+    @app.get("/healthz", tags=["service"])
+    def healthz() -> dict:
+        runner: JobRunner = state["runner"]
+        return {"status": "ok", "uptime_s": round(time.time() - state["started"], 1),
+                "active_jobs": runner.active(), "coder_workers": len(state["pool"].coders)}
+
+    _add_job_routes(app, state, auth, config)
+
+    @app.post("/v1/completions", tags=["model"], dependencies=[Depends(auth)])
+    def completions(req: CompletionRequest) -> dict:
+        prompts = [req.prompt] if isinstance(req.prompt, str) else list(req.prompt)
+        if not prompts:
+            raise HTTPException(422, "invalid request: prompt: give at least one prompt")
+        stop = [req.stop] if isinstance(req.stop, str) else list(req.stop or [])
+        params = dict(max_tokens=req.max_tokens, temperature=req.temperature, top_p=req.top_p,
+                      top_k=req.top_k, stop=stop, seed=req.seed)
+        try:
+            outs = state["pool"].complete([p for p in prompts for _ in range(req.n)], params)
+        except Exception as exc:
+            raise HTTPException(503, f"the model worker could not generate: {_cause(exc)}") from None
+        choices = [{"index": i, "text": o["text"], "finish_reason": o.get("finish_reason") or "stop",
+                    "logprobs": None} for i, o in enumerate(outs)]
+        completion_tokens = sum(o.get("completion_tokens") or 0 for o in outs)
+        prompt_tokens = sum(o.get("prompt_tokens") or 0 for o in outs[:: req.n])
+        return {"id": f"cmpl-{uuid.uuid4().hex[:24]}", "object": "text_completion", "created": int(time.time()),
+                "model": req.model or "proofcode", "choices": choices,
+                "usage": {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens,
+                          "total_tokens": prompt_tokens + completion_tokens}}
+
+    return app
+
+
+def _cause(exc: BaseException) -> str:
+    # Ray wraps the worker's exception; users want the innermost message.
+    cause = getattr(exc, "cause", None) or exc.__cause__ or exc
+    return f"{type(cause).__name__}: {cause}"
+
+
+def _add_job_routes(app: FastAPI, state: dict, auth, config: ServiceConfig) -> None:
+    """POST/GET/cancel/results for each job kind."""
+    dep = [Depends(auth)]
+
+    def create(kind: str, items: list[dict], params: dict) -> dict:
+        if len(items) > config.max_items_per_job:
+            raise HTTPException(413, f"{len(items)} items exceed max_items_per_job={config.max_items_per_job}; split the job")
+        job_id = state["store"].create(kind, items, params)
+        state["runner"].submit(job_id)
+        return state["store"].get(job_id).to_dict()
+
+    def job_or_404(kind: str, job_id: str):
+        job = state["store"].get(job_id)
+        if job is None or job.kind != kind:
+            raise HTTPException(404, f"no {kind} job with id {job_id!r}")
+        return job
+
+    @app.post("/v1/gradings", status_code=202, tags=["gradings"], dependencies=dep)
+    def submit_grading(req: GradingRequest) -> dict:
+        _check_task_ids(req)
+        return create("grading", [s.model_dump() for s in req.samples],
+                      {"problems": req.problems, "limits": req.limits})
+
+    @app.post("/v1/proofs", status_code=202, tags=["proofs"], dependencies=dep)
+    def submit_proofs(req: ProofRequest) -> dict:
+        return create("proof", [t.model_dump() for t in req.theorems],
+                      {"search": req.search, "generation": req.generation})
+
+    @app.post("/v1/math/check", tags=["math"], dependencies=dep)
+    def check_math(req: MathCheckRequest):
+        job = create("math", [p.model_dump() for p in req.items], {})
+        done = state["runner"].wait(job["id"], req.wait_s) if req.wait_s else False
+        job = state["store"].get(job["id"]).to_dict()
+        if done:
+            job["results"] = list(state["store"].results(job["id"]))
+        return JSONResponse(status_code=200 if done else 202, content=job)
+
+    for kind, route in ROUTES.items():
+        _add_kind_routes(app, state, dep, kind, route, job_or_404)
+
+
+def _add_kind_routes(app: FastAPI, state: dict, dep, kind: str, route: str, job_or_404) -> None:
+    tag = route.split("/")[0]
+
+    @app.get(f"/v1/{route}/{{job_id}}", tags=[tag], dependencies=dep, name=f"get_{kind}")
+    def get_job(job_id: str) -> dict:
+        return job_or_404(kind, job_id).to_dict()
+
+    @app.get(f"/v1/{route}/{{job_id}}/results", tags=[tag], dependencies=dep, name=f"{kind}_results",
+             response_class=StreamingResponse)
+    def results(job_id: str):
+        job_or_404(kind, job_id)
+        lines = (json.dumps(row) + "\n" for row in state["store"].results(job_id))
+        return StreamingResponse(lines, media_type="application/x-ndjson")
+
+    def cancel(job_id: str) -> dict:
+        job_or_404(kind, job_id)
+        return state["runner"].cancel(job_id).to_dict()
+
+    app.delete(f"/v1/{route}/{{job_id}}", tags=[tag], dependencies=dep, name=f"cancel_{kind}")(cancel)
+    app.post(f"/v1/{route}/{{job_id}}/cancel", tags=[tag], dependencies=dep, name=f"cancel_{kind}_post")(cancel)
+
+
+def _check_task_ids(req: GradingRequest) -> None:
+    """422 naming the first sample whose task_id the problem set lacks (or the unloadable problem set)."""
+    import coder
+
+    try:
+        problems = coder.load_problems(req.problems)
+    except Exception as exc:
+        raise HTTPException(422, f"invalid request: problems: cannot load {req.problems!r} on the server: {exc}") from None
+    for i, s in enumerate(req.samples):
+        if s.task_id not in problems:
+            raise HTTPException(422, f"invalid request: samples.{i}.task_id: {s.task_id!r} is not in {req.problems!r}")
