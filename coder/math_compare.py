@@ -1,0 +1,196 @@
+"""Equivalence of two parsed answers: exact, then numeric within tolerance, then symbolic.
+
+Runs inside the checker worker. Every comparison returns (equal, reason); a container's reason is
+its weakest element's ("exact" < "symbolic" < "numeric within tol").
+"""
+from __future__ import annotations
+
+import random
+
+import sympy
+
+from coder.math_normalize import AnswerParseError
+from coder.math_parse import Equation, Interval, Items, Matrix, Percent, Scalar, Union, parse_answer
+
+_RANK = {"exact": 0, "symbolic": 1, "numeric within tol": 2}
+_DIGITS = 30  # evalf precision: far below any sane tolerance, and no float underflow (1/2004!)
+
+
+def _weakest(reasons: list[str]) -> str:
+    return max(reasons, key=lambda r: _RANK.get(r, 0), default="exact")
+
+
+def _close(a: sympy.Expr, b: sympy.Expr, tol: tuple[float, float]) -> bool | None:
+    """|a-b| <= max(rel*max(|a|,|b|), abs) for numbers; None if either is not a finite number."""
+    rel, abs_ = (sympy.Rational(str(t)) for t in tol)
+    if a.is_Rational and b.is_Rational:  # exact: 1/3 vs 3333/10000 decided without rounding
+        return abs(a - b) <= max(rel * max(abs(a), abs(b)), abs_)
+    va, vb = a.evalf(_DIGITS), b.evalf(_DIGITS)
+    if not (va.is_number and vb.is_number) or va.has(sympy.oo, -sympy.oo, sympy.zoo, sympy.nan) \
+            or vb.has(sympy.oo, -sympy.oo, sympy.zoo, sympy.nan):
+        return None
+    diff, size = sympy.Abs(va - vb).evalf(_DIGITS), sympy.Max(sympy.Abs(va), sympy.Abs(vb)).evalf(_DIGITS)
+    if not (diff.is_Float or diff.is_zero) or not (size.is_Float or size.is_zero):
+        return None
+    return bool(diff <= max(rel * size, abs_))
+
+
+def _probe(a: sympy.Expr, b: sympy.Expr, tol) -> str | None:
+    """Evaluate both at random points; a description of a point where they clearly differ, or None."""
+    symbols = sorted(a.free_symbols | b.free_symbols, key=str)
+    rng = random.Random(1234)  # fixed: the same answers always get the same verdict
+    for _ in range(3):
+        point = {s: sympy.Rational(rng.randint(11, 199), rng.randint(7, 97)) for s in symbols}
+        close = _close(a.subs(point), b.subs(point), tol)
+        if close is False:
+            where = ", ".join(f"{s}={v}" for s, v in point.items())
+            return f"different: values differ at {where}"
+    return None
+
+
+def scalars(a: sympy.Expr, b: sympy.Expr, tol) -> tuple[bool, str]:
+    """Two sympy expressions: exact, numeric within tol, or symbolic equality."""
+    if a == b:
+        return True, "exact"
+    if not (a.free_symbols or b.free_symbols):
+        close = _close(a, b, tol)
+        if close is None:
+            return False, f"different: {a} vs {b}"
+        if not close:
+            return False, "different: values differ beyond tolerance"
+        if not (a.is_Rational and b.is_Rational) and sympy.simplify(a - b) == 0:
+            return True, "symbolic"
+        return True, "numeric within tol"
+    differs = _probe(a, b, tol)
+    if differs:
+        return False, differs
+    if sympy.simplify(a - b) == 0 or sympy.expand(a - b) == 0:
+        return True, "symbolic"
+    return False, "different: could not show the expressions are equal"
+
+
+def _equations(a: Equation, b: Equation, tol) -> tuple[bool, str]:
+    if a.lhs == b.lhs and a.rhs == b.rhs:
+        return True, "exact"
+    da, db = a.lhs - a.rhs, b.lhs - b.rhs
+    if db == 0:
+        return (da == 0), ("symbolic" if da == 0 else "different: equations differ")
+    ratio = sympy.simplify(da / db)
+    if ratio.is_number and ratio != 0 and ratio.is_finite:
+        return True, "symbolic"  # same equation up to a nonzero factor (x=2 vs 2=x, 2y=2x vs y=x)
+    return False, "different: equations differ"
+
+
+def _solved_value(e: Equation):
+    """`x = 2` -> 2 (the answer's value) when one side is a lone variable absent from the other."""
+    for var, value in ((e.lhs, e.rhs), (e.rhs, e.lhs)):
+        if isinstance(var, sympy.Symbol) and var not in value.free_symbols:
+            return value
+    return None
+
+
+def _sequences(xs: list, ys: list, ordered: bool, tol) -> tuple[bool, str]:
+    if len(xs) != len(ys):
+        return False, f"different: {len(xs)} items vs {len(ys)}"
+    reasons, unused = [], list(range(len(ys)))
+    for k, x in enumerate(xs):
+        candidates = [k] if ordered else unused
+        for j in candidates:
+            ok, why = compare(x, ys[j], tol)
+            if ok:
+                reasons.append(why)
+                if not ordered:
+                    unused.remove(j)
+                break
+        else:
+            return False, f"different: {x} has no equal counterpart" if not ordered else \
+                f"different: item {k + 1} ({x} vs {ys[k]})"
+    return True, _weakest(reasons)
+
+
+def _intervals(a: Interval, b: Interval, tol) -> tuple[bool, str]:
+    if (a.lo_open, a.hi_open) != (b.lo_open, b.hi_open):
+        return False, "different: interval ends differ in open/closed"
+    return _sequences([Scalar(a.lo), Scalar(a.hi)], [Scalar(b.lo), Scalar(b.hi)], True, tol)
+
+
+def _kind(v) -> str:
+    if isinstance(v, Items):
+        return {"set": "a set", "tuple": "a tuple", "list": "a list"}[v.kind]
+    return {Scalar: "a number", Percent: "a percentage", Equation: "an equation", Interval: "an interval",
+            Union: "a union of intervals", Matrix: "a matrix"}[type(v)]
+
+
+def compare(a, b, tol) -> tuple[bool, str]:
+    """Equivalence of two parsed answers (see module docstring)."""
+    ta, tb = type(a), type(b)
+    if ta is Scalar and tb is Scalar:
+        return scalars(a.expr, b.expr, tol)
+    if ta is Percent or tb is Percent:
+        return _percent(a, b, tol)
+    if ta is Equation and tb is Equation:
+        return _equations(a, b, tol)
+    if ta is Equation or tb is Equation:
+        eq, other = (a, b) if ta is Equation else (b, a)
+        value = _solved_value(eq)
+        if value is None:
+            return False, f"different: an equation vs {_kind(other)}"
+        return compare(Scalar(value), other, tol) if eq is a else compare(other, Scalar(value), tol)
+    if ta is Items and tb is Items:
+        if {a.kind, b.kind} == {"set", "tuple"}:
+            return False, "different: a set vs a tuple"
+        return _sequences(a.items, b.items, "tuple" in (a.kind, b.kind), tol)
+    if ta is Interval and tb is Interval:
+        return _intervals(a, b, tol)
+    if {ta, tb} == {Interval, Items}:  # (1, 2) is both a pair and an open interval
+        iv, items = (a, b) if ta is Interval else (b, a)
+        if items.kind == "tuple" and len(items.items) == 2 and all(type(x) is Scalar for x in items.items):
+            return _intervals(iv, Interval(items.items[0].expr, items.items[1].expr, True, True), tol)
+    if ta is Union and tb is Union:
+        return _sequences(a.parts, b.parts, False, tol)
+    if ta is Matrix and tb is Matrix:
+        if (len(a.rows), len(a.rows[0])) != (len(b.rows), len(b.rows[0])):
+            return False, "different: matrix shapes differ"
+        return _sequences([Scalar(x) for r in a.rows for x in r], [Scalar(x) for r in b.rows for x in r],
+                          True, tol)
+    if {ta, tb} == {Matrix, Items}:  # a column/row vector written as a tuple
+        m, items = (a, b) if ta is Matrix else (b, a)
+        flat = [Scalar(x) for r in m.rows for x in r]
+        if items.kind != "set" and (len(m.rows) == 1 or len(m.rows[0]) == 1):
+            return _sequences(flat, items.items, True, tol)
+    return False, f"different: {_kind(a)} vs {_kind(b)}"
+
+
+def _percent(a, b, tol) -> tuple[bool, str]:
+    """50% equals 50% and 0.5 and also a bare 50 (answers to "what percent" often omit the sign)."""
+    if type(a) is Percent and type(b) is Percent:
+        return scalars(a.expr, b.expr, tol)
+    p, other = (a, b) if type(a) is Percent else (b, a)
+    if type(other) is not Scalar:
+        return False, f"different: a percentage vs {_kind(other)}"
+    for value in (p.expr / 100, p.expr):
+        ok, why = scalars(value, other.expr, tol)
+        if ok:
+            return True, why
+    return False, f"different: {p} is neither {other} nor {other}%"
+
+
+def check_parsed(predicted: str, reference: str, rel_tol: float, abs_tol: float) -> dict:
+    """Parse and compare two raw answers; the AnswerVerdict fields as a dict (never raises on bad input)."""
+    out = {"equivalent": False, "reason": "unparseable", "predicted_parsed": None,
+           "reference_parsed": None, "error": None}
+    try:
+        pred = parse_answer(predicted)
+        out["predicted_parsed"] = str(pred)
+    except AnswerParseError as exc:
+        out["error"] = f"could not parse the predicted answer {predicted!r}: {exc}"
+        return out
+    try:
+        ref = parse_answer(reference)
+        out["reference_parsed"] = str(ref)
+    except AnswerParseError as exc:
+        out["error"] = f"could not parse the reference answer {reference!r}: {exc}"
+        return out
+    out["equivalent"], out["reason"] = compare(pred, ref, (rel_tol, abs_tol))
+    return out
+

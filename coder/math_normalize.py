@@ -1,0 +1,131 @@
+"""Text clean-up of math answers before parsing: pure string work, no sympy, safe in any process.
+
+`normalize_answer` turns "\\boxed{\\$1{,}234.50}" or "5 dollars" into a canonical LaTeX-ish string;
+`plain_number` recognises answers that are just a number so they compare without the worker pool.
+"""
+from __future__ import annotations
+
+import re
+from fractions import Fraction
+
+
+class AnswerParseError(ValueError):
+    """An answer that cannot be read as math; the message names the answer and what was wrong."""
+
+
+_UNICODE = {
+    "\u2212": "-", "\u2013": "-", "\u00d7": r"\times ", "\u00f7": r"\div ", "\u00b7": r"\cdot ",
+    "\u221a": r"\sqrt", "\u03c0": r"\pi ", "\u221e": r"\infty ", "\u00b0": "", "\u00b1": r"\pm ",
+    "\u2213": r"\mp ", "\u2264": r"\le ", "\u2265": r"\ge ", "\u2260": r"\ne ", "\u222a": r"\cup ",
+    "\u2208": r"\in ", "\u2205": r"\emptyset ", "\u00a0": " ", "\u2009": " ",
+}
+# Set braces survive normalisation as these two characters, so `\{1,2\}` stays a set
+# while `{...}` keeps meaning a LaTeX group.
+SET_OPEN, SET_CLOSE = "\u2983", "\u2984"
+
+_SPACING = re.compile(r"\\(?:[,;:! ]|quad|qquad|displaystyle|textstyle|limits)|~")
+_SIZING = re.compile(r"\\(?:left|right|big|Big|bigg|Bigg)[lr]?(?![a-zA-Z])")
+_DEGREES = re.compile(r"\^\s*\{?\s*\\circ\s*\}?|\\circ|\\degree|\^\s*\{\s*\\text\{\s*o\s*\}\s*\}")
+_TEXT_CMD = re.compile(r"\\(?:text|textbf|textit|textrm|mathrm|mbox|mathbf|operatorname)\s*\{([^{}]*)\}")
+_LIST_WORDS = re.compile(r"\s+(?:or|and)\s+", re.IGNORECASE)
+_THOUSANDS = re.compile(r"^[-+]?\d{1,3}(?:,\d{3})+(?:\.\d+)?$")
+_NUMBER = re.compile(r"^[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d{1,4})?$")
+
+# Words after a number that are units, not math: "5 dollars", "12 cm", "3 apples".
+_MATH_WORDS = {
+    "pi", "sqrt", "sin", "cos", "tan", "cot", "sec", "csc", "log", "ln", "exp", "arcsin", "arccos",
+    "arctan", "sinh", "cosh", "tanh", "oo", "infty", "i", "e", "x", "y", "z", "n", "k",
+}
+_SHORT_UNITS = {"m", "cm", "mm", "km", "g", "kg", "mg", "s", "ms", "h", "hr", "hrs", "min", "ml", "l",
+                "ft", "in", "yd", "mi", "lb", "lbs", "oz", "mph", "kmh", "sq", "pm", "am", "usd"}
+_UNIT_TAIL = re.compile(r"^(.*?\d)\s*((?:[a-zA-Z]+\.?(?:\^\{?\d\}?)?\s*)+)$")
+
+
+def _last_boxed(text: str) -> str | None:
+    """Content of the last \\boxed{...} / \\fbox{...} (nested braces), or of `\\boxed 5`."""
+    start = max(text.rfind("\\boxed"), text.rfind("\\fbox"))
+    if start < 0:
+        return None
+    i = start + (6 if text.startswith("\\boxed", start) else 5)
+    while i < len(text) and text[i] == " ":
+        i += 1
+    if i >= len(text):
+        return None
+    if text[i] != "{":  # "\boxed 5": up to the next space or "$"
+        return re.split(r"[\s$]", text[i:], maxsplit=1)[0]
+    depth = 0
+    for j in range(i, len(text)):
+        if text[j] == "{":
+            depth += 1
+        elif text[j] == "}":
+            depth -= 1
+            if depth == 0:
+                return text[i + 1:j]
+    return None  # unbalanced: caller falls back to the whole text
+
+
+def _strip_units(s: str) -> str:
+    m = _UNIT_TAIL.match(s)
+    if not m:
+        return s
+    words = re.findall(r"[a-zA-Z]+", m.group(2))
+    if all((len(w) >= 3 or w.lower() in _SHORT_UNITS) and w.lower() not in _MATH_WORDS for w in words):
+        return m.group(1).strip()
+    return s
+
+
+def _unwrap_text(m: re.Match) -> str:
+    inner = m.group(1).strip()
+    # \text{cm}, \text{ dollars}: units go; \mathrm{x}, \operatorname{lcm}: keep the content.
+    if re.fullmatch(r"[a-zA-Z ]*", inner) and (len(inner) >= 3 or inner.lower() in _SHORT_UNITS or not inner):
+        if inner.lower() not in _MATH_WORDS:
+            return " " if inner.lower() not in {"or", "and"} else ","
+    return inner
+
+
+def normalize_answer(text: str) -> str:
+    """Canonical string form of an answer: delimiters, \\boxed, spacing, units and degrees removed."""
+    s = str(text).strip()
+    for k, v in _UNICODE.items():
+        s = s.replace(k, v)
+    boxed = _last_boxed(s)
+    if boxed is not None:
+        s = boxed
+    s = s.replace("\\$", "").replace("$", "")
+    s = re.sub(r"\\[\[\]()]", " ", s)  # \( \) \[ \] math delimiters
+    s = re.sub(r"(\d)\{,\}(?=\d{3})", r"\1", s)  # 1{,}234
+    s = re.sub(r"(\d)\\,(?=\d{3}(?!\d))", r"\1", s)  # 1\,234
+    s = re.sub(r"\\[dtc]frac", r"\\frac", s)
+    s = s.replace("\\{", SET_OPEN).replace("\\}", SET_CLOSE)
+    s = _SIZING.sub("", s).replace("\\middle", "")
+    s = _DEGREES.sub("", s)
+    s = _SPACING.sub(" ", s)
+    s = _TEXT_CMD.sub(_unwrap_text, s)
+    s = re.sub(r"\\%|\s*percent\b", "%", s)
+    s = re.sub(r"(?i)\bdollars?\b|\bcents?\b|\busd\b", " ", s) if re.search(r"\d", s) else s
+    s = _LIST_WORDS.sub(", ", s)
+    s = re.sub(r"\s+", " ", s).strip()
+    s = s.rstrip(".;: ").strip()
+    s = re.sub(r"^(?:the\s+)?(?:final\s+)?answer\s*(?:is|:)\s*", "", s, flags=re.IGNORECASE)
+    s = _strip_units(s)
+    if _THOUSANDS.match(s):
+        s = s.replace(",", "")
+    return s
+
+
+def plain_number(s: str) -> Fraction | None:
+    """The exact value of a normalized answer that is just a decimal number, else None."""
+    if len(s) > 60 or not _NUMBER.match(s):
+        return None
+    try:
+        return Fraction(s)
+    except (ValueError, ZeroDivisionError):
+        return None
+
+
+def within_tolerance(a: Fraction, b: Fraction, rel_tol: float, abs_tol: float) -> bool:
+    """|a - b| <= max(rel_tol * max(|a|, |b|), abs_tol), in exact arithmetic (no float round-off)."""
+    diff = abs(a - b)
+    # str(): 1e-6 means exactly 10**-6, not the nearest binary float.
+    bound = max(Fraction(str(rel_tol)) * max(abs(a), abs(b)), Fraction(str(abs_tol)))
+    return diff <= bound

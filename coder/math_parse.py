@@ -1,0 +1,237 @@
+"""A normalized answer string -> a structured value (scalar, equation, set, tuple, interval, matrix ...).
+
+Runs inside the checker worker (sympy evaluation may blow up). Structure is decided on the
+text first, so `{1,2}` (set), `(1,2)` (tuple / open interval) and `[1,2)` (interval) stay distinct.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+import sympy
+
+from coder.math_latex import parse_scalar
+from coder.math_normalize import SET_CLOSE, SET_OPEN, AnswerParseError, normalize_answer
+
+_OPEN, _CLOSE = "([{" + SET_OPEN, ")]}" + SET_CLOSE
+_MAX_SHOWN = 300
+
+
+def _show(expr) -> str:
+    try:
+        text = sympy.sstr(expr)
+    except ValueError:  # an integer too long to print (e.g. 2004!)
+        text = f"<{type(expr).__name__} too long to print>"
+    return text if len(text) <= _MAX_SHOWN else text[:_MAX_SHOWN] + "..."
+
+
+@dataclass
+class Scalar:
+    expr: sympy.Expr
+
+    def __str__(self) -> str:
+        return _show(self.expr)
+
+
+@dataclass
+class Percent:
+    expr: sympy.Expr  # the number before "%"
+
+    def __str__(self) -> str:
+        return f"{_show(self.expr)}%"
+
+
+@dataclass
+class Equation:
+    lhs: sympy.Expr
+    rhs: sympy.Expr
+
+    def __str__(self) -> str:
+        return f"{_show(self.lhs)} = {_show(self.rhs)}"
+
+
+@dataclass
+class Items:
+    kind: str  # "set" (unordered), "tuple" (ordered), "list" (bare "a, b": order not significant)
+    items: list
+
+    def __str__(self) -> str:
+        body = ", ".join(map(str, self.items))
+        return {"set": "{%s}", "tuple": "(%s)", "list": "%s"}[self.kind] % body
+
+
+@dataclass
+class Interval:
+    lo: sympy.Expr
+    hi: sympy.Expr
+    lo_open: bool
+    hi_open: bool
+
+    def __str__(self) -> str:
+        return f"{'(' if self.lo_open else '['}{_show(self.lo)}, {_show(self.hi)}{')' if self.hi_open else ']'}"
+
+
+@dataclass
+class Union:
+    parts: list
+
+    def __str__(self) -> str:
+        return " U ".join(map(str, self.parts))
+
+
+@dataclass
+class Matrix:
+    rows: list[list[sympy.Expr]]
+
+    def __str__(self) -> str:
+        return "[" + "; ".join(", ".join(_show(x) for x in row) for row in self.rows) + "]"
+
+
+def split_top(s: str, sep: str) -> list[str]:
+    """Split on `sep` where it is outside every bracket pair."""
+    parts, depth, start = [], 0, 0
+    i = 0
+    while i < len(s):
+        c = s[i]
+        if c in _OPEN:
+            depth += 1
+        elif c in _CLOSE:
+            depth -= 1
+        elif depth == 0 and s.startswith(sep, i):
+            parts.append(s[start:i])
+            start = i + len(sep)
+            i = start
+            continue
+        i += 1
+    parts.append(s[start:])
+    return [p.strip() for p in parts]
+
+
+def _wrapped(s: str) -> bool:
+    """True when s[0] opens a bracket that closes at s[-1] (so `(a)(b)` is not wrapped)."""
+    if len(s) < 2 or s[0] not in _OPEN or s[-1] not in _CLOSE:
+        return False
+    depth = 0
+    for i, c in enumerate(s):
+        depth += (c in _OPEN) - (c in _CLOSE)
+        if depth == 0:
+            return i == len(s) - 1
+    return False
+
+
+_MIXED = re.compile(r"^(-?)(\d+)\s*(?:\s(\d+)/(\d+)|\\frac\{(\d+)\}\{(\d+)\})$")
+_RELATIONS = (("<=", sympy.Le), (">=", sympy.Ge), ("<", sympy.Lt), (">", sympy.Gt))
+_MATRIX = re.compile(r"^\\begin\{([pbBvV]?matrix|array)\}(?:\{[lcr|]*\})?(.*)\\end\{\1\}$", re.S)
+
+
+def _scalar_or_mixed(s: str) -> sympy.Expr:
+    m = _MIXED.match(s)
+    if m:  # "3 1/2", "3\frac{1}{2}": a mixed number, not 3 * 1/2
+        sign, whole = m.group(1), int(m.group(2))
+        num, den = (m.group(3), m.group(4)) if m.group(3) else (m.group(5), m.group(6))
+        value = whole + sympy.Rational(int(num), int(den))
+        return -value if sign else value
+    return parse_scalar(s)
+
+
+def _relation(s: str):
+    """`x > 3`, `1 < x <= 2` -> an Interval/Union over the one variable; None when no relation."""
+    s = s.replace("\\leq", "<=").replace("\\le", "<=").replace("\\geq", ">=").replace("\\ge", ">=")
+    s = s.replace("\\lt", "<").replace("\\gt", ">")
+    parts = re.split(r"(<=|>=|<|>)", s)
+    if len(parts) < 3:
+        return None
+    exprs = [parse_scalar(p) for p in parts[::2]]
+    ops = dict(_RELATIONS)
+    conds = [ops[op](exprs[k], exprs[k + 1]) for k, op in enumerate(parts[1::2])]
+    free = set().union(*(e.free_symbols for e in exprs))
+    if len(free) != 1:
+        raise AnswerParseError(f"an inequality needs exactly one variable: {s!r}")
+    solved = sympy.And(*conds).as_set()
+    return _from_sympy_set(solved, s)
+
+
+def _from_sympy_set(st, source: str):
+    if isinstance(st, sympy.Interval):
+        return Interval(st.start, st.end, bool(st.left_open), bool(st.right_open))
+    if isinstance(st, sympy.Union):
+        return Union([_from_sympy_set(a, source) for a in st.args])
+    if isinstance(st, sympy.FiniteSet):
+        return Items("set", [Scalar(a) for a in st.args])
+    raise AnswerParseError(f"cannot represent the solution set of {source!r}")
+
+
+def _matrix(body: str) -> Matrix:
+    rows = [r for r in re.split(r"\\\\", body) if r.strip()]
+    table = [[parse_scalar(cell) for cell in row.split("&")] for row in rows]
+    if len({len(r) for r in table}) != 1:
+        raise AnswerParseError(f"matrix rows have different lengths: {body!r}")
+    return Matrix(table)
+
+
+def _bracketed(s: str):
+    """`{..}`, `(..)`, `[..]`, `(..]` with a top-level comma inside (or empty set braces)."""
+    inner = s[1:-1].strip()
+    items = split_top(inner, ",") if inner else []
+    if s[0] in "{" + SET_OPEN and s[-1] in "}" + SET_CLOSE:
+        if s[0] == SET_OPEN or len(items) > 1:
+            return Items("set", [parse_item(x) for x in items])
+        return None  # a plain {group}
+    if len(items) < 2 or s[0] == "{":
+        return None
+    closed_lo, closed_hi = s[0] == "[", s[-1] == "]"
+    if len(items) == 2 and (s[0] != s[-1].translate(str.maketrans(")]", "(["))  # mixed: [a, b)
+                            or (closed_lo and closed_hi)):
+        lo, hi = (parse_scalar(x) for x in items)
+        return Interval(lo, hi, not closed_lo, not closed_hi)
+    return Items("tuple", [parse_item(x) for x in items])
+
+
+def parse_item(s: str):
+    """One answer without top-level commas -> a structured value."""
+    s = s.strip()
+    if not s:
+        raise AnswerParseError("empty item in a list")
+    if s in {"\\emptyset", "\\varnothing", SET_OPEN + SET_CLOSE}:
+        return Items("set", [])
+    if "\\cup" in s:
+        parts = [parse_item(p) for p in split_top(s, "\\cup")]
+        return Union(parts) if len(parts) > 1 else parts[0]
+    m = _MATRIX.match(s)
+    if m:
+        return _matrix(m.group(2))
+    if _wrapped(s):
+        value = _bracketed(s)
+        if value is not None:
+            return value
+    sides = split_top(s, "=")
+    if len(sides) == 2:
+        return Equation(_scalar_or_mixed(sides[0]), _scalar_or_mixed(sides[1]))
+    if len(sides) > 2:
+        raise AnswerParseError(f"more than one '=' in {s!r}")
+    rel = _relation(s) if re.search(r"[<>]|\\[lg]eq?\b|\\[lg]t\b", s) else None
+    if rel is not None:
+        return rel
+    if "\\pm" in s or "\\mp" in s:  # "1 \pm \sqrt2": both values, order not significant
+        plus = s.replace("\\pm", "+").replace("\\mp", "-")
+        minus = s.replace("\\pm", "-").replace("\\mp", "+")
+        return Items("list", [Scalar(parse_scalar(plus)), Scalar(parse_scalar(minus))])
+    if s.endswith("%"):
+        return Percent(_scalar_or_mixed(s[:-1]))
+    return Scalar(_scalar_or_mixed(s))
+
+
+def parse_answer(text: str):
+    """Normalize and parse one answer into a structured value; raises AnswerParseError."""
+    s = normalize_answer(text)
+    if not s:
+        raise AnswerParseError(f"empty answer {text!r}")
+    # "x \in [1, 2]", "x = 1, 2": the variable name is not part of the answer.
+    s = re.sub(r"^[A-Za-z](?:_\{?\w+\}?)?\s*\\in\s+", "", s)
+    m = re.match(r"^[A-Za-z](?:_\{?\w+\}?)?\s*=\s*(.+)$", s)
+    if m and len(split_top(m.group(1), ",")) > 1 and "=" not in m.group(1):
+        s = m.group(1)
+    items = split_top(s, ",")
+    if len(items) > 1:
+        return Items("list", [parse_item(x) for x in items])
+    return parse_item(s)
