@@ -1,0 +1,21 @@
+"""Held-out accuracy: greedy completions of held-out tasks, scored by the same verified rewards."""
+from __future__ import annotations
+
+from .config import SamplingConfig
+from .policy import sample
+from .rewards import RewardFn
+from .tasks import Task
+
+
+def heldout_accuracy(model, tokenizer, tasks: list[Task], reward_fn: RewardFn, sampling: SamplingConfig,
+                     batch_size: int = 64) -> float:
+    """Fraction of `tasks` whose greedy (temperature 0) completion is verified correct."""
+    if not tasks:
+        raise ValueError("no held-out tasks to evaluate; lower --heldout-fraction's divisor or add prompts")
+    greedy = sampling.model_copy(update={"temperature": 0.0})
+    correct = 0
+    for i in range(0, len(tasks), batch_size):
+        chunk = tasks[i : i + batch_size]
+        for s in sample(model, tokenizer, chunk, 1, greedy, seed=0, version=-1):
+            correct += reward_fn(s.task, s.text, s.finished).correct
+    return correct / len(tasks)

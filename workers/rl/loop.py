@@ -1,0 +1,203 @@
+"""The GRPO loop on Ray: publish weights, roll out in chunks, score while generating, learn, checkpoint.
+
+Each step:
+  1. the learner puts its weights in the object store once; every rollout actor gets that one ref;
+  2. the step's prompts are cut into chunks queued on the rollout actors; as each chunk finishes its
+     samples go to a reward actor, so rewards are computed while the next chunk is generated;
+  3. the learner takes one GRPO step on all scored samples;
+  4. metrics are logged; every `checkpoint_every` steps model, optimizer, schedule, RNG and the data
+     cursor are saved, so `--resume` continues with the same data order.
+"""
+from __future__ import annotations
+
+import math
+import sys
+import time
+from pathlib import Path
+
+from .checkpoint import latest_checkpoint, load_trainer_state
+from .config import RLConfig
+from .metrics import MetricsLog, plot_run
+from .policy import Sample
+from .tasks import PromptStream, Task, load_tasks, make_tiny_tasks, split_tasks
+
+
+def load_prompt_set(config: RLConfig) -> tuple[list[Task], list[Task]]:
+    """(train, heldout) tasks for the job; Lean sets need a Lean project for their reward."""
+    tasks = make_tiny_tasks() if config.prompts == "tiny" else load_tasks(config.prompts)
+    if any(t.kind == "lean" for t in tasks) and not config.reward.lean_project:
+        raise ValueError(
+            f"prompt set {config.prompts} has Lean tasks: pass --project PATH (a Lean project with the REPL built) "
+            "so proofs can be checked"
+        )
+    train, held = split_tasks(tasks, config.heldout_fraction)
+    if not held:  # tiny sets: still measure something
+        held = train[: config.eval_size]
+    return train, held[: config.eval_size]
+
+
+class RLRun:
+    """One RL job's actors and state; `run()` drives it to `config.steps`."""
+
+    def __init__(self, config: RLConfig):
+        import ray
+
+        from .actors import LearnerActor, RewardActor, RolloutActor
+
+        self.config = config
+        self.ray = ray
+        self.train, self.heldout = load_prompt_set(config)
+        self.learner = LearnerActor.options(**_learner_placement(ray)).remote(config)
+        model_dir = str(config.model_dir())
+        self.rollouts = [RolloutActor.remote(model_dir, config.threads) for _ in range(config.rollout_workers)]
+        self._reward_args = (config.reward, config.reward.lean_project)
+        self.rewarders = [RewardActor.remote(*self._reward_args) for _ in range(config.reward_workers)]
+        self.start_step, self.start_acc, cursor = 0, None, 0
+        ckpt = latest_checkpoint(config.run_dir) if config.resume else None
+        if ckpt is not None:
+            state = load_trainer_state(ckpt)
+            ray.get(self.learner.restore.remote(str(ckpt)))
+            self.start_step, cursor, self.start_acc = state["step"], state["cursor"], state.get("start_acc")
+        self.stream = PromptStream(self.train, config.seed, cursor)
+        self.metrics = MetricsLog(config.run_dir, resume_after=self.start_step if ckpt is not None else None)
+        self.last_versions: list[int] = []
+
+    def evaluate(self) -> float:
+        c = self.config
+        return self.ray.get(self.learner.heldout_accuracy.remote(self.heldout, c.reward, c.sampling))
+
+    def run(self) -> dict:
+        """Run from the current step to `config.steps`; returns start/end held-out accuracy and paths."""
+        from tqdm import tqdm
+
+        c = self.config
+        if self.start_acc is None:
+            self.start_acc = self.evaluate()
+        print(f"held-out accuracy at start: {self.start_acc:.3f} ({len(self.heldout)} tasks)", file=sys.stderr)
+        bar = tqdm(range(self.start_step + 1, c.steps + 1), desc="rl", file=sys.stderr, disable=not c.progress,
+                   initial=self.start_step, total=c.steps)
+        row: dict = {}
+        for step in bar:
+            row = self.step(step)
+            if c.eval_every and step % c.eval_every == 0 and step != c.steps:
+                row["heldout_acc"] = self.evaluate()
+            if step == c.steps:
+                row["heldout_acc"] = self.evaluate()
+            self.metrics.log(row)
+            if step % c.checkpoint_every == 0 or step == c.steps:
+                self.save(step)
+            bar.set_postfix(reward=f"{row['reward_mean']:.3f}", pass_rate=f"{row['pass_rate']:.2f}")
+        self.metrics.close()
+        end_acc = row.get("heldout_acc", self.start_acc) if row else self.start_acc
+        print(f"held-out accuracy at end: {end_acc:.3f} (start {self.start_acc:.3f})", file=sys.stderr)
+        plot = plot_run(c.run_dir)
+        return {"start_acc": self.start_acc, "end_acc": end_acc, "steps": c.steps,
+                "run_dir": str(c.run_dir), "plot": str(plot)}
+
+    def save(self, step: int) -> str:
+        extra = {"cursor": self.stream.cursor, "start_acc": self.start_acc,
+                 "config": self.config.model_dump(mode="json")}
+        return self.ray.get(self.learner.save_checkpoint.remote(str(self.config.run_dir), step, extra,
+                                                                 self.config.keep_checkpoints))
+
+    def step(self, step: int) -> dict:
+        """One RL step; returns its metrics row."""
+        c, ray = self.config, self.ray
+        t0 = time.perf_counter()
+        refs, version = ray.get(self.learner.publish.remote())
+        self.last_versions = ray.get([r.set_weights.remote(refs, version) for r in self.rollouts])
+        tasks = self.stream.next_batch(c.prompts_per_step)
+        samples, timeouts = self._rollout_and_score(step, tasks)
+        gen_s = time.perf_counter() - t0
+        stats = ray.get(self.learner.step.remote(samples))
+        step_s = time.perf_counter() - t0
+        rewards = [s.reward for s in samples]
+        mean = sum(rewards) / len(rewards)
+        n_tokens = sum(len(s.completion_ids) for s in samples)
+        return {
+            "step": step, "reward_mean": mean,
+            "reward_std": math.sqrt(sum((r - mean) ** 2 for r in rewards) / len(rewards)),
+            "pass_rate": sum(s.correct for s in samples) / len(samples),
+            "response_len": n_tokens / len(samples), "tokens_per_s": n_tokens / gen_s,
+            "samples_per_s": len(samples) / step_s, "step_s": step_s,
+            "policy_version": min(s.policy_version for s in samples), "reward_timeouts": timeouts, **stats,
+        }
+
+    def _rollout_and_score(self, step: int, tasks: list[Task]) -> tuple[list[Sample], int]:
+        c, ray = self.config, self.ray
+        n_chunks = min(len(tasks), c.rollout_chunks * len(self.rollouts))
+        bounds = [round(i * len(tasks) / n_chunks) for i in range(n_chunks + 1)]
+        pending = {}
+        for i in range(n_chunks):
+            actor = self.rollouts[i % len(self.rollouts)]
+            seed = c.seed * 1_000_003 + step * 1009 + i  # same step, same samples after a resume
+            ref = actor.rollout.remote(tasks[bounds[i]: bounds[i + 1]], c.grpo.group_size, c.sampling, seed, bounds[i])
+            pending[ref] = i
+        scoring = {}
+        while pending:  # score each chunk as soon as it is generated, while the others still generate
+            ready, _ = ray.wait(list(pending), num_returns=1)
+            i = pending.pop(ready[0])
+            chunk = ray.get(ready[0])
+            rewarder = self.rewarders[i % len(self.rewarders)]
+            scoring[rewarder.score.remote(chunk)] = (i % len(self.rewarders), chunk)
+        return self._collect_rewards(scoring)
+
+    def _collect_rewards(self, scoring: dict) -> tuple[list[Sample], int]:
+        # Backstop for a reward call that ignores its own limits: the worst case is every sample timing out.
+        ray = self.ray
+        longest = max(len(chunk) for _, chunk in scoring.values())
+        ready, late = ray.wait(list(scoring), num_returns=len(scoring),
+                               timeout=self.config.reward.timeout_s * longest + 30)
+        samples, timeouts = [], 0
+        for ref in ready:
+            samples.extend(ray.get(ref))
+        for ref in late:  # kill the hung worker and score its samples 0; the step goes on
+            idx, chunk = scoring[ref]
+            ray.kill(self.rewarders[idx])
+            self.rewarders[idx] = _new_rewarder(self._reward_args)
+            timeouts += len(chunk)
+            for s in chunk:
+                s.reward, s.correct = 0.0, False
+            samples.extend(chunk)
+        samples.sort(key=lambda s: s.group)
+        return samples, timeouts
+
+    def shutdown(self) -> None:
+        for a in [self.learner, *self.rollouts, *self.rewarders]:
+            self.ray.kill(a)
+
+
+def _new_rewarder(args):
+    from .actors import RewardActor
+
+    return RewardActor.remote(*args)
+
+
+def _learner_placement(ray) -> dict:
+    """On a cluster with GPUs the learner gets one through a placement group; on CPU it runs anywhere."""
+    if ray.cluster_resources().get("GPU", 0) < 1:
+        return {}
+    from ray.util.placement_group import placement_group
+    from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy
+
+    pg = placement_group([{"GPU": 1, "CPU": 1}], strategy="STRICT_PACK")
+    ray.get(pg.ready())
+    return {"num_gpus": 1, "scheduling_strategy": PlacementGroupSchedulingStrategy(pg)}
+
+
+def run_rl(config: RLConfig) -> dict:
+    """Start (or join) Ray, run the job, and shut its actors down."""
+    import os
+
+    import ray
+
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    if not ray.is_initialized():
+        ray.init(address=config.address, include_dashboard=False, log_to_driver=False, configure_logging=False,
+                 **({} if config.address else {"num_cpus": max(4, config.rollout_workers + config.reward_workers + 1)}))
+    Path(config.run_dir).mkdir(parents=True, exist_ok=True)
+    run = RLRun(config)
+    try:
+        return run.run()
+    finally:
+        run.shutdown()

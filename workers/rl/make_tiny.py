@@ -1,0 +1,107 @@
+"""Make the embedded tiny checkpoint: byte-level tokenizer + a small MoE model SFT'd on the tiny task set.
+
+    python -m workers.rl.make_tiny [--out core_model/assets/tiny] [--steps 300]
+
+The SFT is kept short on purpose: the checkpoint should be partly right on held-out tasks (20-50%),
+so GRPO's reward has signal and room to improve it.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import sys
+import tempfile
+from pathlib import Path
+
+SHIPPED = ("config.json", "model.safetensors", "tokenizer.json", "tokenizer_config.json")
+
+# A DeepSeek-V2 shape (MLA + routed/shared experts) small enough to train and RL on 2 CPU cores.
+TINY_MODEL = {
+    "model_type": "deepseek_v2",
+    "hidden_size": 128,
+    "num_hidden_layers": 3,
+    "num_attention_heads": 4,
+    "num_key_value_heads": 4,
+    "intermediate_size": 384,
+    "moe_intermediate_size": 96,
+    "n_routed_experts": 8,
+    "n_shared_experts": 1,
+    "num_experts_per_tok": 2,
+    "first_k_dense_replace": 1,
+    "moe_layer_freq": 1,
+    "kv_lora_rank": 32,
+    "q_lora_rank": None,
+    "qk_nope_head_dim": 32,
+    "qk_rope_head_dim": 16,
+    "v_head_dim": 32,
+    "topk_method": "greedy",
+    "norm_topk_prob": False,
+    "routed_scaling_factor": 1.0,
+    "aux_loss_alpha": 0.01,
+    "seq_aux": True,
+    "rope_theta": 10000.0,
+    "rms_norm_eps": 1e-6,
+    "max_position_embeddings": 256,
+    "initializer_range": 0.02,
+    "tie_word_embeddings": False,
+}
+
+
+def make_tiny(out: str | Path, steps: int = 300, seed: int = 0, threads: int = 2, lr: float = 3e-3,
+              progress: bool = True) -> dict:
+    """Train the tiny checkpoint into `out` and return its metrics (held-out accuracy included)."""
+    from core_model import TrainConfig, load_tokenizer, train, train_bpe
+
+    from .config import SamplingConfig
+    from .evaluate import heldout_accuracy
+    from .policy import load_policy
+    from .rewards import RewardConfig, RewardFn
+    from .tasks import make_tiny_tasks, sft_text, split_tasks
+
+    out = Path(out)
+    train_tasks, heldout = split_tasks(make_tiny_tasks(seed=seed))
+    with tempfile.TemporaryDirectory(prefix="proofcode-tiny-") as tmp:
+        tmp = Path(tmp)
+        data = tmp / "sft.jsonl"
+        with data.open("w") as fh:
+            for t in train_tasks:
+                fh.write(json.dumps({"prompt": t.prompt, "completion": sft_text(t)}) + "\n")
+        # 256 bytes + 3 specials and no merges: every character is one token, digits stay digits.
+        texts = [t.prompt + sft_text(t) for t in train_tasks]
+        train_bpe(texts, vocab_size=259).save(tmp / "tok")
+        config = TrainConfig(
+            output_dir=str(tmp / "run"), data=str(data), data_format="sft", max_data_bytes=None,
+            model=TINY_MODEL, tokenizer=str(tmp / "tok"), seq_len=48, batch_size=64, max_steps=steps,
+            lr=lr, warmup_steps=min(20, steps), min_lr_ratio=0.1, weight_decay=0.0, seed=seed,
+            num_threads=threads, progress=progress,
+        )
+        metrics = train(config)
+        out.mkdir(parents=True, exist_ok=True)
+        for name in SHIPPED:
+            shutil.copy2(tmp / "run" / name, out / name)
+    load_tokenizer(out)  # the shipped files load as a checkpoint
+    model, tokenizer = load_policy(out, threads)
+    sampling = SamplingConfig(max_new_tokens=12)
+    acc = heldout_accuracy(model, tokenizer, heldout[:300], RewardFn(RewardConfig()), sampling)
+    return {"heldout_acc": acc, "heldout": min(300, len(heldout)), "train_tasks": len(train_tasks),
+            "loss": metrics.get("loss"), "out": str(out)}
+
+
+def main(argv: list[str] | None = None) -> int:
+    from core_model import EMBEDDED_TINY_PATH
+
+    p = argparse.ArgumentParser(prog="python -m workers.rl.make_tiny", description=__doc__.splitlines()[0])
+    p.add_argument("--out", default=str(EMBEDDED_TINY_PATH), help="checkpoint directory to write")
+    p.add_argument("--steps", type=int, default=300, help="SFT optimizer steps (fewer: a weaker start)")
+    p.add_argument("--lr", type=float, default=3e-3)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--threads", type=int, default=2)
+    args = p.parse_args(argv)
+    result = make_tiny(args.out, steps=args.steps, seed=args.seed, threads=args.threads, lr=args.lr)
+    print(json.dumps(result, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,180 @@
+"""RL prompt sets: load math / code / Lean tasks from jsonl, or generate the embedded tiny task set.
+
+jsonl rows (kind is inferred from the keys):
+  math: {"question": ..., "answer": ...}
+  code: {"prompt": ..., "tests": "assert f(1) == 2\n..." or [..]}   (optional "entry_point")
+  lean: {"header": ..., "formal_statement": ...}                  (optional "name")
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import random
+from pathlib import Path
+from typing import Iterator, Literal
+
+from pydantic import BaseModel
+
+Kind = Literal["math", "code", "lean"]
+
+
+class Task(BaseModel):
+    """One RL prompt with what its reward needs (answer, tests or formal statement)."""
+
+    id: str
+    kind: Kind
+    prompt: str
+    answer: str | None = None
+    tests: list[str] | None = None
+    header: str | None = None
+    formal_statement: str | None = None
+
+
+def load_tasks(path: str | Path, limit: int | None = None) -> list[Task]:
+    """Read a jsonl prompt set; the kind of each row is inferred from its keys."""
+    path = Path(path).expanduser()
+    if not path.is_file():
+        raise FileNotFoundError(f"prompt set {path} does not exist; pass a jsonl file (see docs/rl.md)")
+    tasks: list[Task] = []
+    with path.open(encoding="utf-8") as fh:
+        for lineno, line in enumerate(fh, 1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise ValueError(f"{path}:{lineno}: not valid JSON ({exc})") from exc
+            tasks.append(_task_from_row(row, f"{path.stem}-{lineno}", f"{path}:{lineno}"))
+            if limit is not None and len(tasks) >= limit:
+                break
+    if not tasks:
+        raise ValueError(f"prompt set {path} is empty")
+    return tasks
+
+
+def _task_from_row(row: dict, default_id: str, where: str) -> Task:
+    task_id = str(row.get("id", row.get("task_id", row.get("name", default_id))))
+    if "formal_statement" in row:
+        header = row.get("header") or ""
+        prompt = row.get("prompt") or f"{header}\n{row['formal_statement']}".strip()
+        return Task(id=task_id, kind="lean", prompt=prompt, header=header, formal_statement=row["formal_statement"])
+    if "question" in row and "answer" in row:
+        return Task(id=task_id, kind="math", prompt=row["question"], answer=_final_answer(str(row["answer"])))
+    if "prompt" in row and ("tests" in row or "test_list" in row):
+        tests = row.get("tests", row.get("test_list"))
+        tests = [t for t in tests.splitlines() if t.strip()] if isinstance(tests, str) else [str(t) for t in tests]
+        return Task(id=task_id, kind="code", prompt=row["prompt"], tests=tests)
+    raise ValueError(
+        f"{where}: cannot tell the task kind from keys {sorted(row)}; expected question+answer (math), "
+        "prompt+tests (code) or header+formal_statement (lean)"
+    )
+
+
+def _final_answer(answer: str) -> str:
+    # GSM8K keeps the final answer after '####'; other sets give it bare.
+    return answer.rsplit("####", 1)[-1].strip()
+
+
+# ---------------------------------------------------------------- the embedded tiny task set
+
+_WORD_OPS = (("add", "+"), ("subtract", "-"), ("multiply by", "*"))
+
+
+def _math_problem(rng: random.Random) -> tuple[str, str]:
+    family = rng.choice(("add", "add", "sub", "mul", "linear"))
+    if family == "add":
+        a, b = rng.randint(10, 99), rng.randint(10, 99)
+        return f"{a}+{b}=", str(a + b)
+    if family == "sub":
+        a, b = sorted((rng.randint(10, 99), rng.randint(10, 99)), reverse=True)
+        return f"{a}-{b}=", str(a - b)
+    if family == "mul":
+        a, b = rng.randint(2, 9), rng.randint(2, 19)
+        return f"{a}*{b}=", str(a * b)
+    x, a, b = rng.randint(1, 9), rng.randint(2, 9), rng.randint(1, 20)
+    return f"{a}x+{b}={a * x + b},x=", str(x)  # linear equation solved for x
+
+
+def _code_problem(rng: random.Random) -> tuple[str, str, list[str]]:
+    steps = [(rng.choice(_WORD_OPS), rng.randint(2, 9)) for _ in range(rng.randint(1, 2))]
+    words = " then ".join(f"{w} {n}" for (w, _), n in steps)
+    expr = "x"
+    for (_, op), n in steps:
+        expr = f"x{op}{n}" if expr == "x" else f"({expr}){op}{n}"
+    prompt = f"# f: {words}\ndef f(x):return "
+    tests = [f"assert f({v})=={eval(expr, {'x': v})}" for v in (0, 3, 7)]  # expr is ours: digits and ops
+    return prompt, expr, tests
+
+
+def make_tiny_tasks(n: int = 6000, seed: int = 0, code_fraction: float = 0.2) -> list[Task]:
+    """The embedded task set: arithmetic/linear equations (sympy-checked) and tiny Python functions (sandbox)."""
+    rng = random.Random(seed)
+    seen: set[str] = set()
+    tasks: list[Task] = []
+    while len(tasks) < n:
+        if rng.random() < code_fraction:
+            prompt, completion, tests = _code_problem(rng)
+            task = Task(id="", kind="code", prompt=prompt, answer=completion, tests=tests)
+        else:
+            prompt, answer = _math_problem(rng)
+            task = Task(id="", kind="math", prompt=prompt, answer=answer)
+        if prompt in seen:
+            continue
+        seen.add(prompt)
+        task.id = f"tiny-{hashlib.sha1(prompt.encode()).hexdigest()[:10]}"
+        tasks.append(task)
+    return tasks
+
+
+def is_heldout(task: Task, fraction: float = 0.1) -> bool:
+    """Stable split on the prompt text, so the held-out set never depends on generation order."""
+    h = int(hashlib.sha1(task.prompt.encode()).hexdigest()[:8], 16)
+    return h < fraction * 0xFFFFFFFF
+
+
+def split_tasks(tasks: list[Task], fraction: float = 0.1) -> tuple[list[Task], list[Task]]:
+    """(train, heldout) by `is_heldout`."""
+    train = [t for t in tasks if not is_heldout(t, fraction)]
+    held = [t for t in tasks if is_heldout(t, fraction)]
+    return train, held
+
+
+def sft_text(task: Task) -> str:
+    """The reference completion of a generated task (what the tiny model is supervised on)."""
+    if task.answer is None:
+        raise ValueError(f"task {task.id} has no reference completion")
+    return task.answer
+
+
+class PromptStream:
+    """Deterministic, resumable order over tasks: epoch e is a permutation seeded by (seed, e).
+
+    The cursor is the number of prompts already handed out, so a checkpoint restores the exact order.
+    """
+
+    def __init__(self, tasks: list[Task], seed: int = 0, cursor: int = 0):
+        if not tasks:
+            raise ValueError("no training prompts: the prompt set (after the held-out split) is empty")
+        self.tasks = tasks
+        self.seed = seed
+        self.cursor = cursor
+
+    def _order(self, epoch: int) -> list[int]:
+        order = list(range(len(self.tasks)))
+        random.Random(f"{self.seed}-{epoch}").shuffle(order)
+        return order
+
+    def next_batch(self, size: int) -> list[Task]:
+        """The next `size` prompts; advances the cursor."""
+        out = []
+        for _ in range(size):
+            epoch, i = divmod(self.cursor, len(self.tasks))
+            if i == 0 or not hasattr(self, "_cache") or self._cache[0] != epoch:
+                self._cache = (epoch, self._order(epoch))
+            out.append(self.tasks[self._cache[1][i]])
+            self.cursor += 1
+        return out
+
+    def __iter__(self) -> Iterator[Task]:
+        while True:
+            yield from self.next_batch(1)
