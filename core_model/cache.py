@@ -1,0 +1,70 @@
+"""Preallocated KV cache for generation, and the position/mask layout shared by cached and uncached forwards.
+
+MLA layers store only the compressed latent c_kv [b, t, kv_lora_rank] and the shared rope key k_pe
+[b, t, qk_rope_head_dim]; Llama-style layers store k, v [b, t, kv_heads, head_dim].
+"""
+from __future__ import annotations
+
+import torch
+
+
+class KVCache:
+    """Per-layer cache of `max_len` slots for a batch of left-padded rows that advance together."""
+
+    def __init__(self, batch_size: int, max_len: int, device: torch.device | str = "cpu"):
+        self.batch_size, self.max_len, self.device = batch_size, max_len, torch.device(device)
+        self.length = 0  # slots filled (including left padding)
+        self.key_mask = torch.zeros(batch_size, max_len, dtype=torch.bool, device=self.device)
+        self.seen = torch.zeros(batch_size, dtype=torch.long, device=self.device)  # real tokens per row
+        self.layers: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}
+
+    def update(self, layer_idx: int, a: torch.Tensor, b: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Write the new entries a, b [batch, s, ...] after the filled slots; return all entries [batch, t, ...]."""
+        s = a.shape[1]
+        end = self.length + s
+        if end > self.max_len:
+            raise ValueError(f"KV cache holds {self.max_len} tokens but {end} are needed; "
+                             "create the cache with a larger max_len")
+        if layer_idx not in self.layers:
+            self.layers[layer_idx] = tuple(
+                torch.zeros(self.batch_size, self.max_len, *z.shape[2:], dtype=z.dtype, device=z.device) for z in (a, b))
+        ca, cb = self.layers[layer_idx]
+        ca[:, self.length : end] = a
+        cb[:, self.length : end] = b
+        return ca[:, :end], cb[:, :end]
+
+    def advance(self, s: int, attention_mask: torch.Tensor | None = None) -> None:
+        """Mark s new slots filled (called once per forward, after all layers)."""
+        new = _as_mask(attention_mask, self.batch_size, s, self.device)
+        self.key_mask[:, self.length : self.length + s] = new
+        self.seen += new.sum(1)
+        self.length += s
+
+    def nbytes(self) -> int:
+        """Bytes held by the cached tensors."""
+        return sum(t.numel() * t.element_size() for pair in self.layers.values() for t in pair)
+
+
+def _as_mask(attention_mask: torch.Tensor | None, b: int, s: int, device) -> torch.Tensor:
+    if attention_mask is None:
+        return torch.ones(b, s, dtype=torch.bool, device=device)
+    if attention_mask.shape != (b, s):
+        raise ValueError(f"attention_mask has shape {tuple(attention_mask.shape)}, expected {(b, s)}")
+    return attention_mask.to(device=device, dtype=torch.bool)
+
+
+def attention_layout(b: int, s: int, attention_mask: torch.Tensor | None, cache: KVCache | None, device):
+    """Positions [b, s] and a bool mask [b, 1, s, t] (True = attend), or None meaning plain causal."""
+    if cache is None and attention_mask is None:
+        return torch.arange(s, device=device).expand(b, s), None
+    new = _as_mask(attention_mask, b, s, device)
+    past = 0 if cache is None else cache.length
+    seen = torch.zeros(b, dtype=torch.long, device=device) if cache is None else cache.seen
+    positions = seen[:, None] + (new.long().cumsum(1) - 1).clamp(min=0)
+    keys = new if cache is None else torch.cat([cache.key_mask[:, :past], new], 1)  # [b, t]
+    t = past + s
+    causal = torch.ones(s, t, dtype=torch.bool, device=device).tril(past)
+    mask = causal[None] & keys[:, None, :]
+    # Every query sees itself, so a padding query never takes a softmax over nothing (its output is unused).
+    mask[:, torch.arange(s, device=device), past + torch.arange(s, device=device)] = True
+    return positions, mask[:, None]

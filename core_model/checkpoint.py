@@ -1,0 +1,201 @@
+"""Load and save Hugging Face format checkpoints (config.json + single or sharded *.safetensors).
+
+Tensor names are the hub's original DeepSeek names (per-expert `mlp.experts.{j}.gate_proj.weight`); the
+fused-expert layout (`mlp.experts.gate_up_proj` [E, 2I, d], `mlp.experts.down_proj` [E, d, I]) is accepted on
+load. DeepSeek-V3 multi-token-prediction weights live at `model.layers.{num_hidden_layers + i}.*`.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import re
+from pathlib import Path
+
+import torch
+
+from core_model.model import ModelConfig, Transformer
+
+log = logging.getLogger("proofcode.core_model")
+
+INDEX_NAME = "model.safetensors.index.json"
+SINGLE_NAME = "model.safetensors"
+_FUSED = re.compile(r"^(model\.layers\.\d+\.mlp\.experts)\.(gate_up_proj|down_proj)(\.weight)?$")
+_LAYER = re.compile(r"^model\.layers\.(\d+)\.(.*)$")
+_SIZE_UNITS = {"KB": 10**3, "MB": 10**6, "GB": 10**9, "KIB": 2**10, "MIB": 2**20, "GIB": 2**30}
+
+
+class CheckpointError(ValueError):
+    """A checkpoint directory that cannot be loaded or written; the message names the file or tensor."""
+
+
+def _weight_files(path: Path) -> list[Path]:
+    index = path / INDEX_NAME
+    if index.exists():
+        try:
+            weight_map = json.loads(index.read_text())["weight_map"]
+        except (ValueError, KeyError) as e:
+            raise CheckpointError(f"{index}: not a valid safetensors index ({e})") from e
+        files = [path / name for name in sorted(set(weight_map.values()))]
+        missing = [f.name for f in files if not f.exists()]
+        if missing:
+            raise CheckpointError(f"{path}: shard(s) listed in {INDEX_NAME} are missing: {', '.join(missing)}")
+        return files
+    if (path / SINGLE_NAME).exists():
+        return [path / SINGLE_NAME]
+    files = sorted(path.glob("*.safetensors"))
+    if files:
+        return files
+    hint = " (found PyTorch .bin weights: convert them to safetensors)" if list(path.glob("*.bin")) else ""
+    raise CheckpointError(f"{path}: no *.safetensors weights found{hint}")
+
+
+def _internal_name(name: str, cfg: ModelConfig) -> str | None:
+    """Checkpoint tensor name -> state-dict name (None: a tensor we deliberately ignore)."""
+    if name.endswith("rotary_emb.inv_freq"):
+        return None
+    m = _LAYER.match(name)
+    if m and int(m.group(1)) >= cfg.num_hidden_layers:
+        return f"mtp.{int(m.group(1)) - cfg.num_hidden_layers}.{m.group(2)}"
+    return name
+
+
+def _external_name(name: str, cfg: ModelConfig) -> str:
+    if name.startswith("mtp."):
+        i, rest = name[4:].split(".", 1)
+        return f"model.layers.{cfg.num_hidden_layers + int(i)}.{rest}"
+    return name
+
+
+def _split_fused(prefix: str, kind: str, t: torch.Tensor) -> dict[str, torch.Tensor]:
+    out = {}
+    for j in range(t.shape[0]):
+        if kind == "gate_up_proj":
+            gate, up = t[j].chunk(2, dim=0)
+            out[f"{prefix}.{j}.gate_proj.weight"], out[f"{prefix}.{j}.up_proj.weight"] = gate, up
+        else:
+            out[f"{prefix}.{j}.down_proj.weight"] = t[j]
+    return out
+
+
+def _read_tensors(files: list[Path], cfg: ModelConfig, expected: dict, dtype, device) -> dict[str, torch.Tensor]:
+    from safetensors import safe_open
+
+    state: dict[str, torch.Tensor] = {}
+    for file in files:
+        try:
+            handle = safe_open(str(file), framework="pt", device="cpu")
+        except Exception as e:  # safetensors raises its own error types for truncated or foreign files
+            raise CheckpointError(f"{file}: cannot be read as safetensors ({e})") from e
+        with handle as f:
+            for key in f.keys():
+                fused = _FUSED.match(key)
+                parts = _split_fused(fused.group(1), fused.group(2), f.get_tensor(key)) if fused else None
+                if parts is None:
+                    name = _internal_name(key, cfg)
+                    if name is None:
+                        continue
+                    parts = {name: f.get_tensor(key)}
+                for name, t in parts.items():
+                    if name.startswith("mtp.") and name not in expected:
+                        continue  # MTP weights present but not wanted: reported by the caller
+                    if name not in expected:
+                        raise CheckpointError(f"{file.name}: unexpected tensor {key!r} for a "
+                                              f"{cfg.model_type} model with this config.json")
+                    if tuple(t.shape) != tuple(expected[name].shape):
+                        raise CheckpointError(f"{file.name}: tensor {key!r} has shape {tuple(t.shape)}, "
+                                              f"config.json implies {tuple(expected[name].shape)}")
+                    target = torch.float32 if _is_router(name) else dtype
+                    state[name] = t.to(device=device, dtype=target)
+    return state
+
+
+def _is_router(name: str) -> bool:
+    return name.endswith("mlp.gate.weight") or name.endswith("e_score_correction_bias")
+
+
+def load_pretrained(path: str | Path, dtype: torch.dtype = torch.float32, device: str | torch.device = "cpu",
+                    *, load_mtp: bool = True) -> Transformer:
+    """Load a HF-format DeepSeek-V2/V3 or Llama checkpoint directory into a `Transformer` (eval mode)."""
+    path = Path(path)
+    config_file = path / "config.json"
+    if not config_file.is_file():
+        raise CheckpointError(f"{path}: no config.json (is this a Hugging Face checkpoint directory?)")
+    try:
+        cfg = ModelConfig.from_json(config_file)
+    except (ValueError, TypeError) as e:
+        raise CheckpointError(f"{config_file}: {e}") from e
+    files = _weight_files(path)
+    with torch.device("meta"):
+        model = Transformer(cfg)  # no memory: parameters are replaced by the loaded tensors
+    expected = dict(model.state_dict())
+    if cfg.tie_word_embeddings:
+        expected.pop("lm_head.weight", None)
+    if not load_mtp:
+        expected = {k: v for k, v in expected.items() if not k.startswith("mtp.")}
+    state = _read_tensors(files, cfg, expected, dtype, device)
+    mtp_keys = [k for k in expected if k.startswith("mtp.")]
+    if mtp_keys and any(k not in state for k in mtp_keys):
+        log.warning("%s: config declares %d multi-token-prediction layer(s) but their weights are absent or "
+                    "incomplete; loading without MTP", path, len(model.mtp))
+    elif len(model.mtp) and not load_mtp:
+        log.warning("%s: skipping the multi-token-prediction layer(s) (load_mtp=False)", path)
+    if len(model.mtp) and (not load_mtp or any(k not in state for k in mtp_keys)):
+        model.mtp = torch.nn.ModuleList()
+        state = {k: v for k, v in state.items() if not k.startswith("mtp.")}
+        expected = {k: v for k, v in expected.items() if not k.startswith("mtp.")}
+    missing = [k for k in expected if k not in state]
+    if missing:
+        raise CheckpointError(f"{path}: {len(missing)} tensor(s) missing from {[f.name for f in files]}, "
+                              f"e.g. {_external_name(missing[0], cfg)!r}")
+    model.load_state_dict(state, strict=False, assign=True)
+    if cfg.tie_word_embeddings:
+        model.lm_head.weight = model.model.embed_tokens.weight
+    model.rotary.reset(device)
+    left = [n for n, p in list(model.named_parameters()) + list(model.named_buffers()) if p.is_meta]
+    if left:
+        raise CheckpointError(f"{path}: tensor {_external_name(left[0], cfg)!r} was not loaded")
+    return model.eval()
+
+
+def _parse_size(size: int | str) -> int:
+    if isinstance(size, int):
+        return size
+    m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([KMG]I?B)\s*", size.upper())
+    if not m:
+        raise CheckpointError(f"max_shard_size {size!r} is not a byte count like 5GB, 500MB or 1048576")
+    return int(float(m.group(1)) * _SIZE_UNITS[m.group(2)])
+
+
+def save_pretrained(model: Transformer, path: str | Path, max_shard_size: int | str = "5GB") -> None:
+    """Write config.json and safetensors (sharded with an index when larger than max_shard_size)."""
+    from safetensors.torch import save_file
+
+    path = Path(path)
+    path.mkdir(parents=True, exist_ok=True)
+    cfg = model.config
+    limit = _parse_size(max_shard_size)
+    tensors = {_external_name(k, cfg): v.detach().contiguous() for k, v in model.state_dict().items()
+               if not (cfg.tie_word_embeddings and k == "lm_head.weight")}
+    shards: list[dict[str, torch.Tensor]] = [{}]
+    size = 0
+    for name, t in tensors.items():
+        nbytes = t.numel() * t.element_size()
+        if shards[-1] and size + nbytes > limit:
+            shards.append({})
+            size = 0
+        shards[-1][name] = t.cpu()
+        size += nbytes
+    config = {**cfg.to_dict(), "num_nextn_predict_layers": len(model.mtp) or cfg.num_nextn_predict_layers,
+              "torch_dtype": str(model.lm_head.weight.dtype).removeprefix("torch.")}
+    (path / "config.json").write_text(json.dumps(config, indent=2) + "\n")
+    if len(shards) == 1:
+        save_file(shards[0], str(path / SINGLE_NAME), metadata={"format": "pt"})
+        return
+    weight_map = {}
+    for i, shard in enumerate(shards, 1):
+        fname = f"model-{i:05d}-of-{len(shards):05d}.safetensors"
+        save_file(shard, str(path / fname), metadata={"format": "pt"})
+        weight_map.update({name: fname for name in shard})
+    total = sum(t.numel() * t.element_size() for t in tensors.values())
+    index = {"metadata": {"total_size": total}, "weight_map": weight_map}
+    (path / INDEX_NAME).write_text(json.dumps(index, indent=2) + "\n")
