@@ -1,0 +1,201 @@
+"""The public sandbox API: a lazily started fork server per process, shared by all threads."""
+from __future__ import annotations
+
+import ast
+import itertools
+import os
+import pickle
+import socket
+import struct
+import subprocess
+import sys
+import threading
+from concurrent.futures import Future
+from pathlib import Path
+
+from coder.sandbox.limits import Limits, SandboxUnavailable, Verdict
+from coder.sandbox.protect import REQUIRED
+
+_HEADER = struct.Struct("!I")
+_START_TIMEOUT_S = 60.0
+
+
+class _ForkServerClient:
+    """Owns one fork server process; `submit` is thread-safe, a reader thread resolves futures."""
+
+    def __init__(self) -> None:
+        parent, child = socket.socketpair()
+        env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "LANG": "C.UTF-8",
+               "PYTHONPATH": os.pathsep.join(filter(None, [str(Path(__file__).resolve().parents[2]),
+                                                           os.environ.get("PYTHONPATH", "")]))}
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "coder.sandbox.server", str(child.fileno())],
+            pass_fds=(child.fileno(),), stdin=subprocess.DEVNULL, env=env, start_new_session=True,
+        )
+        child.close()
+        self.sock, self.owner_pid = parent, os.getpid()
+        self.lock = threading.Lock()
+        self.pending: dict[int, Future] = {}
+        self.ids = itertools.count()
+        self.alive = True
+        self.hello: Future = Future()
+        threading.Thread(target=self._read_loop, name="sandbox-reader", daemon=True).start()
+        self.protections: dict[str, bool] = self.hello.result(timeout=_START_TIMEOUT_S)
+
+    def _read_loop(self) -> None:
+        try:
+            while True:
+                msg = pickle.loads(self._recv_exact(_HEADER.unpack(self._recv_exact(_HEADER.size))[0]))
+                if "hello" in msg:
+                    self.hello.set_result(msg["hello"])
+                    continue
+                with self.lock:
+                    future = self.pending.pop(msg["id"], None)
+                if future is not None:
+                    future.set_result(msg["verdict"])
+        except (OSError, EOFError, ConnectionError, pickle.UnpicklingError):
+            pass
+        self._die("the sandbox fork server exited")
+
+    def _recv_exact(self, n: int) -> bytes:
+        chunks, got = [], 0
+        while got < n:
+            chunk = self.sock.recv(min(n - got, 1 << 20))
+            if not chunk:
+                raise EOFError
+            chunks.append(chunk)
+            got += len(chunk)
+        return b"".join(chunks)
+
+    def _die(self, reason: str) -> None:
+        with self.lock:
+            self.alive = False
+            pending, self.pending = self.pending, {}
+        if not self.hello.done():
+            self.hello.set_exception(SandboxUnavailable(f"{reason} during start-up"))
+        for future in pending.values():
+            future.set_exception(SandboxUnavailable(reason))
+
+    def submit(self, job: dict) -> Future:
+        future: Future = Future()
+        data_job = dict(job)
+        with self.lock:
+            if not self.alive:
+                raise SandboxUnavailable("the sandbox fork server exited")
+            data_job["id"] = next(self.ids)
+            self.pending[data_job["id"]] = future
+            data = pickle.dumps(data_job, protocol=pickle.HIGHEST_PROTOCOL)
+            try:
+                self.sock.sendall(_HEADER.pack(len(data)) + data)
+            except OSError as exc:
+                self.pending.pop(data_job["id"], None)
+                raise SandboxUnavailable(f"the sandbox fork server is unreachable: {exc}") from exc
+        return future
+
+    def close(self) -> None:
+        try:
+            self.sock.close()
+        finally:
+            self.proc.wait(timeout=10)
+
+
+_lock = threading.Lock()
+_server: _ForkServerClient | None = None
+
+
+def _get_server() -> _ForkServerClient:
+    """The process's fork server, started on first use and restarted if it died or we forked."""
+    global _server
+    with _lock:
+        s = _server
+        if s is None or not s.alive or s.owner_pid != os.getpid() or s.proc.poll() is not None:
+            _server = s = _ForkServerClient()
+        return s
+
+
+def sandbox_info() -> dict[str, bool]:
+    """Which protections are active on this machine (starts the fork server if needed)."""
+    return dict(_get_server().protections)
+
+
+def _check_protections(server: _ForkServerClient, limits: Limits) -> None:
+    missing = [name for name in REQUIRED if not server.protections.get(name)]
+    if missing and not limits.allow_weaker_sandbox:
+        raise SandboxUnavailable(
+            f"sandbox protection(s) unavailable on this machine: {', '.join(missing)}; see "
+            "`proofcode sandbox-info`, or pass --allow-weaker-sandbox (Limits(allow_weaker_sandbox=True)) "
+            "to run without them"
+        )
+
+
+def _run(job: dict, limits: Limits) -> Verdict:
+    job["limits"] = limits.model_dump()
+    for attempt in range(2):  # one retry when the server died under us
+        server = _get_server()
+        _check_protections(server, limits)
+        try:
+            future = server.submit(job)
+            # The server enforces the limit; this bound only guards against a wedged server.
+            return Verdict(**future.result(timeout=2 * limits.timeout_s + 60))
+        except SandboxUnavailable as exc:
+            if attempt:
+                return Verdict(status="sandbox_error", detail=str(exc))
+        except TimeoutError:
+            return Verdict(status="sandbox_error", detail="the fork server did not answer in time")
+    raise AssertionError("unreachable")
+
+
+def infer_entry_points(program: str, tests: str) -> list[str]:
+    """Functions the program defines at top level that the test code refers to by name."""
+    try:
+        defined = [n.name for n in ast.parse(program).body if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef))]
+        used = {n.id for n in ast.walk(ast.parse(tests)) if isinstance(n, ast.Name)}
+    except SyntaxError:
+        return []
+    return [name for name in defined if name in used]
+
+
+def run_tests(program: str, tests: str, limits: Limits | None = None, *, entry_point: str | None = None,
+              prelude: str = "") -> Verdict:
+    """Run `tests` against the function(s) of untrusted `program` in the sandbox; the verdict is the parent's.
+
+    `tests` is either human-eval style (defines `check(candidate)`, called with `entry_point`) or plain
+    statements such as MBPP asserts that call the program's functions by name. `prelude` is trusted
+    code (the problem prompt) whose helpers the tests may call.
+    """
+    limits = limits or Limits()
+    entry_points = infer_entry_points(program, tests)
+    if entry_point is None and "def check" in tests:
+        names = [n.name for n in _top_functions(program)]
+        entry_point = names[-1] if names else None
+    if entry_point and entry_point not in entry_points:
+        entry_points.append(entry_point)
+    if not entry_points:
+        return Verdict(status="runtime_error", detail="the program defines no function the tests call"
+                       if _parses(program) else "the program is not valid Python (SyntaxError)")
+    job = {"kind": "tests", "program": program, "tests": tests, "entry_point": entry_point,
+           "entry_points": entry_points, "prelude": prelude}
+    return _run(job, limits)
+
+
+def run_program(program: str, stdin: str = "", limits: Limits | None = None, *,
+                expected_output: str | None = None) -> Verdict:
+    """Run untrusted `program` as a script with `stdin`; with `expected_output`, passed means the
+    whitespace-separated tokens of stdout match; without it, passed means exit status 0."""
+    job = {"kind": "program", "program": program, "stdin": stdin, "expected_output": expected_output}
+    return _run(job, limits or Limits())
+
+
+def _top_functions(program: str) -> list:
+    try:
+        return [n for n in ast.parse(program).body if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef))]
+    except SyntaxError:
+        return []
+
+
+def _parses(program: str) -> bool:
+    try:
+        ast.parse(program)
+        return True
+    except SyntaxError:
+        return False

@@ -1,0 +1,223 @@
+"""What runs inside a sandboxed child: the candidate under a recording wrapper, or the trusted replay.
+
+Stage 1 (untrusted): exec the program, run the test code against `_Recorder`s of the entry points;
+each call appends one JSON line (args, result as plain data) to the recording file as it happens.
+Stage 2 (trusted, a separate process the candidate never touched): exec the pristine test code
+against `_Replay`s that return the recorded plain values; its outcome is the verdict. A forged
+recording is only a set of answers; stack walks, os._exit, redefined `check` cannot reach stage 2.
+"""
+from __future__ import annotations
+
+import builtins
+import json
+import linecache
+import os
+import random
+import sys
+import traceback
+
+from coder.sandbox.plain import Unsupported, decode, encode
+
+TESTS_FILE = "<tests>"
+_DETAIL_CHARS = 300
+
+
+def _short(exc: BaseException) -> str:
+    text = f"{type(exc).__name__}: {exc}"
+    return text if len(text) <= _DETAIL_CHARS else text[: _DETAIL_CHARS - 3] + "..."
+
+
+class _Recorder:
+    """Calls the real candidate and writes (name, args, result) as plain data to `fd`."""
+
+    def __init__(self, name: str, fn, fd: int):
+        self.name, self.fn, self.fd = name, fn, fd
+
+    def __call__(self, *args, **kwargs):
+        entry = {"name": self.name, "args": encode([list(args), kwargs])}
+        state = random.getstate()  # the tests' random stream must not depend on the candidate
+        try:
+            result = self.fn(*args, **kwargs)
+        except BaseException as exc:
+            entry["raise"] = [type(exc).__name__, str(exc)[:_DETAIL_CHARS]]
+            self._write(entry)
+            raise
+        finally:
+            random.setstate(state)
+        entry["out"] = encode(result)
+        entry["post"] = encode(list(args))  # in-place mutation of arguments is part of the answer
+        self._write(entry)
+        return result
+
+    def _write(self, entry: dict) -> None:
+        os.write(self.fd, (json.dumps(entry) + "\n").encode())
+
+
+def _exec_tests(tests: str, ns: dict, entry_point: str | None, candidates: dict) -> None:
+    ns.update(candidates)
+    exec(compile(tests, TESTS_FILE, "exec"), ns)
+    check = ns.get("check")
+    if entry_point and callable(check) and "def check" in tests:
+        check(candidates[entry_point])
+
+
+def run_candidate(program: str, tests: str, entry_points: list[str], entry_point: str | None, fd: int) -> None:
+    """Stage 1, in the untrusted child. Never returns normally: ends with os._exit."""
+    def status(kind: str, detail: str = "") -> None:
+        os.write(fd, (json.dumps({"status": kind, "detail": detail}) + "\n").encode())
+
+    ns: dict = {"__name__": "__candidate__", "__builtins__": builtins}
+    try:
+        exec(compile(program, "<candidate>", "exec"), ns)
+    except MemoryError as exc:
+        status("memory", _short(exc))
+        os._exit(1)
+    except BaseException as exc:
+        status("load_error", _short(exc))
+        os._exit(1)
+    missing = [n for n in entry_points if not callable(ns.get(n))]
+    if missing:
+        status("load_error", f"the program does not define a function named {missing[0]!r}")
+        os._exit(1)
+    recorders = {n: _Recorder(n, ns[n], fd) for n in entry_points}
+    test_ns = dict(ns)  # tests may use the program's helpers for inputs; stage 2 checks those inputs
+    random.seed(0)
+    try:
+        _exec_tests(tests, test_ns, entry_point, recorders)
+        status("done")
+    except MemoryError as exc:
+        status("memory", _short(exc))
+    except BaseException as exc:
+        status("error", _short(exc))
+    _flush()
+    os._exit(0)
+
+
+class _ReplayMismatch(Exception):
+    pass
+
+
+class _CandidateRaised(Exception):
+    pass
+
+
+class _Replay:
+    """Stands in for the candidate: checks the call matches the recording and returns its answer."""
+
+    def __init__(self, name: str, records: list[dict], cursor: list[int]):
+        self.name, self.records, self.cursor = name, records, cursor
+
+    def __call__(self, *args, **kwargs):
+        i = self.cursor[0]
+        if i >= len(self.records):
+            raise _ReplayMismatch(f"the candidate stopped answering after {i} call(s)")
+        rec = self.records[i]
+        self.cursor[0] = i + 1
+        if rec.get("name") != self.name or rec.get("args") != encode([list(args), kwargs]):
+            raise _ReplayMismatch(f"call {i + 1} to {self.name} differs from the recorded run")
+        if "raise" in rec:
+            name, msg = (list(rec["raise"]) + ["", ""])[:2]
+            cls = getattr(builtins, str(name), None)
+            if not (isinstance(cls, type) and issubclass(cls, Exception)):
+                cls = RuntimeError
+            raise _CandidateRaised(str(name), str(msg)) from cls(msg)
+        for target, after in zip(args, decode(rec.get("post", ["l", []]))):
+            if type(target) is list and type(after) is list:
+                target[:] = after
+            elif type(target) is dict and type(after) is dict:
+                target.clear()
+                target.update(after)
+        return decode(rec["out"])
+
+
+def replay(tests: str, prelude: str, entry_points: list[str], entry_point: str | None,
+           records: list[dict]) -> dict:
+    """Stage 2, trusted: run the pristine tests against recorded answers; returns {status, detail}."""
+    ns: dict = {"__name__": "__tests__", "__builtins__": builtins}
+    if prelude:
+        try:  # the problem's own prompt: helpers such as HumanEval/32's `poly` that tests call
+            exec(compile(prelude, "<prompt>", "exec"), ns)
+        except Exception:
+            pass
+    # So tracebacks can quote the failing test line.
+    linecache.cache[TESTS_FILE] = (len(tests), None, tests.splitlines(True), TESTS_FILE)
+    cursor = [0]
+    replays = {n: _Replay(n, records, cursor) for n in entry_points}
+    random.seed(0)
+    try:
+        _exec_tests(tests, ns, entry_point, replays)
+    except _CandidateRaised as exc:
+        name, msg = exc.args
+        status = "memory_exceeded" if name == "MemoryError" else "runtime_error"
+        return {"status": status, "detail": f"{name}: {msg}"[:_DETAIL_CHARS]}
+    except _ReplayMismatch as exc:
+        return {"status": "failed", "detail": str(exc)}
+    except Unsupported as exc:
+        return {"status": "failed", "detail": str(exc)[:_DETAIL_CHARS]}
+    except BaseException as exc:  # AssertionError, or a malformed (forged) recording
+        return {"status": "failed", "detail": _where(exc)}
+    return {"status": "passed", "detail": f"{cursor[0]} call(s) checked"}
+
+
+def _where(exc: BaseException) -> str:
+    """'AssertionError at tests line 12: assert candidate(1) == 2'."""
+    frames = [f for f in traceback.extract_tb(exc.__traceback__) if f.filename == TESTS_FILE]
+    where = f" at tests line {frames[-1].lineno}: {(frames[-1].line or '').strip()}" if frames else ""
+    return (_short(exc) + where)[: _DETAIL_CHARS * 2]
+
+
+def run_program(program: str) -> None:
+    """stdin/stdout problems: run the program as __main__; stdout goes to the captured file."""
+    ns: dict = {"__name__": "__main__", "__builtins__": builtins}
+    code = 0
+    try:
+        exec(compile(program, "<program>", "exec"), ns)
+    except SystemExit as exc:
+        code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+    except MemoryError:
+        traceback.print_exc()
+        code = 137
+    except BaseException:
+        traceback.print_exc()
+        code = 1
+    _flush()
+    os._exit(code)
+
+
+def _flush() -> None:
+    try:
+        sys.stdout.flush()
+        sys.stderr.flush()
+    except BaseException:
+        pass
+
+
+STATUSES = ("passed", "failed", "timeout", "memory_exceeded", "output_limit", "runtime_error", "sandbox_error")
+
+
+def replay_recording(recording: bytes, tests: str, prelude: str, entry_points: list[str],
+                     entry_point: str | None, exit_code: int) -> dict:
+    """Stage 2 entry: parse the (untrusted) recording, then replay. Child claims only lower a verdict."""
+    records, last = [], {}
+    for line in recording.splitlines():
+        try:
+            entry = json.loads(line)
+        except ValueError:
+            return {"status": "failed", "detail": "the recording is malformed (the program wrote to it)"}
+        if not isinstance(entry, dict):
+            return {"status": "failed", "detail": "the recording is malformed (the program wrote to it)"}
+        if "status" in entry:
+            last = entry
+        else:
+            records.append(entry)
+    kind, detail = str(last.get("status", "")), str(last.get("detail", ""))[:_DETAIL_CHARS]
+    if kind == "load_error":
+        return {"status": "runtime_error", "detail": detail}
+    if kind == "memory":
+        return {"status": "memory_exceeded", "detail": detail}
+    outcome = replay(tests, prelude, entry_points, entry_point, records)
+    if outcome["status"] == "failed" and not kind:
+        outcome["detail"] += f" (the program exited with status {exit_code} before the tests finished)"
+    elif outcome["status"] == "failed" and kind == "error" and "stopped answering" in outcome["detail"]:
+        outcome["detail"] = detail
+    return outcome

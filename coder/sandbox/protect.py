@@ -1,0 +1,219 @@
+"""Kernel protections applied to each sandboxed child: rlimits, Landlock, capabilities, seccomp, netns.
+
+Everything here runs either once in the fork server (`enter_network_namespace`, `probe`) or in a
+freshly forked child just before untrusted code runs (`confine`). Plain ctypes except seccomp,
+which uses `pyseccomp` (a ctypes binding to libseccomp.so.2).
+"""
+from __future__ import annotations
+
+import ctypes
+import errno
+import os
+import resource
+import signal
+import sys
+from pathlib import Path
+
+_libc = ctypes.CDLL(None, use_errno=True)
+_libc.syscall.restype = ctypes.c_long
+
+# Syscall numbers shared by x86_64 and aarch64 (the generic table).
+_SYS_LANDLOCK_CREATE_RULESET, _SYS_LANDLOCK_ADD_RULE, _SYS_LANDLOCK_RESTRICT_SELF = 444, 445, 446
+_PR_SET_PDEATHSIG, _PR_SET_NO_NEW_PRIVS = 1, 38
+_CLONE_NEWNS, _CLONE_NEWUSER, _CLONE_NEWNET, _CLONE_THREAD = 0x20000, 0x10000000, 0x40000000, 0x10000
+
+# Landlock filesystem rights (uapi/linux/landlock.h), by ABI version.
+_FS_EXECUTE, _FS_WRITE_FILE, _FS_READ_FILE, _FS_READ_DIR = 1, 2, 4, 8
+_FS_ABI1 = (1 << 13) - 1
+_FS_REFER, _FS_TRUNCATE, _FS_IOCTL_DEV = 1 << 13, 1 << 14, 1 << 15
+_NET_BIND_TCP, _NET_CONNECT_TCP = 1, 2
+_SCOPE_ABSTRACT_UNIX, _SCOPE_SIGNAL = 1, 2
+_FILE_RIGHTS = _FS_EXECUTE | _FS_WRITE_FILE | _FS_READ_FILE | _FS_TRUNCATE | _FS_IOCTL_DEV
+
+# Read-only system paths a Python program may need after the fork (lazy stdlib imports, devices).
+_SYSTEM_READ_DIRS = ("/usr", "/lib", "/lib64", "/lib32")
+_DEVICES_RW = ("/dev/null",)
+_DEVICES_RO = ("/dev/urandom", "/dev/random", "/dev/zero")
+
+# Syscalls that change host state outside the temp dir, or create processes, or reach other processes.
+_DENIED = (
+    "fork", "vfork", "execve", "execveat", "ptrace", "process_vm_readv", "process_vm_writev",
+    "pidfd_open", "pidfd_getfd", "pidfd_send_signal", "mount", "umount2", "pivot_root", "chroot",
+    "unshare", "setns", "reboot", "bpf", "perf_event_open", "userfaultfd", "keyctl", "add_key",
+    "request_key", "init_module", "finit_module", "delete_module", "kexec_load", "swapon", "swapoff",
+    "io_uring_setup", "io_uring_enter", "io_uring_register", "chmod", "fchmod", "fchmodat",
+    "chown", "fchown", "lchown", "fchownat", "setxattr", "lsetxattr", "fsetxattr", "removexattr",
+    "lremovexattr", "fremovexattr", "utime", "utimes", "utimensat", "futimesat", "mknod", "mknodat",
+    "socket", "settimeofday", "clock_settime", "sethostname", "setdomainname", "acct", "quotactl",
+    "fanotify_init", "name_to_handle_at", "open_by_handle_at", "move_mount", "open_tree", "fsopen",
+    "fsmount", "fspick", "mount_setattr", "syslog", "vhangup", "setpriority", "ioperm", "iopl",
+)
+_SELF_SIGNAL = ("kill", "tkill", "tgkill", "rt_sigqueueinfo", "rt_tgsigqueueinfo")
+
+
+def landlock_abi() -> int:
+    """Landlock ABI version of the running kernel, 0 when unavailable."""
+    version = _libc.syscall(_SYS_LANDLOCK_CREATE_RULESET, None, ctypes.c_size_t(0), ctypes.c_uint32(1))
+    return max(int(version), 0)
+
+
+def seccomp_available() -> bool:
+    """True when pyseccomp and libseccomp.so.2 load."""
+    try:
+        import pyseccomp  # noqa: F401
+
+        pyseccomp.SyscallFilter(pyseccomp.ALLOW)
+        return True
+    except Exception:  # ImportError or OSError (libseccomp.so.2 missing)
+        return False
+
+
+def enter_network_namespace() -> bool:
+    """Move the calling (fork server) process into a fresh network namespace with no interfaces up."""
+    flags = _CLONE_NEWNET if os.geteuid() == 0 else _CLONE_NEWUSER | _CLONE_NEWNET
+    uid, gid = os.geteuid(), os.getegid()
+    if _libc.unshare(ctypes.c_int(flags)) != 0:
+        return False
+    if flags & _CLONE_NEWUSER:  # keep our own uid inside so files we create stay ours
+        try:
+            Path("/proc/self/setgroups").write_text("deny")
+            Path("/proc/self/uid_map").write_text(f"{uid} {uid} 1")
+            Path("/proc/self/gid_map").write_text(f"{gid} {gid} 1")
+        except OSError:
+            return False
+    return True
+
+
+class _RulesetAttr(ctypes.Structure):
+    _fields_ = [("fs", ctypes.c_uint64), ("net", ctypes.c_uint64), ("scoped", ctypes.c_uint64)]
+
+
+class _PathBeneath(ctypes.Structure):
+    _pack_ = 1
+    _fields_ = [("allowed", ctypes.c_uint64), ("parent_fd", ctypes.c_int32)]
+
+
+def _landlock_rights(abi: int) -> int:
+    rights = _FS_ABI1
+    if abi >= 2:
+        rights |= _FS_REFER
+    if abi >= 3:
+        rights |= _FS_TRUNCATE
+    if abi >= 5:
+        rights |= _FS_IOCTL_DEV
+    return rights
+
+
+def read_paths() -> list[str]:
+    """Existing directories the child may read: the Python installation, sys.path, system libraries."""
+    dirs = {sys.prefix, sys.base_prefix, sys.exec_prefix, *_SYSTEM_READ_DIRS}
+    dirs.update(p for p in sys.path if p and os.path.isabs(p))
+    return sorted(d for d in dirs if os.path.isdir(d))
+
+
+def landlock_confine(workdir: str, readable: list[str], abi: int) -> None:
+    """Restrict this process: full access under `workdir`, read-only `readable`, nothing else."""
+    handled = _landlock_rights(abi)
+    attr = _RulesetAttr(handled, 0, 0)
+    size = 8
+    if abi >= 4:  # TCP bind/connect handled with no rule: no TCP at all
+        attr.net, size = _NET_BIND_TCP | _NET_CONNECT_TCP, 16
+    if abi >= 6:  # no abstract unix sockets or signals outside this domain
+        attr.scoped, size = _SCOPE_ABSTRACT_UNIX | _SCOPE_SIGNAL, 24
+    ruleset = _libc.syscall(_SYS_LANDLOCK_CREATE_RULESET, ctypes.byref(attr), ctypes.c_size_t(size), 0)
+    if ruleset < 0:
+        raise OSError(ctypes.get_errno(), "landlock_create_ruleset failed")
+    try:
+        read_dir = _FS_EXECUTE | _FS_READ_FILE | _FS_READ_DIR
+        rules = [(workdir, handled)] + [(d, read_dir) for d in readable]
+        rules += [(d, _FS_READ_FILE | _FS_WRITE_FILE) for d in _DEVICES_RW]
+        rules += [(d, _FS_READ_FILE) for d in _DEVICES_RO]
+        for path, rights in rules:
+            try:
+                fd = os.open(path, os.O_PATH | os.O_CLOEXEC)
+            except OSError:
+                continue
+            if not os.path.isdir(path):
+                rights &= _FILE_RIGHTS
+            rule = _PathBeneath(rights & handled, fd)
+            rc = _libc.syscall(_SYS_LANDLOCK_ADD_RULE, ruleset, 1, ctypes.byref(rule), 0)
+            os.close(fd)
+            if rc != 0:
+                raise OSError(ctypes.get_errno(), f"landlock_add_rule failed for {path}")
+        if _libc.syscall(_SYS_LANDLOCK_RESTRICT_SELF, ruleset, 0) != 0:
+            raise OSError(ctypes.get_errno(), "landlock_restrict_self failed")
+    finally:
+        os.close(ruleset)
+
+
+class _CapHeader(ctypes.Structure):
+    _fields_ = [("version", ctypes.c_uint32), ("pid", ctypes.c_int)]
+
+
+class _CapData(ctypes.Structure):
+    _fields_ = [("effective", ctypes.c_uint32), ("permitted", ctypes.c_uint32), ("inheritable", ctypes.c_uint32)]
+
+
+def drop_capabilities() -> None:
+    """Drop every capability (root stays uid 0 but loses its powers: no CAP_KILL, DAC override...)."""
+    header = _CapHeader(0x20080522, 0)  # _LINUX_CAPABILITY_VERSION_3
+    data = (_CapData * 2)()
+    if _libc.capset(ctypes.byref(header), data) != 0:
+        raise OSError(ctypes.get_errno(), "capset failed")
+
+
+def seccomp_confine(own_pid: int) -> None:
+    """Deny process creation, exec, sockets, host-changing syscalls, and signals to other processes."""
+    import pyseccomp as sc
+
+    f = sc.SyscallFilter(sc.ALLOW)
+    deny = sc.ERRNO(errno.EPERM)
+    for name in _DENIED:
+        try:
+            f.add_rule(deny, name)
+        except Exception:  # syscall absent on this architecture (e.g. fork on aarch64)
+            continue
+    f.add_rule(deny, "clone", sc.Arg(0, sc.MASKED_EQ, _CLONE_THREAD, 0))  # threads yes, processes no
+    f.add_rule(sc.ERRNO(errno.ENOSYS), "clone3")  # glibc then falls back to clone, filtered above
+    for name in _SELF_SIGNAL:
+        f.add_rule(deny, name, sc.Arg(0, sc.NE, own_pid))
+    f.load()
+
+
+def set_rlimits(cpu_s: float, memory_mb: int, file_size_mb: int, open_files: int) -> None:
+    """Apply the resource limits of one run (hard = soft, so the program cannot raise them)."""
+    cpu = max(1, int(cpu_s + 0.999))
+    resource.setrlimit(resource.RLIMIT_CPU, (cpu, cpu + 1))  # SIGXCPU, then SIGKILL
+    mem = memory_mb << 20
+    resource.setrlimit(resource.RLIMIT_AS, (mem, mem))
+    size = file_size_mb << 20
+    resource.setrlimit(resource.RLIMIT_FSIZE, (size, size))
+    resource.setrlimit(resource.RLIMIT_NOFILE, (open_files, open_files))
+    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+
+
+def die_with_parent() -> None:
+    """SIGKILL this child if the fork server goes away."""
+    _libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+
+
+def no_new_privs() -> None:
+    if _libc.prctl(_PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0:
+        raise OSError(ctypes.get_errno(), "prctl(PR_SET_NO_NEW_PRIVS) failed")
+
+
+def probe(net_namespace: bool) -> dict[str, bool]:
+    """Which protections this machine provides (called once in the fork server)."""
+    seccomp = seccomp_available()
+    landlock = landlock_abi() >= 1
+    return {
+        "rlimits": True,
+        "seccomp": seccomp,  # no fork/exec/sockets/signals to others/host-changing syscalls
+        "landlock": landlock,  # writes only in the run's temp dir; reads only Python + system libs
+        "net_namespace": net_namespace,
+        "no_network": seccomp or net_namespace,
+        "drop_capabilities": True,
+    }
+
+
+REQUIRED = ("seccomp", "landlock", "no_network", "rlimits")

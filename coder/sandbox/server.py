@@ -1,0 +1,284 @@
+"""The fork server: a pre-imported, single-threaded process that forks one confined child per run.
+
+It is the trusted parent: it enforces the wall clock (SIGKILL of the child's process group),
+reaps children through pidfds, and decides every verdict. Started by `coder.sandbox.client` as
+`python -m coder.sandbox.server FD`; talks length-prefixed pickles over the inherited socket.
+It lives in its own network namespace (no interfaces up) when the kernel allows.
+"""
+from __future__ import annotations
+
+# Pre-imported so that forked children start warm (what solutions commonly import).
+import bisect, collections, copy, datetime, decimal, fractions, functools, hashlib  # noqa: E401,F401
+import heapq, itertools, math, operator, random, re, statistics, string, typing  # noqa: E401,F401
+
+import json
+import os
+import pickle
+import selectors
+import shutil
+import signal
+import socket
+import struct
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+
+from coder.sandbox import harness, protect
+
+_HEADER = struct.Struct("!I")
+
+
+def send_msg(sock: socket.socket, obj: object) -> None:
+    data = pickle.dumps(obj, protocol=pickle.HIGHEST_PROTOCOL)
+    sock.sendall(_HEADER.pack(len(data)) + data)
+
+
+@dataclass
+class _Child:
+    job: dict
+    stage: str  # "run" | "replay" | "program"
+    pid: int
+    pidfd: int
+    workdir: str
+    started: float
+    deadline: float
+    timed_out: bool = False
+    extra: dict = field(default_factory=dict)
+
+
+class ForkServer:
+    def __init__(self, sock: socket.socket):
+        self.sock = sock
+        self.protections = protect.probe(protect.enter_network_namespace())
+        self.active = [k for k, v in self.protections.items() if v]
+        self.root = tempfile.mkdtemp(prefix="proofcode-sandbox-")
+        self.readable = protect.read_paths()
+        self.abi = protect.landlock_abi()
+        self.is_root = os.geteuid() == 0
+        self.sel = selectors.DefaultSelector()
+        self.children: dict[int, _Child] = {}  # pidfd -> child
+        self.buf = b""
+        self.count = 0
+
+    # ---- main loop -------------------------------------------------------------------------
+    def serve(self) -> None:
+        send_msg(self.sock, {"hello": self.protections, "pid": os.getpid()})
+        self.sel.register(self.sock, selectors.EVENT_READ)
+        try:
+            while True:
+                now = time.monotonic()
+                deadlines = [c.deadline for c in self.children.values() if not c.timed_out]
+                timeout = max(0.0, min(deadlines) - now) if deadlines else None
+                for key, _ in self.sel.select(timeout):
+                    if key.fileobj is self.sock:
+                        if not self._read_requests():
+                            return
+                    else:
+                        self._reap(self.children[key.fd])
+                self._enforce_deadlines()
+        finally:
+            for child in list(self.children.values()):
+                _kill(child.pid)
+            shutil.rmtree(self.root, ignore_errors=True)
+
+    def _read_requests(self) -> bool:
+        data = self.sock.recv(1 << 20)
+        if not data:
+            return False  # the client process went away
+        self.buf += data
+        while len(self.buf) >= _HEADER.size:
+            (size,) = _HEADER.unpack_from(self.buf)
+            if len(self.buf) < _HEADER.size + size:
+                break
+            job = pickle.loads(self.buf[_HEADER.size: _HEADER.size + size])
+            self.buf = self.buf[_HEADER.size + size:]
+            try:
+                self._start(job)
+            except Exception as exc:  # e.g. fork failed: EAGAIN, ENOMEM
+                self._finish(job, {"status": "sandbox_error", "detail": f"could not start the run: {exc}"})
+        return True
+
+    def _enforce_deadlines(self) -> None:
+        now = time.monotonic()
+        for child in self.children.values():
+            if not child.timed_out and now >= child.deadline:
+                child.timed_out = True
+                _kill(child.pid)
+
+    # ---- starting runs ---------------------------------------------------------------------
+    def _start(self, job: dict) -> None:
+        if job["kind"] == "program":
+            self._spawn(job, "program", lambda: harness.run_program(job["program"]), job.get("stdin", ""))
+        else:
+            def target(fd: int) -> None:
+                harness.run_candidate(job["program"], job["tests"], job["entry_points"], job["entry_point"], fd)
+            self._spawn(job, "run", target, "", record=True)
+
+    def _spawn(self, job: dict, stage: str, target, stdin: str, record: bool = False, **extra) -> None:
+        self.count += 1
+        workdir = os.path.join(self.root, f"{stage}-{self.count}")
+        os.mkdir(workdir, 0o700)
+        with open(os.path.join(workdir, ".stdin"), "w") as f:
+            f.write(stdin)
+        limits = job["limits"]
+        pid = os.fork()
+        if pid == 0:  # child
+            try:
+                fd = self._confine(workdir, limits)
+                target(fd) if record or stage == "replay" else target()
+            except BaseException as exc:
+                os.write(2, f"sandbox setup failed: {exc}\n".encode())
+            os._exit(70)
+        now = time.monotonic()
+        pidfd = os.pidfd_open(pid)
+        child = _Child(job, stage, pid, pidfd, workdir, now, now + limits["timeout_s"], extra=extra)
+        self.children[pidfd] = child
+        self.sel.register(pidfd, selectors.EVENT_READ)
+
+    def _confine(self, workdir: str, limits: dict) -> int:
+        """In the child: own process group, std streams to files, limits, Landlock, caps, seccomp."""
+        os.setpgid(0, 0)
+        protect.die_with_parent()
+        os.chdir(workdir)
+        for name, target, flags in ((".stdin", 0, os.O_RDONLY), (".stdout", 1, os.O_WRONLY | os.O_CREAT),
+                                    (".stderr", 2, os.O_WRONLY | os.O_CREAT)):
+            fd = os.open(name, flags, 0o600)
+            os.dup2(fd, target)
+            os.close(fd)
+        record = os.open(".record", os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        os.dup2(record, 3)
+        os.closerange(4, 1 << 16)  # the server's socket and other children's pidfds
+        os.environ.clear()
+        os.environ.update({"PATH": "/usr/bin:/bin", "HOME": workdir, "TMPDIR": workdir, "LANG": "C.UTF-8"})
+        tempfile.tempdir = workdir
+        protect.set_rlimits(limits["cpu_time_s"], limits["memory_mb"], limits["file_size_mb"],
+                            limits["open_files"])
+        protect.no_new_privs()
+        if self.protections["landlock"]:
+            protect.landlock_confine(workdir, self.readable, self.abi)
+        if self.is_root:
+            protect.drop_capabilities()
+        if self.protections["seccomp"]:
+            protect.seccomp_confine(os.getpid())
+        return 3
+
+    # ---- finishing runs --------------------------------------------------------------------
+    def _reap(self, child: _Child) -> None:
+        _, status, usage = os.wait4(child.pid, 0)
+        _kill(child.pid)  # its process group: nothing may outlive the run
+        self.sel.unregister(child.pidfd)
+        os.close(child.pidfd)
+        del self.children[child.pidfd]
+        elapsed = time.monotonic() - child.started
+        limits = child.job["limits"]
+        out = _read_capped(os.path.join(child.workdir, ".stdout"), limits["max_output_bytes"])
+        err = _read_capped(os.path.join(child.workdir, ".stderr"), limits["max_output_bytes"])
+        try:
+            verdict = self._judge(child, status, usage, out, err)
+        except Exception as exc:
+            verdict = {"status": "sandbox_error", "detail": f"judging failed: {exc!r}"}
+        shutil.rmtree(child.workdir, ignore_errors=True)
+        if verdict is None:
+            return  # a replay was started; it finishes the job
+        verdict.setdefault("time_s", round(child.extra.get("run_time", elapsed), 4))
+        if child.job["kind"] == "program" or verdict["status"] != "passed":
+            verdict.setdefault("stdout", out[0].decode(errors="replace"))
+            verdict.setdefault("stderr", err[0].decode(errors="replace"))
+        self._finish(child.job, verdict)
+
+    def _judge(self, child: _Child, status: int, usage, out, err) -> dict | None:
+        limits = child.job["limits"]
+        sig = os.WTERMSIG(status) if os.WIFSIGNALED(status) else 0
+        cpu = usage.ru_utime + usage.ru_stime
+        if child.timed_out:
+            return {"status": "timeout", "detail": f"exceeded the wall-clock limit of {limits['timeout_s']:g} s"}
+        if sig == signal.SIGXCPU or (sig == signal.SIGKILL and cpu >= limits["cpu_time_s"]):
+            return {"status": "timeout", "detail": f"exceeded the CPU time limit of {limits['cpu_time_s']:g} s"}
+        if out[1] or err[1]:
+            return {"status": "output_limit", "detail": f"wrote more than {limits['max_output_bytes']} bytes "
+                    f"to {'stdout' if out[1] else 'stderr'}"}
+        if sig == signal.SIGXFSZ:
+            return {"status": "output_limit", "detail": f"wrote a file over {limits['file_size_mb']} MB"}
+        if child.stage == "replay":
+            return _replay_outcome(child, status)
+        if sig:
+            return {"status": "runtime_error", "detail": f"killed by {signal.Signals(sig).name}"}
+        code = os.WEXITSTATUS(status)
+        if code == 70 and b"sandbox setup failed" in err[0]:
+            return {"status": "sandbox_error", "detail": err[0].decode(errors="replace").strip()[-300:]}
+        if child.stage == "program":
+            return _program_outcome(child.job, code, out[0], err[0])
+        record_path = os.path.join(child.workdir, ".record")
+        size = os.path.getsize(record_path)
+        if size > limits["max_recording_bytes"]:
+            return {"status": "output_limit", "detail": f"recorded answers exceed {limits['max_recording_bytes']} bytes"}
+        with open(record_path, "rb") as f:
+            recording = f.read()
+        job = child.job
+
+        def target(fd: int) -> None:
+            outcome = harness.replay_recording(recording, job["tests"], job.get("prelude", ""),
+                                               job["entry_points"], job["entry_point"], code)
+            os.write(fd, json.dumps(outcome).encode())
+            os._exit(0)
+
+        self._spawn(job, "replay", target, "", run_time=time.monotonic() - child.started)
+        return None
+
+    def _finish(self, job: dict, verdict: dict) -> None:
+        verdict["protections"] = self.active
+        send_msg(self.sock, {"id": job["id"], "verdict": verdict})
+
+
+def _replay_outcome(child: _Child, status: int) -> dict:
+    path = os.path.join(child.workdir, ".record")
+    try:
+        with open(path, "rb") as f:
+            outcome = json.loads(f.read() or b"null")
+    except (OSError, ValueError):
+        outcome = None
+    if not isinstance(outcome, dict) or outcome.get("status") not in harness.STATUSES:
+        return {"status": "sandbox_error", "detail": f"the trusted replay did not report (wait status {status})"}
+    return {"status": outcome["status"], "detail": str(outcome.get("detail", ""))}
+
+
+def _program_outcome(job: dict, code: int, out: bytes, err: bytes) -> dict:
+    if code != 0:
+        last = err.decode(errors="replace").strip().splitlines()[-1:] or [""]
+        kind = "memory_exceeded" if "MemoryError" in last[0] else "runtime_error"
+        return {"status": kind, "detail": f"exit status {code}: {last[0][:300]}"}
+    expected = job.get("expected_output")
+    if expected is None:
+        return {"status": "passed", "detail": "exited with status 0"}
+    if out.decode(errors="replace").split() == expected.split():
+        return {"status": "passed", "detail": "output matches"}
+    got = out.decode(errors="replace").strip()[:120]
+    return {"status": "failed", "detail": f"output differs from the expected output (got {got!r})"}
+
+
+def _read_capped(path: str, cap: int) -> tuple[bytes, bool]:
+    try:
+        with open(path, "rb") as f:
+            data = f.read(cap + 1)
+    except OSError:
+        return b"", False
+    return data[:cap], len(data) > cap
+
+
+def _kill(pid: int) -> None:
+    for target in (lambda: os.killpg(pid, signal.SIGKILL), lambda: os.kill(pid, signal.SIGKILL)):
+        try:
+            target()
+        except (ProcessLookupError, PermissionError):
+            pass
+
+
+def main() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the client's Ctrl-C is for the client
+    sock = socket.socket(fileno=int(sys.argv[1]))
+    ForkServer(sock).serve()
+
+
+if __name__ == "__main__":
+    main()
