@@ -17,7 +17,7 @@ from pydantic import BaseModel, Field, field_validator
 
 from . import lean_project
 from .protocol import CheckOutput, EnvError, LeanMessage, ProofFinished, TacticError, TacticResult, TacticState, Theorem
-from .repl_pool import ReplPool, Worker
+from .repl_pool import HeaderError, ReplPool, Worker
 from .repl_process import ReplCrashed, ReplProcess, ReplTimeout
 from .repl_protocol import ReplProtocolError, ReplResponse, parse_axioms
 
@@ -44,6 +44,10 @@ class ReplConfig(BaseModel):
         if value is not None and not value:
             raise ValueError("repl_command must name a program, e.g. ['lake', 'exe', 'repl']")
         return value
+
+
+class _BadStatement(ValueError):
+    pass
 
 
 @dataclass
@@ -82,6 +86,8 @@ class ReplEnv:
             with self.pool.session(theorem.header) as worker:
                 resp = self._send_statement(worker, theorem, self._timeout(timeout))
                 return self._first_state(worker, theorem, resp)
+        except (HeaderError, _BadStatement) as exc:
+            return TacticError(f"starting {theorem.name}: {exc}")
         except ReplTimeout as exc:
             return TacticError(f"starting {theorem.name}: {exc}", timeout=True)
         except (ReplCrashed, ReplProtocolError) as exc:
@@ -102,6 +108,8 @@ class ReplEnv:
                         return proof_state
                 resp = worker.process.send({"tactic": tactic, "proofState": proof_state}, self._timeout(timeout))
                 return self._tactic_result(worker, ref, tactic, resp)
+        except HeaderError as exc:
+            return TacticError(str(exc))
         except ReplTimeout as exc:
             return TacticError(str(exc), timeout=True)
         except (ReplCrashed, ReplProtocolError) as exc:
@@ -122,6 +130,8 @@ class ReplEnv:
                     if listed.error:
                         out.messages.append(LeanMessage("error", f"#print axioms: {listed.error}"))
                 return out
+        except HeaderError as exc:
+            return CheckOutput(messages=[LeanMessage("error", str(exc))])
         except ReplTimeout as exc:
             return CheckOutput(timed_out=True, crashed=None, messages=[LeanMessage("error", str(exc))])
         except (ReplCrashed, ReplProtocolError) as exc:
@@ -142,7 +152,8 @@ class ReplEnv:
     def _send_statement(self, worker: Worker, theorem: Theorem, timeout: float) -> ReplResponse:
         statement = theorem.statement.rstrip()
         if not statement.endswith(":="):
-            raise EnvError(f"theorem {theorem.name}: the statement must end with ':=' (got ...{statement[-40:]!r})")
+            raise _BadStatement(f"the statement of {theorem.name} must end with ':=' "
+                                f"(got ...{statement[-40:]!r}); drop any trailing `by sorry`")
         return worker.process.send(_cmd(statement + " by sorry", worker.header_env), timeout)
 
     def _first_state(self, worker: Worker, theorem: Theorem, resp: ReplResponse) -> TacticState | TacticError:

@@ -21,6 +21,10 @@ from .repl_protocol import ReplProtocolError
 _generations = itertools.count(1)
 
 
+class HeaderError(EnvError):
+    """The theorem's header (imports, opens, variables) does not elaborate."""
+
+
 @dataclass
 class Worker:
     """One REPL process and the environment id its header elaborated to."""
@@ -129,7 +133,7 @@ class ReplPool:
             if resp.error or resp.errors or resp.env is None:
                 detail = resp.error or "; ".join(f"line {m.line}: {m.text}" for m in resp.errors)
                 worker.broken = True
-                raise EnvError(f"the header failed to elaborate: {detail}\nheader:\n{worker.header}")
+                raise HeaderError(f"the header failed to elaborate: {detail}\nheader:\n{worker.header}")
             worker.header_env = resp.env
         worker.base_rss_mb = worker.process.rss_mb()
 
