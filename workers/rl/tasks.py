@@ -2,7 +2,7 @@
 
 jsonl rows (kind is inferred from the keys):
   math: {"question": ..., "answer": ...}
-  code: {"prompt": ..., "tests": "assert f(1) == 2\n..." or [..]}   (optional "entry_point")
+  code: {"prompt": ..., "tests": "assert f(1) == 2\n..." or [..]}   (MBPP's text + test_list too)
   lean: {"header": ..., "formal_statement": ...}                  (optional "name")
 """
 from __future__ import annotations
@@ -60,10 +60,15 @@ def _task_from_row(row: dict, default_id: str, where: str) -> Task:
         return Task(id=task_id, kind="lean", prompt=prompt, header=header, formal_statement=row["formal_statement"])
     if "question" in row and "answer" in row:
         return Task(id=task_id, kind="math", prompt=row["question"], answer=_final_answer(str(row["answer"])))
-    if "prompt" in row and ("tests" in row or "test_list" in row):
+    if ("prompt" in row or "text" in row) and ("tests" in row or "test_list" in row):
         tests = row.get("tests", row.get("test_list"))
         tests = [t for t in tests.splitlines() if t.strip()] if isinstance(tests, str) else [str(t) for t in tests]
-        return Task(id=task_id, kind="code", prompt=row["prompt"], tests=tests)
+        prompt = row.get("prompt")
+        if prompt is None:  # MBPP: the description plus the tests, as in the MBPP paper's prompt
+            prompt = f"{row['text']}\nYour code should pass these tests:\n" + "\n".join(tests) + "\n"
+        if row.get("test_setup_code"):
+            tests = [row["test_setup_code"], *tests]
+        return Task(id=task_id, kind="code", prompt=prompt, tests=tests)
     raise ValueError(
         f"{where}: cannot tell the task kind from keys {sorted(row)}; expected question+answer (math), "
         "prompt+tests (code) or header+formal_statement (lean)"
