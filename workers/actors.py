@@ -51,24 +51,40 @@ class ProverWorker:
 
 @ray.remote
 class ModelWorker:
-    """Hosts one generation backend and batches concurrent callers' requests (a threaded actor)."""
+    """Hosts one generation backend and batches concurrent callers' requests (a threaded actor).
+
+    The model loads on the first request, so a bad checkpoint is that request's clear error
+    (and the next request's), not a dead actor that Ray keeps restarting.
+    """
 
     def __init__(self, model_config: dict):
-        from .backends import make_backend
-        from .batching import Batcher
+        import threading
+
         from .config import ModelWorkerConfig
 
-        cfg = ModelWorkerConfig.model_validate(model_config)
-        self.backend = make_backend(cfg.backend)
-        self.batcher = Batcher(self.backend, cfg.max_batch_size, cfg.batch_window_s)
+        self.cfg = ModelWorkerConfig.model_validate(model_config)
+        self._lock = threading.Lock()
+        self.backend = None
+        self.batcher = None
+
+    def _ready(self):
+        with self._lock:
+            if self.batcher is None:
+                from .backends import make_backend
+                from .batching import Batcher
+
+                self.backend = make_backend(self.cfg.backend)
+                self.batcher = Batcher(self.backend, self.cfg.max_batch_size, self.cfg.batch_window_s)
+        return self.batcher
 
     def pid(self) -> int:
         return os.getpid()
 
     def info(self) -> dict:
-        return {"model": getattr(self.backend, "name", "model"), "stats": dict(self.batcher.stats)}
+        batcher = self._ready()
+        return {"model": getattr(self.backend, "name", "model"), "stats": dict(batcher.stats)}
 
     def generate(self, prompts: list[str], params: dict) -> list[dict]:
         from .backends import SamplingParams
 
-        return self.batcher.submit(prompts, SamplingParams.model_validate(params))
+        return self._ready().submit(prompts, SamplingParams.model_validate(params))
