@@ -38,10 +38,10 @@ _MATH_WORDS = {
 }
 _SHORT_UNITS = {"m", "cm", "mm", "km", "g", "kg", "mg", "s", "ms", "h", "hr", "hrs", "min", "ml", "l",
                 "ft", "in", "yd", "mi", "lb", "lbs", "oz", "mph", "kmh", "sq", "pm", "am", "usd"}
-_UNIT_TAIL = re.compile(r"^(.*?\d)\s*((?:[a-zA-Z]+\.?(?:\^\{?\d\}?)?\s*)+)$")
+_UNIT_WORD = re.compile(r"[a-zA-Z]+\.?(?:\^\{?\d\}?)?")
 
 
-def _last_boxed(text: str) -> str | None:
+def last_boxed(text: str) -> str | None:
     """Content of the last \\boxed{...} / \\fbox{...} (nested braces), or of `\\boxed 5`."""
     start = max(text.rfind("\\boxed"), text.rfind("\\fbox"))
     if start < 0:
@@ -65,12 +65,17 @@ def _last_boxed(text: str) -> str | None:
 
 
 def _strip_units(s: str) -> str:
-    m = _UNIT_TAIL.match(s)
-    if not m:
+    """"5 dollars", "3 cm^2" -> the number; words that may be math (pi, x, sin) are kept."""
+    digits = [m.start() for m in re.finditer(r"(?<!\^)(?<!\^\{)\d", s)]  # not exponents of cm^2
+    cut = digits[-1] + 1 if digits else -1
+    while 0 < cut < len(s) and s[cut] in "})":
+        cut += 1
+    tail = s[cut:].split()
+    if cut < 0 or not tail or not all(_UNIT_WORD.fullmatch(w) for w in tail):
         return s
-    words = re.findall(r"[a-zA-Z]+", m.group(2))
-    if all((len(w) >= 3 or w.lower() in _SHORT_UNITS) and w.lower() not in _MATH_WORDS for w in words):
-        return m.group(1).strip()
+    words = [re.match(r"[a-zA-Z]+", w).group(0).lower() for w in tail]
+    if all((len(w) >= 3 or w in _SHORT_UNITS) and w not in _MATH_WORDS for w in words):
+        return s[:cut].strip()
     return s
 
 
@@ -88,7 +93,7 @@ def normalize_answer(text: str) -> str:
     s = str(text).strip()
     for k, v in _UNICODE.items():
         s = s.replace(k, v)
-    boxed = _last_boxed(s)
+    boxed = last_boxed(s)
     if boxed is not None:
         s = boxed
     s = s.replace("\\$", "").replace("$", "")

@@ -21,7 +21,7 @@ def _show(expr) -> str:
     try:
         text = sympy.sstr(expr)
     except ValueError:  # an integer too long to print (e.g. 2004!)
-        text = f"<{type(expr).__name__} too long to print>"
+        text = f"~{sympy.N(expr, 15)}"  # 15 significant digits say enough
     return text if len(text) <= _MAX_SHOWN else text[:_MAX_SHOWN] + "..."
 
 
