@@ -1,0 +1,161 @@
+"""Grade code samples against problems in the sandbox; unbiased pass@k (Chen et al. 2021).
+
+`grade_samples` reads a human-eval/evalplus samples.jsonl and appends one result per sample to
+SAMPLES.jsonl_results.jsonl as it finishes, so an interrupted run resumes where it stopped.
+"""
+from __future__ import annotations
+
+import json
+import os
+import sys
+from collections import Counter, defaultdict
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from pathlib import Path
+from typing import Iterable
+
+from coder.problems import Problem
+from coder.sandbox import Limits, Verdict, run_program, run_tests
+
+DEFAULT_KS = (1, 10, 100)
+
+
+def pass_at_k(n: int, c: int, k: int) -> float:
+    """Unbiased estimate of pass@k from n samples of which c passed: 1 - C(n-c, k) / C(n, k)."""
+    if not 0 <= c <= n or k < 1:
+        raise ValueError(f"pass_at_k needs 0 <= c <= n and k >= 1 (got n={n}, c={c}, k={k})")
+    if k > n:
+        raise ValueError(f"pass@{k} needs at least {k} samples per task (got {n})")
+    if n - c < k:
+        return 1.0
+    result = 1.0
+    for i in range(n - c + 1, n + 1):  # product form: no huge binomials
+        result *= 1.0 - k / i
+    return 1.0 - result
+
+
+def grade_sample(problem: Problem, completion: str, limits: Limits | None = None, *,
+                 is_solution: bool = False) -> Verdict:
+    """Verdict for one sample: human-eval `completion` (appended to the prompt) or a full `solution`."""
+    limits = limits or Limits()
+    program = problem.program(completion, is_solution=is_solution)
+    if problem.kind == "function":
+        return run_tests(program, problem.test, limits, entry_point=problem.entry_point, prelude=problem.prompt)
+    total = 0.0
+    for i, (stdin, expected) in enumerate(zip(problem.inputs, problem.outputs), 1):
+        verdict = run_program(program, stdin, limits, expected_output=expected)
+        total += verdict.time_s
+        if not verdict.passed:
+            verdict.detail = f"case {i}/{len(problem.inputs)}: {verdict.detail}"
+            return verdict
+    return Verdict(status="passed", detail=f"{len(problem.inputs)} case(s) passed", time_s=round(total, 4),
+                   protections=verdict.protections)
+
+
+def read_samples(path: Path, problems: dict[str, Problem]) -> list[tuple[int, dict]]:
+    """(line number, sample) for every sample; raises naming the first bad line before anything runs."""
+    samples = []
+    with open(path, encoding="utf-8") as f:
+        for lineno, line in enumerate(f, 1):
+            if not line.strip():
+                continue
+            where = f"{path}:{lineno}"
+            try:
+                sample = json.loads(line)
+            except ValueError as exc:
+                raise ValueError(f"{where}: not valid JSON ({exc})") from None
+            if not isinstance(sample, dict) or "task_id" not in sample:
+                raise ValueError(f"{where}: a sample needs a 'task_id' field")
+            sample["task_id"] = str(sample["task_id"])
+            if sample["task_id"] not in problems:
+                raise ValueError(f"{where}: unknown task_id {sample['task_id']!r} (not in the problems given)")
+            if not isinstance(sample.get("completion", sample.get("solution")), str):
+                raise ValueError(f"{where}: a sample needs a string 'completion' or 'solution' field")
+            samples.append((lineno, sample))
+    if not samples:
+        raise ValueError(f"{path} contains no samples")
+    return samples
+
+
+def results_path_for(samples_path: Path) -> Path:
+    """human-eval's naming: SAMPLES.jsonl -> SAMPLES.jsonl_results.jsonl."""
+    return Path(str(samples_path) + "_results.jsonl")
+
+
+def _load_done(results_path: Path) -> dict[int, dict]:
+    """Results of an earlier (possibly interrupted) run, by sample line; a torn last line is dropped."""
+    if not results_path.exists():
+        return {}
+    data = results_path.read_bytes()
+    if data and not data.endswith(b"\n"):  # crashed mid-write: keep only whole lines
+        data = data[: data.rfind(b"\n") + 1]
+        results_path.write_bytes(data)
+    done = {}
+    for line in data.decode("utf-8").splitlines():
+        try:
+            row = json.loads(line)
+            done[int(row["line"])] = row
+        except (ValueError, KeyError, TypeError):
+            continue
+    return done
+
+
+def _result_row(lineno: int, sample: dict, verdict: Verdict) -> dict:
+    row = dict(sample)
+    row.update(line=lineno, result="passed" if verdict.passed else f"{verdict.status}: {verdict.detail}",
+               passed=verdict.passed, verdict=verdict.status, detail=verdict.detail, time_s=verdict.time_s,
+               protections=verdict.protections)
+    return row
+
+
+def grade_samples(samples_path: str | Path, problems: dict[str, Problem], limits: Limits | None = None, *,
+                  workers: int | None = None, ks: Iterable[int] = DEFAULT_KS, progress: bool = True) -> dict:
+    """Grade every sample not already in the results file; returns the summary with pass@k."""
+    samples_path = Path(samples_path)
+    limits = limits or Limits()
+    samples = read_samples(samples_path, problems)
+    results_path = results_path_for(samples_path)
+    done = _load_done(results_path)
+    todo = [(n, s) for n, s in samples if n not in done]
+    workers = workers or os.cpu_count() or 1
+    from tqdm import tqdm
+
+    bar = tqdm(total=len(samples), initial=len(samples) - len(todo), desc="grading", unit="sample",
+               file=sys.stderr, disable=not progress)
+    with open(results_path, "a", encoding="utf-8") as out, ThreadPoolExecutor(workers) as pool:
+        futures = {pool.submit(grade_sample, problems[s["task_id"]], s.get("solution", s.get("completion")),
+                               limits, is_solution="solution" in s): (n, s) for n, s in todo}
+        for future in as_completed(futures):
+            n, s = futures[future]
+            row = _result_row(n, s, future.result())
+            out.write(json.dumps(row) + "\n")
+            out.flush()  # a crash loses nothing already graded
+            done[n] = row
+            bar.update(1)
+    bar.close()
+    rows = [done[n] for n, _ in samples]
+    _rewrite_in_order(results_path, rows)
+    return summarize(rows, ks, results_path)
+
+
+def _rewrite_in_order(path: Path, rows: list[dict]) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def summarize(rows: list[dict], ks: Iterable[int] = DEFAULT_KS, results_path: Path | None = None) -> dict:
+    """pass@k over tasks (only k <= the fewest samples of any task, as human-eval does) and verdict counts."""
+    per_task: dict[str, list[bool]] = defaultdict(list)
+    for row in rows:
+        per_task[row["task_id"]].append(bool(row["passed"]))
+    fewest = min(len(v) for v in per_task.values())
+    summary: dict = {}
+    for k in sorted(set(ks)):
+        if k <= fewest:
+            scores = [pass_at_k(len(v), sum(v), k) for v in per_task.values()]
+            summary[f"pass@{k}"] = sum(scores) / len(scores)
+    summary.update(n_tasks=len(per_task), n_samples=len(rows),
+                   verdicts=dict(Counter(row["verdict"] for row in rows)))
+    if results_path is not None:
+        summary["results"] = str(results_path)
+    return summary

