@@ -58,22 +58,21 @@ class CoreModelBackend:
 
         torch.set_num_threads(torch_threads)
         self.path = resolve_checkpoint(str(checkpoint) if checkpoint else None)
-        self.model = core_model.load_pretrained(str(self.path))
-        if device != "cpu":
-            self.model = self.model.to(device)
+        self.model = core_model.load_pretrained(str(self.path), device=device)
         self.model.eval()
         self.tokenizer = core_model.load_tokenizer(str(self.path))
         self.name = self.path.name
 
     def complete(self, prompts: list[str], params: SamplingParams) -> list[dict]:
-        import core_model
+        # `core_model.generate` resolves to the submodule once it is imported, so name the function.
+        from core_model.generate import GenerationConfig, generate
 
-        cfg = core_model.GenerationConfig(
+        cfg = GenerationConfig(
             max_new_tokens=params.max_tokens, temperature=params.temperature, top_p=params.top_p,
             top_k=params.top_k, stop=list(params.stop), seed=params.seed,
         )
         out = []
-        for c in core_model.generate(self.model, self.tokenizer, prompts, cfg):
+        for c in generate(self.model, self.tokenizer, prompts, cfg):
             out.append({
                 "text": c.text, "finish_reason": c.finish_reason,
                 "prompt_tokens": len(c.prompt_token_ids), "completion_tokens": len(c.token_ids),
