@@ -145,6 +145,7 @@ class MiniLean:
             messages.append(msg("error", start + 1, 0, 1, "unexpected token; expected command"))
             return
         kind, name, sig, proof = m.groups()
+        proof = re.sub(r"--[^\n]*|/-.*?-/", "", proof, flags=re.S)  # Lean ignores comments
         name_col = len(kind) + 1 if name else 0
         name_end = name_col + len(name) if name else len(kind)
         if name and name in env:
@@ -164,9 +165,13 @@ class MiniLean:
             tactics = [t.strip() for t in re.split(r"[\n;]", re.sub(r"^\s*by\b", "", proof.strip())) if t.strip()]
             closed = False
             for tac in tactics:
+                tac = re.sub(r"^set_option \S+ \S+ in ", "", tac)
                 word = tac.split()[0]
                 if tac.startswith("exact ") and tac.split()[1] in env:
                     axioms.update(env[tac.split()[1]])
+                    closed = True
+                elif word == "exact?":  # succeeds with a suggestion, like Mathlib's exact?
+                    messages.append(msg("info", proof_line + 1, 2, 8, "Try this:\n  [apply] exact rfl"))
                     closed = True
                 elif word == "fake_error":
                     errors.append(msg("error", proof_line, by_col, by_col + 10, "fake_error: elaboration failed"))
