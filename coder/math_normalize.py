@@ -23,7 +23,7 @@ _UNICODE = {
 # while `{...}` keeps meaning a LaTeX group.
 SET_OPEN, SET_CLOSE = "\u2983", "\u2984"
 
-_SPACING = re.compile(r"\\(?:[,;:! ]|quad|qquad|displaystyle|textstyle|limits)|~")
+_SPACING = re.compile(r"(?<!\\)\\(?:[,;:! ]|quad|qquad|displaystyle|textstyle|limits)|~")
 _SIZING = re.compile(r"\\(?:left|right|big|Big|bigg|Bigg)[lr]?(?![a-zA-Z])")
 _DEGREES = re.compile(r"\^\s*\{?\s*\\circ\s*\}?|\\circ|\\degree|\^\s*\{\s*\\text\{\s*o\s*\}\s*\}")
 _TEXT_CMD = re.compile(r"\\(?:text|textbf|textit|textrm|mathrm|mbox|mathbf|operatorname)\s*\{([^{}]*)\}")
@@ -101,6 +101,7 @@ def normalize_answer(text: str) -> str:
     s = re.sub(r"(\d)\{,\}(?=\d{3})", r"\1", s)  # 1{,}234
     s = re.sub(r"(\d)\\,(?=\d{3}(?!\d))", r"\1", s)  # 1\,234
     s = re.sub(r"\\[dtc]frac", r"\\frac", s)
+    s = s.replace("<=", "\\le ").replace(">=", "\\ge ")  # so "=" only ever means an equation
     s = s.replace("\\{", SET_OPEN).replace("\\}", SET_CLOSE)
     s = _SIZING.sub("", s).replace("\\middle", "")
     s = _DEGREES.sub("", s)
