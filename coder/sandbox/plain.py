@@ -3,11 +3,16 @@
 `encode` inspects only exact builtin types (`type(x) is int`, never isinstance), so a subclass or
 an object with a forged `__eq__`/`__hash__` is tagged as unsupported instead of being compared.
 The encoded form is JSON: strings, numbers, booleans and null stand for themselves; every JSON
-list is a tagged node ["l"|"t"|"s"|"F"|"d"|"b"|"c"|"I"|"X", ...].
+list is a tagged node ["l"|"t"|"s"|"F"|"d"|"D"|"q"|"b"|"c"|"I"|"f"|"X", ...]. Counter, OrderedDict,
+defaultdict and deque (exact types) are read with the builtin methods and rebuilt in the replay.
 """
 from __future__ import annotations
 
+import collections
 import math
+
+# Trusted stdlib containers whose contents are read with builtin methods and rebuilt in the replay.
+_MAPPINGS = {collections.Counter: "Counter", collections.OrderedDict: "OrderedDict", collections.defaultdict: "dict"}
 
 MAX_DEPTH = 100
 MAX_NODES = 1_000_000
@@ -45,6 +50,11 @@ def _enc(x: object, depth: int, budget: list[int]) -> object:
         return [tag, items]
     if t is dict:
         return ["d", [[_enc(k, depth + 1, budget), _enc(v, depth + 1, budget)] for k, v in dict.items(x)]]
+    if t in _MAPPINGS:
+        items = [[_enc(k, depth + 1, budget), _enc(v, depth + 1, budget)] for k, v in dict.items(x)]
+        return ["D", _MAPPINGS[t], items]
+    if t is collections.deque:
+        return ["q", [_enc(v, depth + 1, budget) for v in collections.deque.__iter__(x)]]
     if t is bytes:
         return ["b", bytes.hex(x)]
     if t is complex:
@@ -68,6 +78,11 @@ def decode(node: object) -> object:
         return {"l": list, "t": tuple, "s": set, "F": frozenset}[tag](items)
     if tag == "d":
         return {decode(k): decode(v) for k, v in node[1]}
+    if tag == "D":
+        factory = {"Counter": collections.Counter, "OrderedDict": collections.OrderedDict}.get(node[1], dict)
+        return factory({decode(k): decode(v) for k, v in node[2]})
+    if tag == "q":
+        return collections.deque(decode(v) for v in node[1])
     if tag == "b":
         return bytes.fromhex(node[1])
     if tag == "c":

@@ -1,0 +1,98 @@
+"""`proofcode grade` and `proofcode sandbox-info`."""
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+
+def register(subparsers) -> None:
+    """Add the coder subcommands to the `proofcode` parser."""
+    grade = subparsers.add_parser(
+        "grade", help="grade code samples (human-eval/evalplus samples.jsonl) in the sandbox; print pass@k",
+        description="Grade SAMPLES.jsonl (task_id + completion or solution per line). Results go to "
+                    "SAMPLES.jsonl_results.jsonl as each sample finishes; re-running skips graded samples.",
+    )
+    grade.add_argument("samples", type=Path, help="samples .jsonl file")
+    source = grade.add_mutually_exclusive_group()
+    source.add_argument("--benchmark", choices=["humaneval"], help="packaged problems (offline)")
+    source.add_argument("--problems", type=Path, help="problems .jsonl(.gz): human-eval, MBPP test_list or "
+                                                     "inputs/outputs format")
+    grade.add_argument("--k", default="1,10,100", help="comma-separated k values for pass@k (default 1,10,100)")
+    grade.add_argument("--workers", type=int, default=None, help="parallel runs (default: CPU count)")
+    grade.add_argument("--timeout", type=float, default=10.0, help="wall-clock seconds per run (default 10)")
+    grade.add_argument("--json", action="store_true", help="print the summary as one JSON object")
+    grade.add_argument("--allow-weaker-sandbox", action="store_true",
+                       help="run even if a protection (seccomp, Landlock, no network) is unavailable")
+    grade.add_argument("--no-progress", action="store_true", help="no progress bar")
+    grade.add_argument("--server", default=None, help="submit to a running proofcode service at URL")
+    grade.set_defaults(func=cmd_grade)
+
+    info = subparsers.add_parser("sandbox-info", help="show which sandbox protections are active here")
+    info.add_argument("--json", action="store_true", help="print as one JSON object")
+    info.set_defaults(func=cmd_sandbox_info)
+
+
+def parse_ks(text: str) -> list[int]:
+    try:
+        ks = [int(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        raise ValueError(f"--k must be comma-separated positive integers, got {text!r}") from None
+    if not ks or min(ks) < 1:
+        raise ValueError(f"--k must be comma-separated positive integers, got {text!r}")
+    return ks
+
+
+def cmd_grade(args: argparse.Namespace) -> int:
+    from coder.grading import grade_samples
+    from coder.problems import load_problems
+    from coder.sandbox import Limits
+
+    if not args.samples.is_file():
+        raise FileNotFoundError(f"samples file {args.samples} not found")
+    if args.workers is not None and args.workers < 1:
+        raise ValueError(f"--workers must be at least 1, got {args.workers}")
+    if args.timeout <= 0:
+        raise ValueError(f"--timeout must be positive, got {args.timeout}")
+    problems = load_problems(args.problems if args.problems else (args.benchmark or "humaneval"))
+    limits = Limits(timeout_s=args.timeout, allow_weaker_sandbox=args.allow_weaker_sandbox)
+    summary = grade_samples(args.samples, problems, limits, workers=args.workers, ks=parse_ks(args.k),
+                            progress=not args.no_progress)
+    if args.json:
+        print(json.dumps(summary))
+        return 0
+    for key, value in summary.items():
+        if key.startswith("pass@"):
+            print(f"{key}: {value:.4f}")
+    print(f"tasks: {summary['n_tasks']}  samples: {summary['n_samples']}  verdicts: "
+          + ", ".join(f"{k}={v}" for k, v in sorted(summary["verdicts"].items())))
+    print(f"results: {summary['results']}")
+    return 0
+
+
+def cmd_sandbox_info(args: argparse.Namespace) -> int:
+    from coder.sandbox import sandbox_info
+    from coder.sandbox.protect import REQUIRED
+
+    info = sandbox_info()
+    if args.json:
+        print(json.dumps(info))
+        return 0
+    notes = {
+        "rlimits": "CPU time, address space, file size, open files",
+        "seccomp": "no fork/exec/sockets, no signals to other processes, no chmod/chown/mount (libseccomp)",
+        "landlock": "writes only in the run's temp dir; reads only Python and system libraries (Linux >= 5.13)",
+        "net_namespace": "runs in an empty network namespace (unprivileged user namespaces or root)",
+        "no_network": "seccomp socket ban or network namespace",
+        "drop_capabilities": "root children drop every capability",
+    }
+    for name, active in info.items():
+        mark = "active " if active else "MISSING"
+        need = " (required)" if name in REQUIRED else ""
+        print(f"{mark}  {name:<18} {notes.get(name, '')}{need}")
+    missing = [n for n in REQUIRED if not info.get(n)]
+    if missing:
+        print(f"missing required protection(s): {', '.join(missing)}; grading refuses to run unless "
+              "--allow-weaker-sandbox is given")
+        return 1
+    return 0
