@@ -19,7 +19,7 @@ class SearchConfig(BaseModel):
     budget_seconds: float = Field(300.0, gt=0, description="wall-time budget for one theorem")
     max_expansions: int = Field(200, ge=1, description="best_first: states expanded; mcts: tactics tried")
     max_samples: int = Field(32, ge=1, description="sample: whole proofs generated")
-    num_candidates: int = Field(8, ge=1, description="tactics proposed per expanded state")
+    num_candidates: int = Field(16, ge=1, description="tactics proposed per expanded state")
     tactic_timeout: float = Field(10.0, gt=0, description="seconds per tactic")
     check_timeout: float = Field(60.0, gt=0, description="seconds per whole-proof check")
     max_depth: int = Field(50, ge=1, description="longest tactic sequence explored")
