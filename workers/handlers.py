@@ -49,20 +49,22 @@ class CoderHandler:
             return self._problems[source]
 
     def grade(self, item: dict, params: dict) -> dict:
-        """Grade one {task_id, completion} against params["problems"] ("humaneval" or a path)."""
+        """Grade one {task_id, completion | solution} against params["problems"] ("humaneval" or a path)."""
         try:
             import coder
 
-            problems = self.problems(params.get("problems", "humaneval"))
+            source = params.get("problems", "humaneval")
+            problems = self.problems(source)
             task_id = item["task_id"]
             if task_id not in problems:
-                return {"status": "error", "passed": False,
-                        "detail": f"unknown task_id {task_id!r} in problems {params.get('problems', 'humaneval')!r}"}
+                return {"status": "error", "passed": False, "detail": f"unknown task_id {task_id!r} in problems {source!r}"}
             limits = coder.Limits(**params.get("limits", {}))
-            verdict = to_jsonable(coder.grade_sample(problems[task_id], item["completion"], limits))
+            is_solution = item.get("completion") is None and item.get("solution") is not None
+            code = item["solution"] if is_solution else item["completion"]
+            verdict = to_jsonable(coder.grade_sample(problems[task_id], code, limits, is_solution=is_solution))
             if not isinstance(verdict, dict):
                 verdict = {"status": str(verdict)}
-            verdict.setdefault("passed", verdict.get("status") == "passed")
+            verdict["passed"] = verdict.get("status") == "passed"
             return verdict
         except Exception as exc:  # a sandbox failure is this item's verdict
             return error_result(exc, "grading failed")

