@@ -56,6 +56,7 @@ class ReplPool:
         self._workers: list[Worker] = []
         self._cond = threading.Condition()
         self._closed = False
+        self._bad_headers: dict[str, str] = {}  # header -> Lean's errors; deterministic, so not retried
         self.spawned = 0  # processes started so far (for logs and tests)
         self.recycled = 0
 
@@ -78,6 +79,8 @@ class ReplPool:
             self._release(worker)
 
     def _acquire(self, header: str, prefer: int | None) -> Worker:
+        if header in self._bad_headers:
+            raise HeaderError(self._bad_headers[header])
         deadline = None if self.acquire_timeout is None else time.monotonic() + self.acquire_timeout
         victim = None
         with self._cond:
@@ -133,7 +136,10 @@ class ReplPool:
             if resp.error or resp.errors or resp.env is None:
                 detail = resp.error or "; ".join(f"line {m.line}: {m.text}" for m in resp.errors)
                 worker.broken = True
-                raise HeaderError(f"the header failed to elaborate: {detail}\nheader:\n{worker.header}")
+                message = f"the header failed to elaborate: {detail}\nheader:\n{worker.header}"
+                with self._cond:
+                    self._bad_headers[worker.header] = message
+                raise HeaderError(message)
             worker.header_env = resp.env
         worker.base_rss_mb = worker.process.rss_mb()
 

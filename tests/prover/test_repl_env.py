@@ -68,8 +68,10 @@ def test_bad_header_and_bad_statement_are_errors_not_crashes(tmp_path):
         res = env.start(Theorem("y", broken, "theorem y : 1 = 1 :="))
         assert isinstance(res, TacticError) and "header failed to elaborate" in res.message
         assert "fake_error" in res.message
+        spawned = env.pool.spawned
         out = env.check("theorem y : 1 = 1 := by rfl", broken)
         assert out.errors and "header failed" in out.errors[0].text
+        assert env.pool.spawned == spawned  # a header Lean rejected is not imported again
         assert isinstance(env.start(THM), TacticState)  # the pool still works
 
 
