@@ -27,6 +27,7 @@ COMMAND_KEYWORDS = (
     "attribute", "variable", "universe", "mutual", "deriving", "initialize", "builtin_initialize",
     "declare_syntax_cat", "export", "import", "omit", "include", "noncomputable", "private",
     "protected", "partial", "unsafe", "add_decl_doc", "run_cmd", "run_elab", "run_meta", "run_tac",
+    "by_elab",  # runs arbitrary meta code in term position
 )
 _IDENT_EDGE = r"(?<![\w.'!?])({})(?![\w.'!?])"
 _COMMANDS_RE = re.compile(_IDENT_EDGE.format("|".join(map(re.escape, COMMAND_KEYWORDS))))
