@@ -70,14 +70,14 @@ class CoderHandler:
             return error_result(exc, "grading failed")
 
     def check_math(self, item: dict, params: dict) -> dict:
-        """Compare one {pred, ref} pair with sympy; status is equivalent/different/error."""
+        """Compare one {pred, ref} pair; status is equivalent/different/timeout/unparseable/error."""
         try:
             import coder
 
-            verdict = to_jsonable(coder.check_answer(item["pred"], item["ref"]))
-            if not isinstance(verdict, dict):
-                verdict = {"equivalent": bool(verdict)}
-            verdict["status"] = "equivalent" if verdict.get("equivalent") else "different"
+            verdict = to_jsonable(coder.check_answer(item["pred"], item["ref"], **params.get("options", {})))
+            reason = str(verdict.get("reason", ""))
+            verdict["status"] = ("equivalent" if verdict.get("equivalent")
+                                 else reason if reason in ("timeout", "unparseable", "error") else "different")
             return verdict
         except Exception as exc:
             return error_result(exc, "answer check failed")

@@ -71,6 +71,7 @@ class AnswerPair(_Body):
 
 class MathCheckRequest(_Body):
     items: list[AnswerPair] = Field(min_length=1)
+    timeout: float = Field(5.0, gt=0, le=120, description="seconds per comparison (sympy)")
     wait_s: float = Field(30.0, ge=0, le=600, description="wait this long for the results inline")
 
 
@@ -243,7 +244,7 @@ def _add_job_routes(app: FastAPI, state: dict, auth, config: ServiceConfig) -> N
 
     @app.post("/v1/math/check", tags=["math"], dependencies=dep)
     def check_math(req: MathCheckRequest):
-        job = create("math", [p.model_dump() for p in req.items], {})
+        job = create("math", [p.model_dump() for p in req.items], {"options": {"timeout": req.timeout}})
         done = state["runner"].wait(job["id"], req.wait_s) if req.wait_s else False
         job = state["store"].get(job["id"]).to_dict()
         if done:

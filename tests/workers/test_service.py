@@ -119,3 +119,17 @@ def test_restarted_service_resumes_the_job(ray_cluster, tmp_path):
     assert done["status"] == "completed" and done["done"] == 60
     assert sorted(r["index"] for r in rows) == list(range(60))
     assert all(r["passed"] for r in rows)
+
+
+def test_math_check_comes_back_inline(service):
+    http = client(service.url, TOKEN)
+    items = [{"pred": "\\frac{1}{2}", "ref": "0.5"}, {"pred": "x^2+2x+1", "ref": "(x+1)^2"},
+             {"pred": "3", "ref": "4"}, {"pred": "\\frac{", "ref": "1"}]
+    r = http.post("/v1/math/check", json={"items": items, "wait_s": 120})
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert body["status"] == "completed" and body["kind"] == "math"
+    assert [x["status"] for x in body["results"]] == ["equivalent", "equivalent", "different", "unparseable"]
+    assert http.get(f"/v1/math/checks/{body['id']}").json()["done"] == 4
+    r = http.post("/v1/math/check", json={"items": [{"pred": "1"}]})
+    assert r.status_code == 422 and "items.0.ref" in r.json()["detail"]

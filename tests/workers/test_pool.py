@@ -1,0 +1,79 @@
+"""The pool without HTTP: bad programs are verdicts, dead or hung workers become item errors, never lost items."""
+import os
+import signal
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parent))
+from svc_helpers import canonical_samples, wait_for  # noqa: E402
+
+from workers.config import PoolConfig  # noqa: E402
+from workers.pool import WorkerPool  # noqa: E402
+
+pytestmark = pytest.mark.ray
+SLEEPY = "    import time\n    time.sleep(30)\n"  # a HumanEval/0 body that outlives every limit below
+
+
+def run(pool, samples, limits=None):
+    results = {}
+    pool.run("grading", enumerate(samples), {"problems": "humaneval", "limits": limits or {}},
+             lambda i, r: results.setdefault(i, []).append(r))
+    return results
+
+
+def test_bad_programs_are_their_own_verdicts(ray_cluster):
+    pool = WorkerPool(PoolConfig(coder_workers=2, model={"enabled": False}))
+    try:
+        good = canonical_samples(3)
+        samples = good + [
+            {"task_id": "HumanEval/0", "completion": "    return True\n"},                  # wrong answer
+            {"task_id": "HumanEval/0", "completion": SLEEPY},                             # too slow
+            {"task_id": "HumanEval/0", "completion": "    import os\n    os._exit(3)\n"},  # exits mid-test
+            {"task_id": "HumanEval/0", "completion": "    x = 'a' * (1 << 34)\n"},         # memory bomb
+            {"task_id": "HumanEval/999", "completion": "pass"},                           # unknown task
+        ]
+        results = run(pool, samples, {"timeout_s": 3})
+    finally:
+        pool.shutdown()
+    assert sorted(results) == list(range(len(samples))) and all(len(v) == 1 for v in results.values())
+    status = [results[i][0]["status"] for i in range(len(samples))]
+    assert status[:3] == ["passed"] * 3
+    assert status[3] == "failed" and status[4] == "timeout"
+    assert status[5] in ("failed", "runtime_error") and status[6] in ("memory_exceeded", "runtime_error", "failed")
+    assert status[7] == "error" and "HumanEval/999" in results[7][0]["detail"]
+    assert [results[i][0]["passed"] for i in range(len(samples))] == [True] * 3 + [False] * 5
+
+
+def test_an_item_whose_worker_keeps_dying_is_an_error_not_a_hang(ray_cluster):
+    pool = WorkerPool(PoolConfig(coder_workers=1, max_item_attempts=1, in_flight_per_worker=1, model={"enabled": False}))
+    try:
+        pid = pool.worker_pids()[0]
+        samples = [{"task_id": "HumanEval/0", "completion": SLEEPY}] + canonical_samples(2)
+        out = {}
+        t = threading.Thread(target=lambda: out.update(run(pool, samples, {"timeout_s": 60})))
+        t.start()
+        time.sleep(3)  # the worker is inside the sleepy sample
+        os.kill(pid, signal.SIGKILL)
+        t.join(timeout=120)
+        assert not t.is_alive()
+        assert wait_for(lambda: pool.worker_pids()[0] != pid)  # restarted
+    finally:
+        pool.shutdown()
+    assert sorted(out) == [0, 1, 2]
+    first = out[0][0]
+    assert first["status"] == "error" and "worker died" in first["detail"]
+
+
+def test_a_hung_item_restarts_its_worker(ray_cluster):
+    pool = WorkerPool(PoolConfig(coder_workers=1, max_item_attempts=2, in_flight_per_worker=1, model={"enabled": False}), item_timeout_s=2)
+    try:
+        results = run(pool, [{"task_id": "HumanEval/0", "completion": SLEEPY}] + canonical_samples(2), {"timeout_s": 60})
+    finally:
+        pool.shutdown()
+    assert sorted(results) == [0, 1, 2]
+    assert results[0][0]["status"] == "error" and "worker died 2 time(s)" in results[0][0]["detail"]
+    assert results[1][0]["passed"] and results[2][0]["passed"]
