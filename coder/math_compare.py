@@ -23,6 +23,8 @@ def _weakest(reasons: list[str]) -> str:
 def _close(a: sympy.Expr, b: sympy.Expr, tol: tuple[float, float]) -> bool | None:
     """|a-b| <= max(rel*max(|a|,|b|), abs) for numbers; None if either is not a finite number."""
     rel, abs_ = (sympy.Rational(str(t)) for t in tol)
+    if a.is_Integer and b.is_Integer:  # tolerance is for rounded decimals, not for counts
+        return a == b
     if a.is_Rational and b.is_Rational:  # exact: 1/3 vs 3333/10000 decided without rounding
         return abs(a - b) <= max(rel * max(abs(a), abs(b)), abs_)
     va, vb = a.evalf(_DIGITS), b.evalf(_DIGITS)

@@ -130,7 +130,10 @@ def plain_number(s: str) -> Fraction | None:
 
 
 def within_tolerance(a: Fraction, b: Fraction, rel_tol: float, abs_tol: float) -> bool:
-    """|a - b| <= max(rel_tol * max(|a|, |b|), abs_tol), in exact arithmetic (no float round-off)."""
+    """|a - b| <= max(rel_tol * max(|a|, |b|), abs_tol), in exact arithmetic (no float round-off);
+    two integers must be equal."""
+    if a.denominator == 1 and b.denominator == 1:  # integers are never "close": 1450001 != 1450000
+        return a == b
     diff = abs(a - b)
     # str(): 1e-6 means exactly 10**-6, not the nearest binary float.
     bound = max(Fraction(str(rel_tol)) * max(abs(a), abs(b)), Fraction(str(abs_tol)))

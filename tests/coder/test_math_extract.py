@@ -1,0 +1,59 @@
+"""extract_answer on model-style responses and on every real GSM8K reference solution."""
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from coder import check_answer, extract_answer
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    (r"so the total is $\boxed{\frac{1}{2}}$.", r"\frac{1}{2}"),
+    (r"first \boxed{1}, then corrected: \boxed{\frac{\sqrt{3}}{2}}", r"\frac{\sqrt{3}}{2}"),
+    (r"\boxed{\left\{1, 2\right\}}", r"\left\{1, 2\right\}"),
+    (r"$\boxed 5$", "5"),
+    ("She makes 9 * 2 = $18 every day.\n#### 18", "18"),
+    ("#### 1,450,000", "1,450,000"),
+    ("The answer is 42.", "42"),
+    ("So the final answer is: $3.5$.", "3.5"),
+    ("**Answer:** 7", "7"),
+    ("I think 3 apples plus 4 apples give 7 apples", "7"),
+    ("a drop of -2.5 degrees", "-2.5"),
+    ("it costs 1,234 dollars", "1,234"),
+    ("no digits here", None),
+    ("", None),
+])
+def test_extract_answer(text, expected):
+    assert extract_answer(text) == expected
+
+
+def _gsm8k(shared_fixtures):
+    path = shared_fixtures / "math" / "gsm8k_test.jsonl"
+    with open(path, encoding="utf-8") as fh:
+        return [json.loads(line) for line in fh if line.strip()]
+
+
+def test_every_gsm8k_reference_extracts_to_its_own_answer(shared_fixtures):
+    rows = _gsm8k(shared_fixtures)
+    assert len(rows) > 1000
+    for row in rows:
+        final = row["answer"].split("####")[-1].strip()
+        got = extract_answer(row["answer"])
+        assert got == final, (row["idx"], got, final)
+        assert check_answer(got, final).reason == "exact"
+
+
+def test_gsm8k_answers_equal_their_variants(shared_fixtures):
+    rows = _gsm8k(shared_fixtures)
+    commas = 0
+    for row in rows:
+        final = row["answer"].split("####")[-1].strip()
+        plain = final.replace(",", "")
+        for variant in (plain, plain + ".0", f"${final}", rf"\boxed{{{plain}}}", f"{final} dollars"):
+            assert check_answer(variant, final).equivalent, (row["idx"], variant, final)
+        if "," in final:
+            commas += 1
+            assert check_answer(f"{int(plain):,}", plain).equivalent
+        assert not check_answer(str(int(plain) + 1), final).equivalent
+    assert commas >= 10  # the fixture really exercises "1,234" vs "1234"
