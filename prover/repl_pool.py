@@ -144,7 +144,8 @@ class ReplPool:
         worker.base_rss_mb = worker.process.rss_mb()
 
     def _release(self, worker: Worker) -> None:
-        retire = worker.broken or worker.process is None or not worker.process.alive
+        proc = worker.process
+        retire = worker.broken or proc is None or not proc.alive or proc.in_flight
         if not retire and self._worn_out(worker):
             retire = True
             self.recycled += 1

@@ -80,6 +80,7 @@ class ReplProcess:
         self._selector = selectors.DefaultSelector()
         self._selector.register(self.proc.stdout, selectors.EVENT_READ)
         self.commands_run = 0
+        self.in_flight = False  # a command was sent and its answer not read: the process is unusable
 
     @property
     def pid(self) -> int:
@@ -98,6 +99,7 @@ class ReplProcess:
         what = _describe(cmd)
         if not self.alive:
             raise ReplCrashed(f"REPL exited (code {self.proc.returncode}) before {what}{self._stderr_tail()}")
+        self.in_flight = True
         try:
             self.proc.stdin.write(encode_command(cmd))
             self.proc.stdin.flush()
@@ -106,6 +108,7 @@ class ReplProcess:
             raise ReplCrashed(f"REPL closed its input while sending {what}: {exc}{self._stderr_tail()}") from None
         self.commands_run += 1
         chunk = self._read_response(what, timeout)
+        self.in_flight = False
         try:
             return parse_response(decode_response(chunk))
         except ReplProtocolError as exc:
