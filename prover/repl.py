@@ -190,11 +190,10 @@ class ReplEnv:
     def _replay(self, worker: Worker, ref: _StateRef, timeout: float) -> int | TacticError:
         """Rebuild `ref` in `worker` (its own process died or was recycled); return the new handle."""
         resp = self._send_statement(worker, ref.theorem, timeout)
-        state = self._first_state(worker, ref.theorem, resp)
-        if isinstance(state, TacticError):
-            return TacticError(f"could not rebuild the proof state: {state.message}")
-        with self._lock:
-            proof_state = self._states[state.id].proof_state
+        goals = [g for g in resp.sorries if g.proof_state is not None]
+        if resp.error or resp.errors or not goals:
+            return TacticError(f"could not rebuild the proof state: {_error_text(resp) or 'Lean reported no goal'}")
+        proof_state = goals[0].proof_state
         for tactic in ref.tactics:
             resp = worker.process.send({"tactic": tactic, "proofState": proof_state}, timeout)
             if resp.error or resp.errors or resp.proof_state is None:
