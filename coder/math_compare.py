@@ -10,7 +10,7 @@ import random
 import sympy
 
 from coder.math_normalize import AnswerParseError
-from coder.math_parse import Equation, Interval, Items, Matrix, Percent, Scalar, Union, parse_answer
+from coder.math_parse import Equation, Interval, Items, Matrix, Percent, Scalar, Text, Union, parse_answer
 
 _RANK = {"exact": 0, "symbolic": 1, "numeric within tol": 2}
 _DIGITS = 30  # evalf precision: far below any sane tolerance, and no float underflow (1/2004!)
@@ -26,7 +26,7 @@ def _close(a: sympy.Expr, b: sympy.Expr, tol: tuple[float, float]) -> bool | Non
     if a.is_Integer and b.is_Integer:  # tolerance is for rounded decimals, not for counts
         return a == b
     if a.is_Rational and b.is_Rational:  # exact: 1/3 vs 3333/10000 decided without rounding
-        return abs(a - b) <= max(rel * max(abs(a), abs(b)), abs_)
+        return bool(abs(a - b) <= max(rel * max(abs(a), abs(b)), abs_))
     va, vb = a.evalf(_DIGITS), b.evalf(_DIGITS)
     if not (va.is_number and vb.is_number) or va.has(sympy.oo, -sympy.oo, sympy.zoo, sympy.nan) \
             or vb.has(sympy.oo, -sympy.oo, sympy.zoo, sympy.nan):
@@ -120,7 +120,7 @@ def _kind(v) -> str:
     if isinstance(v, Items):
         return {"set": "a set", "tuple": "a tuple", "list": "a list"}[v.kind]
     return {Scalar: "a number", Percent: "a percentage", Equation: "an equation", Interval: "an interval",
-            Union: "a union of intervals", Matrix: "a matrix"}[type(v)]
+            Union: "a union of intervals", Matrix: "a matrix", Text: "a text answer"}[type(v)]
 
 
 def compare(a, b, tol) -> tuple[bool, str]:
@@ -128,6 +128,8 @@ def compare(a, b, tol) -> tuple[bool, str]:
     ta, tb = type(a), type(b)
     if ta is Scalar and tb is Scalar:
         return scalars(a.expr, b.expr, tol)
+    if ta is Text and tb is Text:
+        return (True, "exact") if a.text == b.text else (False, f"different: {a.text!r} vs {b.text!r}")
     if ta is Percent or tb is Percent:
         return _percent(a, b, tol)
     if ta is Equation and tb is Equation:

@@ -6,6 +6,7 @@ LaTeX is rewritten into sympy's Python-like syntax by a small recursive converte
 from __future__ import annotations
 
 import re
+from fractions import Fraction
 
 import sympy
 from sympy.parsing.sympy_parser import (
@@ -36,7 +37,7 @@ _IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _ALLOWED_CHARS = re.compile(r"[A-Za-z0-9_+\-*/()., !\t]*")
 
 _NAMESPACE: dict = {"__builtins__": {}}
-for _name in _FUNCS | {"Integer", "Float", "Rational", "Symbol", "Function", "Max", "Min", "pi", "oo"}:
+for _name in _FUNCS | {"Integer", "Float", "Rational", "Number", "Symbol", "Function", "Max", "Min", "pi", "oo"}:
     _NAMESPACE[_name] = getattr(sympy, _name)
 _LOCALS = {"e": sympy.E, "E": sympy.E, "i": sympy.I, "I": sympy.I, "pi": sympy.pi, "oo": sympy.oo}
 _TRANSFORMS = (auto_symbol, auto_number, factorial_notation, convert_xor,
@@ -106,8 +107,20 @@ def _command(s: str, i: int, name: str, out: list[str]) -> int:
     return i
 
 
+_REPEATING = re.compile(r"(\d*)\.(\d*)\\overline\{(\d+)\}")
+
+
+def _repeating(m: re.Match) -> str:
+    """0.1\\overline{6} -> (1/6): whole + fixed digits + the repeating block over 9...90...0."""
+    whole, fixed, rep = m.group(1) or "0", m.group(2), m.group(3)
+    value = Fraction(int(whole)) + Fraction(int(fixed or "0"), 10 ** len(fixed)) \
+        + Fraction(int(rep), (10 ** len(rep) - 1) * 10 ** len(fixed))
+    return f"(({value.numerator})/({value.denominator}))"
+
+
 def latex_to_sympy_text(s: str) -> str:
     """Rewrite one LaTeX scalar (\\frac, \\sqrt, ^{}, _{}, |x|, \\pi ...) into sympy source text."""
+    s = _REPEATING.sub(_repeating, s)
     out: list[str] = []
     i, n = 0, len(s)
     while i < n:

@@ -26,9 +26,11 @@ SET_OPEN, SET_CLOSE = "\u2983", "\u2984"
 _SPACING = re.compile(r"(?<!\\)\\(?:[,;:! ]|quad|qquad|displaystyle|textstyle|limits)|~")
 _SIZING = re.compile(r"\\(?:left|right|big|Big|bigg|Bigg)[lr]?(?![a-zA-Z])")
 _DEGREES = re.compile(r"\^\s*\{?\s*\\circ\s*\}?|\\circ|\\degree|\^\s*\{\s*\\text\{\s*o\s*\}\s*\}")
-_TEXT_CMD = re.compile(r"\\(?:text|textbf|textit|textrm|mathrm|mbox|mathbf|operatorname)\s*\{([^{}]*)\}")
+_TEXT_CMD = re.compile(r"\\(?:text|textbf|textit|textrm|mathrm|mbox|mathbf|operatorname)\s*\{([^{}]*)\}"
+                       r"(\^\{?\d\}?)?")  # the exponent of \text{cm}^2
 _LIST_WORDS = re.compile(r"\s+(?:or|and)\s+", re.IGNORECASE)
 _THOUSANDS = re.compile(r"^[-+]?\d{1,3}(?:,\d{3})+(?:\.\d+)?$")
+_SPACED_THOUSANDS = re.compile(r"^[-+]?\d{1,3}(?: \d{3})+(?:\.\d+)?$")
 _NUMBER = re.compile(r"^[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d{1,4})?$")
 
 # Words after a number that are units, not math: "5 dollars", "12 cm", "3 apples".
@@ -85,7 +87,7 @@ def _unwrap_text(m: re.Match) -> str:
     if re.fullmatch(r"[a-zA-Z ]*", inner) and (len(inner) >= 3 or inner.lower() in _SHORT_UNITS or not inner):
         if inner.lower() not in _MATH_WORDS:
             return " " if inner.lower() not in {"or", "and"} else ","
-    return inner
+    return inner + (m.group(2) or "")
 
 
 def normalize_answer(text: str) -> str:
@@ -106,6 +108,9 @@ def normalize_answer(text: str) -> str:
     s = _SIZING.sub("", s).replace("\\middle", "")
     s = _DEGREES.sub("", s)
     s = _SPACING.sub(" ", s)
+    whole = _TEXT_CMD.fullmatch(s)
+    if whole and not whole.group(2):  # \text{Evelyn}: the answer is the text itself
+        s = whole.group(1).strip()
     s = _TEXT_CMD.sub(_unwrap_text, s)
     s = re.sub(r"\\%|\s*percent\b", "%", s)
     s = re.sub(r"(?i)\bdollars?\b|\bcents?\b|\busd\b", " ", s) if re.search(r"\d", s) else s
@@ -114,8 +119,8 @@ def normalize_answer(text: str) -> str:
     s = s.rstrip(".;: ").strip()
     s = re.sub(r"^(?:the\s+)?(?:final\s+)?answer\s*(?:is|:)\s*", "", s, flags=re.IGNORECASE)
     s = _strip_units(s)
-    if _THOUSANDS.match(s):
-        s = s.replace(",", "")
+    if _THOUSANDS.match(s) or _SPACED_THOUSANDS.match(s):
+        s = s.replace(",", "").replace(" ", "")
     return s
 
 

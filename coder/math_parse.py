@@ -34,6 +34,14 @@ class Scalar:
 
 
 @dataclass
+class Text:
+    text: str  # a word answer ("Evelyn", "yes"): lower-cased, single-spaced
+
+    def __str__(self) -> str:
+        return self.text
+
+
+@dataclass
 class Percent:
     expr: sympy.Expr  # the number before "%"
 
@@ -187,6 +195,18 @@ def _bracketed(s: str):
     return Items("tuple", [parse_item(x) for x in items])
 
 
+_NOT_WORDS = {"sqrt", "sin", "cos", "tan", "cot", "sec", "csc", "log", "exp", "sinh", "cosh", "tanh",
+              "asin", "acos", "atan", "arcsin", "arccos", "arctan", "pi", "infty", "alpha", "beta", "gamma",
+              "delta", "theta", "lambda", "sigma", "omega", "phi", "psi", "epsilon", "abs", "binomial"}
+
+
+def _is_text(s: str) -> bool:
+    """A word answer such as "Evelyn" or "no solution" (a 3+ letter word that is not math)."""
+    words = s.split()
+    return bool(re.fullmatch(r"[A-Za-z' ]+", s)) and any(
+        len(w) >= 3 and w.lower().strip("'") not in _NOT_WORDS for w in words)
+
+
 def parse_item(s: str):
     """One answer without top-level commas -> a structured value."""
     s = s.strip()
@@ -218,6 +238,8 @@ def parse_item(s: str):
         return Items("list", [Scalar(parse_scalar(plus)), Scalar(parse_scalar(minus))])
     if s.endswith("%"):
         return Percent(_scalar_or_mixed(s[:-1]))
+    if _is_text(s):
+        return Text(" ".join(s.lower().split()))
     return Scalar(_scalar_or_mixed(s))
 
 
@@ -228,6 +250,7 @@ def parse_answer(text: str):
         raise AnswerParseError(f"empty answer {text!r}")
     # "x \in [1, 2]", "x = 1, 2": the variable name is not part of the answer.
     s = re.sub(r"^[A-Za-z](?:_\{?\w+\}?)?\s*\\in\s+", "", s)
+    s = re.sub(r"^[A-Za-z]\s*\(\s*[A-Za-z]\s*\)\s*=\s*(?=[^=]+$)", "", s)  # "f(x) = 2x" -> "2x"
     m = re.match(r"^[A-Za-z](?:_\{?\w+\}?)?\s*=\s*(.+)$", s)
     if m and len(split_top(m.group(1), ",")) > 1 and "=" not in m.group(1):
         s = m.group(1)
