@@ -122,30 +122,42 @@ def make_backend(config: BackendConfig) -> GenerationBackend:
 
 
 class ModelBackedGenerator:
-    """prover's Generator protocol over a `generate(prompts, params_dict) -> [completion dict]` callable."""
+    """prover's Generator protocol over the pool's model worker (`generate(prompts, params) -> [dict]`).
+
+    Same prompts and stops as `prover.ModelGenerator`; `params` are prover GeneratorConfig fields.
+    """
 
     def __init__(self, generate: Callable[[list[str], dict], list[dict]] | None, params: dict | None = None):
+        from prover.generators import GeneratorConfig
+
         if generate is None:
-            raise RuntimeError("no model worker in this pool (pool.model.enabled is false)")
+            raise RuntimeError("no model worker in this pool (pool.model.enabled is false); "
+                               "submit the job with generator 'builtin' or enable the model")
         self.generate = generate
-        self.params = {"max_tokens": 128, "temperature": 1.0, **(params or {})}
+        self.config = GeneratorConfig(**(params or {}))
+        self._calls = 0
 
-    def _sample(self, prompt: str, n: int, stop: list[str]) -> list:
-        from prover import Proposal
-
-        outs = self.generate([prompt] * n, {**self.params, "stop": stop})
-        seen, proposals = set(), []
-        for o in outs:
-            text = o["text"].strip()
-            if text and text not in seen:
-                seen.add(text)
-                proposals.append(Proposal(text=text, logprob=float(sum(o.get("logprobs") or [0.0]))))
-        return sorted(proposals, key=lambda p: -p.logprob)
+    def _sample(self, prompt: str, n: int, max_tokens: int, stop: list[str]) -> list[tuple[str, float]]:
+        seed = None if self.config.seed is None else self.config.seed + self._calls
+        self._calls += 1
+        outs = self.generate([prompt] * n, {"max_tokens": max_tokens, "temperature": self.config.temperature,
+                                            "top_p": self.config.top_p, "stop": stop, "seed": seed})
+        return [(o["text"], float(sum(o.get("logprobs") or [0.0]))) for o in outs]
 
     def propose_tactics(self, theorem, state, n: int) -> list:
-        prompt = f"{theorem.header}\n{theorem.statement} by\n  -- goals:\n  /- {state.pp} -/\n  "
-        return self._sample(prompt, n, ["\n"])
+        from prover import Proposal
+        from prover.generators import tactic_prompt
+
+        seen: dict[str, float] = {}
+        for text, lp in self._sample(tactic_prompt(theorem, state), n, self.config.max_tactic_tokens, ["\n"]):
+            tactic = text.strip().splitlines()[0].strip() if text.strip() else ""
+            if tactic and lp > seen.get(tactic, float("-inf")):
+                seen[tactic] = lp
+        return sorted((Proposal(t, lp) for t, lp in seen.items()), key=lambda p: -p.logprob)[:n]
 
     def propose_proofs(self, theorem, prefix: str, n: int) -> list:
-        prompt = f"{theorem.informal_prefix}{theorem.header}\n{theorem.statement}{prefix}"
-        return self._sample(prompt, n, ["\ntheorem", "\nlemma", "\n\n\n"])
+        from prover import Proposal
+        from prover.generators import proof_prompt
+
+        samples = self._sample(proof_prompt(theorem, prefix), n, self.config.max_proof_tokens, ["```"])
+        return [Proposal(t, lp) for t, lp in samples if t.strip()]

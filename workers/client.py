@@ -61,9 +61,11 @@ class ServiceClient:
         body = {"problems": problems, "samples": samples, "limits": limits or {}}
         return self._request("POST", "/v1/gradings", json=body).json()
 
-    def submit_proofs(self, theorems: list[dict], search: dict | None = None, generation: dict | None = None) -> dict:
+    def submit_proofs(self, theorems: list[dict], search: dict | None = None, generation: dict | None = None,
+                      generator: str = "model", project: str | None = None) -> dict:
         """Submit {name, statement, header} theorems; returns the queued job."""
-        body = {"theorems": theorems, "search": search or {}, "generation": generation or {}}
+        body = {"theorems": theorems, "search": search or {}, "generation": generation or {},
+                "generator": generator, "project": project}
         return self._request("POST", "/v1/proofs", json=body).json()
 
     def check_math(self, items: list[dict], wait_s: float = 30.0) -> dict:
@@ -133,74 +135,126 @@ def _read_jsonl(path: str | Path, what: str) -> list[dict]:
 
 
 def _remote_grade(client: ServiceClient, args) -> int:
+    """Mirror of `coder.cli.cmd_grade`: same results file (SAMPLES.jsonl_results.jsonl), rows and summary."""
     samples_path = Path(args.samples)
     rows = _read_jsonl(samples_path, "samples")
+    if not rows:
+        raise ValueError(f"{samples_path} contains no samples")
+    samples = []
     for n, r in enumerate(rows, 1):
-        if "task_id" not in r or "completion" not in r:
-            raise ValueError(f"{samples_path}:{n}: a sample needs task_id and completion")
-    limits = {}
-    if getattr(args, "timeout", None):
-        limits["timeout_s"] = args.timeout
-    problems = str(getattr(args, "problems", None) or "humaneval")
-    job = client.submit_grading([{"task_id": r["task_id"], "completion": r["completion"]} for r in rows],
-                                problems=problems, limits=limits)
+        code = r.get("completion", r.get("solution"))
+        if "task_id" not in r or not isinstance(code, str):
+            raise ValueError(f"{samples_path}:{n}: a sample needs 'task_id' and a string 'completion' or 'solution'")
+        key = "completion" if "completion" in r else "solution"
+        samples.append({"task_id": str(r["task_id"]), key: code})
+    problems = getattr(args, "problems", None)
+    # A local problems file travels inline: the server may not see this machine's files.
+    source = _read_jsonl(problems, "problems") if problems else (getattr(args, "benchmark", None) or "humaneval")
+    limits = {"timeout_s": args.timeout} if getattr(args, "timeout", None) else {}
+    if getattr(args, "allow_weaker_sandbox", False):
+        limits["allow_weaker_sandbox"] = True
+    job = client.submit_grading(samples, problems=source, limits=limits)
     print(f"submitted grading job {job['id']} ({job['total']} samples) to {client.url}", file=sys.stderr)
-    job = client.wait("grading", job["id"])
+    job = client.wait("grading", job["id"], progress=not getattr(args, "no_progress", False))
+    if job["status"] != "completed":
+        raise ServiceError(f"grading job {job['id']} ended {job['status']}"
+                           + (f": {job['error']}" if job.get("error") else ""))
     results = client.results("grading", job["id"])
-    out = Path(getattr(args, "output", None) or getattr(args, "out", None)
-               or samples_path.with_name(samples_path.name + "_results.jsonl"))
+    out = Path(str(samples_path) + "_results.jsonl")
+    out_rows = [_result_row(rows[r["index"]], r) for r in results]
     with open(out, "w") as f:
-        for src, res in zip(rows, results):
-            f.write(json.dumps({**src, "result": res.get("status"), "passed": bool(res.get("passed")),
-                                "detail": res.get("detail")}) + "\n")
-    _print_grade_summary(results, out, job)
-    return 0 if job["status"] == "completed" else 1
+        f.writelines(json.dumps(row) + "\n" for row in out_rows)
+    summary = _summary(out_rows, _ks(getattr(args, "k", "1,10,100")), out)
+    if getattr(args, "json", False):
+        print(json.dumps(summary))
+        return 0
+    for key, value in summary.items():
+        if key.startswith("pass@"):
+            print(f"{key}: {value:.4f}")
+    print(f"tasks: {summary['n_tasks']}  samples: {summary['n_samples']}  verdicts: "
+          + ", ".join(f"{k}={v}" for k, v in sorted(summary["verdicts"].items())))
+    print(f"results: {summary['results']}")
+    return 0
 
 
-def _print_grade_summary(results: list[dict], out: Path, job: dict) -> None:
+def _result_row(sample: dict, verdict: dict) -> dict:
+    # The same row `proofcode grade` writes locally (line numbers count non-empty lines here).
+    row = dict(sample)
+    status, detail = verdict.get("status"), verdict.get("detail", "")
+    row.update(line=verdict["index"] + 1, result="passed" if verdict.get("passed") else f"{status}: {detail}",
+               passed=bool(verdict.get("passed")), verdict=status, detail=detail,
+               time_s=verdict.get("time_s"), protections=verdict.get("protections"))
+    return row
+
+
+def _ks(text: str) -> list[int]:
+    try:
+        ks = [int(p) for p in str(text).split(",") if p.strip()]
+    except ValueError:
+        ks = []
+    if not ks or min(ks) < 1:
+        raise ValueError(f"--k must be comma-separated positive integers, got {text!r}")
+    return ks
+
+
+def _summary(rows: list[dict], ks: list[int], out: Path) -> dict:
     from collections import Counter, defaultdict
 
-    by_task: dict[str, list[bool]] = defaultdict(list)
-    for r in results:
-        by_task[r["task_id"]].append(bool(r.get("passed")))
-    n_min = min((len(v) for v in by_task.values()), default=0)
-    line = [f"{len(results)} samples, {len(by_task)} tasks"]
-    try:
-        from coder import pass_at_k
+    from coder import pass_at_k
 
-        for k in (1, 10, 100):
-            if n_min >= k:
-                vals = [pass_at_k(len(v), sum(v), k) for v in by_task.values()]
-                line.append(f"pass@{k}={sum(vals) / len(vals):.4f}")
-    except ImportError:
-        pass
-    statuses = Counter(r.get("status") for r in results)
-    print(", ".join(line))
-    print("statuses: " + ", ".join(f"{k}={v}" for k, v in sorted(statuses.items())))
-    print(f"job {job['id']} {job['status']}; results written to {out}")
+    per_task: dict[str, list[bool]] = defaultdict(list)
+    for row in rows:
+        per_task[row["task_id"]].append(bool(row["passed"]))
+    fewest = min(len(v) for v in per_task.values())
+    summary: dict = {}
+    for k in sorted(set(ks)):
+        if k <= fewest:
+            scores = [pass_at_k(len(v), sum(v), k) for v in per_task.values()]
+            summary[f"pass@{k}"] = sum(scores) / len(scores)
+    summary.update(n_tasks=len(per_task), n_samples=len(rows),
+                   verdicts=dict(Counter(row["verdict"] for row in rows)), results=str(out))
+    return summary
 
 
 def _remote_prove(client: ServiceClient, args) -> int:
-    import dataclasses
-
+    """Mirror of `prover.cli.run_prove`: one JSON line per theorem to -o (appended) or stdout, summary on stderr."""
     from prover import load_theorems
 
-    theorems = load_theorems(args.theorems) if hasattr(args, "theorems") else load_theorems(args.input)
-    items = [dataclasses.asdict(t) for t in theorems]
-    limit = getattr(args, "limit", None)
-    if limit:
-        items = items[:limit]
-    job = client.submit_proofs(items)
+    if getattr(args, "generator", "builtin") == "openai":
+        raise ValueError("--generator openai runs locally only; on a server use --generator model "
+                         "(the service's model worker) or builtin")
+    if getattr(args, "backend", "repl") != "repl":
+        raise ValueError("--server runs the REPL backend; LeanDojo (--backend dojo) runs locally only")
+    theorems = load_theorems(args.input)[: getattr(args, "limit", None)]
+    items = [{"name": t.name, "header": t.header, "statement": t.statement, "informal_prefix": t.informal_prefix}
+             for t in theorems]
+    search = {"algorithm": args.search, "budget_seconds": args.budget_seconds, "max_expansions": args.max_expansions,
+              "max_samples": args.max_samples, "num_candidates": args.num_candidates,
+              "tactic_timeout": args.tactic_timeout}
+    generation = {"temperature": args.temperature, "seed": args.seed}
+    generator = "model" if args.generator == "model" else "builtin"
+    if args.generator == "model" and getattr(args, "model", None):
+        print("note: --model is ignored with --server; the service's model worker generates", file=sys.stderr)
+    job = client.submit_proofs(items, search=search, generation=generation, generator=generator,
+                               project=getattr(args, "project", None))
     print(f"submitted proof job {job['id']} ({job['total']} theorems) to {client.url}", file=sys.stderr)
     job = client.wait("proof", job["id"])
-    results = client.results("proof", job["id"])
-    out = Path(getattr(args, "output", None) or getattr(args, "out", None) or "proofs_results.jsonl")
-    with open(out, "w") as f:
-        for r in results:
-            f.write(json.dumps(r) + "\n")
-    from collections import Counter
-
-    statuses = Counter(r.get("status") for r in results)
-    print(f"{len(results)} theorems: " + ", ".join(f"{k}={v}" for k, v in sorted(statuses.items())))
-    print(f"job {job['id']} {job['status']}; results written to {out}")
-    return 0 if job["status"] == "completed" else 1
+    if job["status"] != "completed":
+        raise ServiceError(f"proof job {job['id']} ended {job['status']}" + (f": {job['error']}" if job.get("error") else ""))
+    records = [{k: v for k, v in r.items() if k not in ("index", "header", "statement", "informal_prefix", "passed")}
+               for r in client.results("proof", job["id"])]
+    output = getattr(args, "output", None)
+    stream = open(output, "a", encoding="utf-8") if output else sys.stdout
+    try:
+        for r in records:
+            stream.write(json.dumps(r, ensure_ascii=False) + "\n")
+    finally:
+        if output:
+            stream.close()
+    counts: dict[str, int] = {}
+    for r in records:
+        counts[r["status"]] = counts.get(r["status"], 0) + 1
+    rest = ", ".join(f"{s} {counts[s]}" for s in ("failed", "timeout", "error") if counts.get(s))
+    text = f"proved {counts.get('proved', 0)}/{len(records)}" + (f" ({rest})" if rest else "")
+    print(text + (f"; results in {output}" if output else ""), file=sys.stderr)
+    return 0

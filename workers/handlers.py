@@ -6,8 +6,11 @@ that item's `error` verdict (the job goes on), never a lost item.
 from __future__ import annotations
 
 import dataclasses
+import json
+import tempfile
 import threading
 import traceback
+from pathlib import Path
 from typing import Any, Callable
 
 
@@ -33,6 +36,18 @@ def error_result(exc: BaseException, what: str) -> dict:
     return {"status": "error", "passed": False, "detail": f"{what}: {type(exc).__name__}: {exc}"}
 
 
+def load_problem_source(source) -> dict:
+    """coder.load_problems for a name/path, or for inline problem rows (written to a temp .jsonl first)."""
+    import coder
+
+    if not isinstance(source, list):
+        return coder.load_problems(source)
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "problems.jsonl"
+        path.write_text("".join(json.dumps(row) + "\n" for row in source))
+        return coder.load_problems(path)
+
+
 class CoderHandler:
     """Grades code samples and checks math answers in this process (sandboxed by `coder`)."""
 
@@ -40,13 +55,13 @@ class CoderHandler:
         self._problems: dict[str, dict] = {}
         self._lock = threading.Lock()
 
-    def problems(self, source: str) -> dict:
+    def problems(self, source, digest: str | None = None) -> dict:
+        """Problems by task id: `source` is "humaneval", a path, or inline rows (cached by `digest`)."""
+        key = digest if isinstance(source, list) else str(source)
         with self._lock:
-            if source not in self._problems:
-                import coder
-
-                self._problems[source] = coder.load_problems(source)
-            return self._problems[source]
+            if key not in self._problems or key is None:
+                self._problems[key] = load_problem_source(source)
+            return self._problems[key]
 
     def grade(self, item: dict, params: dict) -> dict:
         """Grade one {task_id, completion | solution} against params["problems"] ("humaneval" or a path)."""
@@ -54,10 +69,11 @@ class CoderHandler:
             import coder
 
             source = params.get("problems", "humaneval")
-            problems = self.problems(source)
+            problems = self.problems(source, params.get("problems_digest"))
             task_id = item["task_id"]
             if task_id not in problems:
-                return {"status": "error", "passed": False, "detail": f"unknown task_id {task_id!r} in problems {source!r}"}
+                what = "the inline problems" if isinstance(source, list) else repr(source)
+                return {"status": "error", "passed": False, "detail": f"unknown task_id {task_id!r} in problems {what}"}
             limits = coder.Limits(**params.get("limits", {}))
             is_solution = item.get("completion") is None and item.get("solution") is not None
             code = item["solution"] if is_solution else item["completion"]
@@ -84,51 +100,53 @@ class CoderHandler:
 
 
 class ProverHandler:
-    """Proves theorems with a Lean environment it owns; `generate` is how it reaches the model."""
+    """Proves theorems in Lean environments it owns (one per project); `generate` reaches the model worker."""
 
-    def __init__(self, lean_project: str | None, generate: Callable[[list[str], dict], list[dict]] | None = None):
+    def __init__(self, lean_project: str | None, generate: Callable[[list[str], dict], list[dict]] | None = None,
+                 repl_pool_size: int = 1):
         self.lean_project = lean_project
         self.generate = generate
-        self._env = None
-        self._env_error: str | None = None
+        self.repl_pool_size = repl_pool_size
+        self._envs: dict = {}
+        self._lock = threading.Lock()
 
-    def env(self):
-        if self._env is None and self._env_error is None:
-            try:
+    def env(self, project: str | None):
+        """The Lean environment for `project` (made once); raises the backend's own EnvError text."""
+        with self._lock:
+            if project not in self._envs:
                 import prover
 
-                self._env = prover.ReplEnv(prover.ReplConfig(project=self.lean_project))
-            except Exception as exc:  # no Lean here: every item says so
-                self._env_error = f"{type(exc).__name__}: {exc}"
-        if self._env is None:
-            raise RuntimeError(f"Lean environment unavailable: {self._env_error}")
-        return self._env
+                self._envs[project] = prover.ReplEnv(prover.ReplConfig(project=project, pool_size=self.repl_pool_size))
+            return self._envs[project]
+
+    def generator(self, params: dict):
+        import prover
+
+        if params.get("generator", "model") == "builtin":
+            return prover.BuiltinGenerator()
+        from .backends import ModelBackedGenerator
+
+        return ModelBackedGenerator(self.generate, params.get("generation", {}))
 
     def prove(self, item: dict, params: dict) -> dict:
-        """Search for a proof of one theorem dict {name, header, statement}; status proved/failed/error."""
+        """Search a proof of one theorem {name, header, statement}; the record `proofcode prove` writes."""
+        import prover
+
+        name = item.get("name", "?")
+        search = prover.SearchConfig(**params.get("search", {}))
+        base = {"algorithm": search.algorithm, "generator": params.get("generator", "model")}
         try:
-            import prover
-
-            theorem = prover.Theorem(
-                name=item["name"], header=item.get("header", ""), statement=item["statement"],
-                informal_prefix=item.get("informal_prefix", ""),
-            )
-            env = self.env()
-            from .backends import ModelBackedGenerator
-
-            generator = ModelBackedGenerator(self.generate, params.get("generation", {}))
-            config = prover.SearchConfig(**params.get("search", {}))
-            result = to_jsonable(prover.search(theorem, env, generator, config))
-            if not isinstance(result, dict):
-                result = {"result": result}
-            result.setdefault("status", "proved" if result.get("proved") or result.get("success") else "failed")
-            return result
-        except Exception as exc:
-            return error_result(exc, f"proving {item.get('name', '?')} failed")
+            theorem = prover.Theorem(name=item["name"], header=item.get("header", ""), statement=item["statement"],
+                                     informal_prefix=item.get("informal_prefix", ""))
+            env = self.env(params.get("project") or self.lean_project)
+            result = to_jsonable(prover.search(theorem, env, self.generator(params), search))
+            return {**result, **base, "passed": result.get("status") == "proved"}
+        except Exception as exc:  # no Lean, a broken project: this theorem's error, the job goes on
+            return {**error_result(exc, f"proving {name} failed"), **base}
 
     def close(self) -> None:
-        if self._env is not None:
+        for env in self._envs.values():
             try:
-                self._env.close()
+                env.close()
             except Exception:
                 traceback.print_exc()

@@ -118,6 +118,7 @@ class WorkerPool:
         in_flight: dict = {}  # ref -> (worker, index)
         source = iter(items)
         exhausted = False
+        params_ref = ray.put(params)  # once per job, not once per item (inline problem sets can be large)
         while True:
             if should_stop():
                 return False
@@ -127,7 +128,7 @@ class WorkerPool:
                     exhausted = True
                     break
                 w = load.index(min(load))
-                ref = workers[w].run.remote(kind, nxt[1], params)
+                ref = workers[w].run.remote(kind, nxt[1], params_ref)
                 in_flight[ref] = (w, nxt[0])
                 if load[w] == 0:
                     busy_since[w] = time.monotonic()

@@ -5,12 +5,13 @@ worker pool and resumes unfinished jobs. Errors are JSON `{"detail": "..."}` nam
 """
 from __future__ import annotations
 
+import hashlib
 import hmac
 import json
 import time
 import uuid
 from contextlib import asynccontextmanager
-from typing import Optional, Union
+from typing import Literal, Optional, Union
 
 from fastapi import Depends, FastAPI, HTTPException, Request
 from fastapi.encoders import jsonable_encoder
@@ -46,7 +47,7 @@ class Sample(_Body):
 class GradingRequest(_Body):
     """Grade code samples against a problem set the server can load ("humaneval" or a server path)."""
 
-    problems: str = "humaneval"
+    problems: Union[str, list[dict]] = Field("humaneval", description='"humaneval", a path on the server, or problem rows inline')
     samples: list[Sample] = Field(min_length=1)
     limits: dict = Field(default_factory=dict, description="coder.Limits fields, e.g. timeout_s")
 
@@ -61,7 +62,9 @@ class TheoremIn(_Body):
 class ProofRequest(_Body):
     theorems: list[TheoremIn] = Field(min_length=1)
     search: dict = Field(default_factory=dict, description="prover.SearchConfig fields")
-    generation: dict = Field(default_factory=dict, description="sampling params for the model")
+    generator: Literal["model", "builtin"] = Field("model", description="the pool's model worker, or no model")
+    generation: dict = Field(default_factory=dict, description="prover GeneratorConfig fields (temperature, seed...)")
+    project: Optional[str] = Field(None, description="Lean project dir on the server (default: pool.lean_project)")
 
 
 class AnswerPair(_Body):
@@ -233,14 +236,16 @@ def _add_job_routes(app: FastAPI, state: dict, auth, config: ServiceConfig) -> N
 
     @app.post("/v1/gradings", status_code=202, tags=["gradings"], dependencies=dep)
     def submit_grading(req: GradingRequest) -> dict:
+        params = {"problems": req.problems, "limits": req.limits}
+        if isinstance(req.problems, list):
+            params["problems_digest"] = hashlib.sha256(json.dumps(req.problems, sort_keys=True).encode()).hexdigest()
         _check_task_ids(req)
-        return create("grading", [s.model_dump(exclude_none=True) for s in req.samples],
-                      {"problems": req.problems, "limits": req.limits})
+        return create("grading", [s.model_dump(exclude_none=True) for s in req.samples], params)
 
     @app.post("/v1/proofs", status_code=202, tags=["proofs"], dependencies=dep)
     def submit_proofs(req: ProofRequest) -> dict:
-        return create("proof", [t.model_dump() for t in req.theorems],
-                      {"search": req.search, "generation": req.generation})
+        _check_proof_options(req)
+        return create("proof", [t.model_dump() for t in req.theorems], req.model_dump(exclude={"theorems"}))
 
     @app.post("/v1/math/check", tags=["math"], dependencies=dep)
     def check_math(req: MathCheckRequest):
@@ -281,14 +286,29 @@ def _check_task_ids(req: GradingRequest) -> None:
     """422 naming the first sample whose task_id the problem set lacks (or the unloadable problem set)."""
     import coder
 
+    from .handlers import load_problem_source
+
+    what = "the inline problems" if isinstance(req.problems, list) else repr(req.problems)
     try:
-        problems = coder.load_problems(req.problems)
+        problems = load_problem_source(req.problems)
     except Exception as exc:
-        raise HTTPException(422, f"invalid request: problems: cannot load {req.problems!r} on the server: {exc}") from None
+        raise HTTPException(422, f"invalid request: problems: cannot load {what} on the server: {exc}") from None
     try:
         coder.Limits(**req.limits)
     except Exception as exc:
         raise HTTPException(422, f"invalid request: limits: {exc}") from None
     for i, s in enumerate(req.samples):
         if s.task_id not in problems:
-            raise HTTPException(422, f"invalid request: samples.{i}.task_id: {s.task_id!r} is not in {req.problems!r}")
+            raise HTTPException(422, f"invalid request: samples.{i}.task_id: {s.task_id!r} is not in {what}")
+
+
+def _check_proof_options(req: ProofRequest) -> None:
+    """422 naming a bad search or generation option before the job is stored."""
+    from prover import SearchConfig
+    from prover.generators import GeneratorConfig
+
+    for field, cls in (("search", SearchConfig), ("generation", GeneratorConfig)):
+        try:
+            cls(**getattr(req, field))
+        except Exception as exc:
+            raise HTTPException(422, f"invalid request: {field}: {exc}") from None
