@@ -138,3 +138,11 @@ def test_valid_lines_cuts_at_first_error_and_keeps_all_when_only_goals_remain():
 def test_tactics_to_proof_indents_multiline_tactics():
     assert tactics_to_proof(["intro n", "induction n with\n| zero => rfl"]) == (
         "by\n  intro n\n  induction n with\n  | zero => rfl")
+
+
+def test_package_level_search_is_callable_after_the_package_is_imported():
+    import prover
+
+    assert prover.SearchConfig is SearchConfig  # imports prover.search, which shadows the name
+    result = prover.search(toy("True"), ToyEnv(), TableGenerator({r".*": [("trivial", -0.1)]}), SearchConfig())
+    assert result.status == "proved"
