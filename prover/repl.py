@@ -37,6 +37,7 @@ class ReplConfig(BaseModel):
     max_commands: int | None = Field(2000, ge=1, description="recycle a REPL after this many commands")
     max_rss_growth_mb: float | None = Field(6144, gt=0, description="recycle a REPL whose memory grew this much")
     acquire_timeout: float | None = Field(None, gt=0, description="seconds to wait for a free REPL; None: forever")
+    respawn: bool = Field(True, description="re-import a killed/recycled REPL's header in the background")
 
     @field_validator("repl_command")
     @classmethod
@@ -67,7 +68,8 @@ class ReplEnv:
         self.config = config or ReplConfig()
         self.command, self.cwd = _resolve_command(self.config)
         self.pool = ReplPool(self._spawn, self.config.pool_size, self.config.import_timeout,
-                             self.config.max_commands, self.config.max_rss_growth_mb, self.config.acquire_timeout)
+                             self.config.max_commands, self.config.max_rss_growth_mb, self.config.acquire_timeout,
+                             respawn=self.config.respawn)
         self._states: dict[int, _StateRef] = {}
         self._lock = threading.Lock()
         self._next_id = 0

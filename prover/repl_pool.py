@@ -35,6 +35,7 @@ class Worker:
     base_rss_mb: float | None = None
     generation: int = field(default_factory=lambda: next(_generations))
     busy: bool = True
+    warming: bool = False  # a background replacement still importing its header
     broken: bool = False
     last_used: float = field(default_factory=time.monotonic)
 
@@ -44,7 +45,7 @@ class ReplPool:
 
     def __init__(self, spawn: Callable[[], ReplProcess], size: int, import_timeout: float | None,
                  max_commands: int | None = None, max_rss_growth_mb: float | None = None,
-                 acquire_timeout: float | None = None):
+                 acquire_timeout: float | None = None, respawn: bool = True):
         if size < 1:
             raise ValueError(f"pool size must be >= 1, got {size}")
         self._spawn = spawn
@@ -53,6 +54,7 @@ class ReplPool:
         self.max_commands = max_commands
         self.max_rss_growth_mb = max_rss_growth_mb
         self.acquire_timeout = acquire_timeout
+        self.respawn = respawn
         self._workers: list[Worker] = []
         self._cond = threading.Condition()
         self._closed = False
@@ -110,6 +112,8 @@ class ReplPool:
         same = [w for w in idle if w.header == header]
         if same:
             return self._take(max(same, key=lambda w: w.last_used)), None
+        if any(w.warming and w.header == header for w in self._workers):
+            return None, None  # a replacement for this header is importing: cheaper to wait for it
         if len(self._workers) < self.size:
             worker = Worker(header=header)
             self._workers.append(worker)
@@ -143,20 +147,38 @@ class ReplPool:
             worker.header_env = resp.env
         worker.base_rss_mb = worker.process.rss_mb()
 
-    def _release(self, worker: Worker) -> None:
+    def _release(self, worker: Worker, respawn: bool = True) -> None:
         proc = worker.process
-        retire = worker.broken or proc is None or not proc.alive or proc.in_flight
+        retire = worker.broken or proc is None or not proc.alive or proc.in_flight or self._closed
         if not retire and self._worn_out(worker):
             retire = True
             self.recycled += 1
+        replacement = None
         with self._cond:
-            worker.busy = False
+            worker.busy = worker.warming = False
             worker.last_used = time.monotonic()
             if retire and worker in self._workers:
                 self._workers.remove(worker)
+            if (retire and respawn and self.respawn and not self._closed and worker.header not in self._bad_headers
+                    and len(self._workers) < self.size):
+                replacement = Worker(header=worker.header, warming=True)
+                self._workers.append(replacement)
             self._cond.notify_all()
         if retire and worker.process is not None:
             worker.process.close(grace=0.2)
+        if replacement is not None:
+            # Import the header again in the background, so a timeout or recycling does not make
+            # the next command on this header wait for `import Mathlib`.
+            threading.Thread(target=self._warm, args=(replacement,), daemon=True,
+                             name="repl-respawn").start()
+
+    def _warm(self, worker: Worker) -> None:
+        try:
+            self._start(worker)
+        except Exception:  # reported when a caller needs this header; a failed warm-up is not retried
+            worker.broken = True
+        finally:
+            self._release(worker, respawn=False)
 
     def _worn_out(self, worker: Worker) -> bool:
         proc = worker.process

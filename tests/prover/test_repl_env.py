@@ -177,3 +177,17 @@ def test_unknown_state_is_an_error(tmp_path):
     with env:
         res = env.run_tactic(TacticState(id=999, pp="⊢ True"), "trivial")
         assert isinstance(res, TacticError) and "unknown proof state" in res.message
+
+
+def test_replacement_is_imported_in_the_background(tmp_path):
+    env, log = make_env(tmp_path, command_timeout=1, pool_size=1)
+    with env:
+        s0 = env.start(THM)
+        assert env.run_tactic(s0, "fake_hang").timeout
+        for _ in range(300):  # the replacement imports without anyone asking for it
+            if imports(log) == 2 and env.pool.alive_workers():
+                break
+            threading.Event().wait(0.1)
+        assert imports(log) == 2 and [h for h, _ in env.pool.alive_workers()] == [HEADER]
+        assert isinstance(env.run_tactic(s0, "constructor"), TacticState)
+        assert env.pool.spawned == 2 and imports(log) == 2  # it was used, not a third process
