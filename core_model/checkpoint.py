@@ -77,35 +77,58 @@ def _split_fused(prefix: str, kind: str, t: torch.Tensor) -> dict[str, torch.Ten
     return out
 
 
-def _read_tensors(files: list[Path], cfg: ModelConfig, expected: dict, dtype, device) -> dict[str, torch.Tensor]:
-    from safetensors import safe_open
+class _Shards:
+    """Open safetensors files with a key -> file map, so an FP8 weight's scale may live in another shard."""
 
+    def __init__(self, files: list[Path]):
+        from safetensors import safe_open
+
+        self.handles, self.where = {}, {}
+        for file in files:
+            try:
+                self.handles[file] = safe_open(str(file), framework="pt", device="cpu")
+            except Exception as e:  # safetensors raises its own error types for truncated or foreign files
+                raise CheckpointError(f"{file}: cannot be read as safetensors ({e})") from e
+            self.where.update({key: file for key in self.handles[file].keys()})
+
+    def get(self, key: str) -> torch.Tensor:
+        return self.handles[self.where[key]].get_tensor(key)
+
+
+def _dequantize_fp8(w: torch.Tensor, scale_inv: torch.Tensor, block: list[int], key: str) -> torch.Tensor:
+    """DeepSeek-V3 block FP8: weight [out, in] times one fp32 scale per (block x block) tile."""
+    rows, cols = w.shape
+    br, bc = block
+    if scale_inv.shape != (-(-rows // br), -(-cols // bc)):
+        raise CheckpointError(f"tensor {key + '_scale_inv'!r} has shape {tuple(scale_inv.shape)}, expected "
+                              f"{(-(-rows // br), -(-cols // bc))} for {block} blocks of {tuple(w.shape)}")
+    scale = scale_inv.float().repeat_interleave(br, 0)[:rows].repeat_interleave(bc, 1)[:, :cols]
+    return w.float() * scale
+
+
+def _read_tensors(files: list[Path], cfg: ModelConfig, expected: dict, dtype, device) -> dict[str, torch.Tensor]:
+    shards = _Shards(files)
+    block = (cfg.extra.get("quantization_config") or {}).get("weight_block_size", [128, 128])
     state: dict[str, torch.Tensor] = {}
-    for file in files:
-        try:
-            handle = safe_open(str(file), framework="pt", device="cpu")
-        except Exception as e:  # safetensors raises its own error types for truncated or foreign files
-            raise CheckpointError(f"{file}: cannot be read as safetensors ({e})") from e
-        with handle as f:
-            for key in f.keys():
-                fused = _FUSED.match(key)
-                parts = _split_fused(fused.group(1), fused.group(2), f.get_tensor(key)) if fused else None
-                if parts is None:
-                    name = _internal_name(key, cfg)
-                    if name is None:
-                        continue
-                    parts = {name: f.get_tensor(key)}
-                for name, t in parts.items():
-                    if name.startswith("mtp.") and name not in expected:
-                        continue  # MTP weights present but not wanted: reported by the caller
-                    if name not in expected:
-                        raise CheckpointError(f"{file.name}: unexpected tensor {key!r} for a "
-                                              f"{cfg.model_type} model with this config.json")
-                    if tuple(t.shape) != tuple(expected[name].shape):
-                        raise CheckpointError(f"{file.name}: tensor {key!r} has shape {tuple(t.shape)}, "
-                                              f"config.json implies {tuple(expected[name].shape)}")
-                    target = torch.float32 if _is_router(name) else dtype
-                    state[name] = t.to(device=device, dtype=target)
+    for key, file in shards.where.items():
+        if key.endswith("_scale_inv"):
+            continue  # consumed with its weight
+        t = shards.get(key)
+        if key + "_scale_inv" in shards.where:
+            t = _dequantize_fp8(t, shards.get(key + "_scale_inv"), block, key)
+        fused = _FUSED.match(key)
+        parts = _split_fused(fused.group(1), fused.group(2), t) if fused else {_internal_name(key, cfg): t}
+        for name, t in parts.items():
+            if name is None or (name.startswith("mtp.") and name not in expected):
+                continue  # ignored tensor, or MTP weights not wanted (reported by the caller)
+            if name not in expected:
+                raise CheckpointError(f"{file.name}: unexpected tensor {key!r} for a "
+                                      f"{cfg.model_type} model with this config.json")
+            if tuple(t.shape) != tuple(expected[name].shape):
+                raise CheckpointError(f"{file.name}: tensor {key!r} has shape {tuple(t.shape)}, "
+                                      f"config.json implies {tuple(expected[name].shape)}")
+            target = torch.float32 if _is_router(name) else dtype
+            state[name] = t.to(device=device, dtype=target)
     return state
 
 
@@ -185,8 +208,10 @@ def save_pretrained(model: Transformer, path: str | Path, max_shard_size: int | 
             size = 0
         shards[-1][name] = t.cpu()
         size += nbytes
+    dtype_name = str(model.lm_head.weight.dtype).removeprefix("torch.")
     config = {**cfg.to_dict(), "num_nextn_predict_layers": len(model.mtp) or cfg.num_nextn_predict_layers,
-              "torch_dtype": str(model.lm_head.weight.dtype).removeprefix("torch.")}
+              "torch_dtype": dtype_name, "dtype": dtype_name}
+    config.pop("quantization_config", None)  # weights are written dequantized
     (path / "config.json").write_text(json.dumps(config, indent=2) + "\n")
     if len(shards) == 1:
         save_file(shards[0], str(path / SINGLE_NAME), metadata={"format": "pt"})

@@ -23,7 +23,7 @@ ARCHITECTURES = {
 }
 _TOPK_METHODS = ("greedy", "group_limited_greedy", "noaux_tc")
 _ROPE_TYPES = ("default", "linear", "yarn")
-# Keys a checkpoint may carry that do not change the math; kept in `extra` and written back on save.
+# Keys outside the dataclass that would change the math: accepted only at these neutral values.
 _UNSUPPORTED_IF_SET = {"mlp_bias": False, "pretraining_tp": 1, "partial_rotary_factor": 1.0}
 
 

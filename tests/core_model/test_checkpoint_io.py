@@ -157,3 +157,24 @@ def test_tied_embeddings_saved_once_and_retied(tmp_path):
 def test_bad_shard_size_is_clear(tmp_path):
     with pytest.raises(CheckpointError, match="max_shard_size 'lots'"):
         save_pretrained(_model(), tmp_path, max_shard_size="lots")
+
+
+def test_fp8_block_quantized_weights_are_dequantized(tmp_path):
+    model = _model()
+    save_pretrained(model, tmp_path)
+    tensors = load_file(tmp_path / "model.safetensors")
+    key = "model.layers.0.self_attn.kv_b_proj.weight"  # [32, 16] -> 2 x 1 tiles of 16 x 16
+    w = tensors[key]
+    scale = torch.tensor([[0.5], [0.25]])
+    q = (w / scale.repeat_interleave(16, 0)).to(torch.float8_e4m3fn)
+    tensors[key], tensors[key + "_scale_inv"] = q, scale
+    save_file(tensors, tmp_path / "model.safetensors")
+    cfg = json.loads((tmp_path / "config.json").read_text())
+    cfg["quantization_config"] = {"quant_method": "fp8", "weight_block_size": [16, 16]}
+    (tmp_path / "config.json").write_text(json.dumps(cfg))
+    loaded = load_pretrained(tmp_path)
+    expected = q.float() * scale.repeat_interleave(16, 0)
+    torch.testing.assert_close(loaded.model.layers[0].self_attn.kv_b_proj.weight, expected, atol=0, rtol=0)
+    torch.testing.assert_close(expected, w, atol=0.02, rtol=0.07)  # fp8 rounding only
+    loaded.save_pretrained(tmp_path / "again")
+    assert "quantization_config" not in json.loads((tmp_path / "again" / "config.json").read_text())
