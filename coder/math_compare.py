@@ -10,7 +10,8 @@ import random
 import sympy
 
 from coder.math_normalize import AnswerParseError
-from coder.math_parse import Equation, Interval, Items, Matrix, Percent, Scalar, Text, Union, parse_answer
+from coder.math_parse import (Equation, Interval, Items, Matrix, Percent, Scalar, Text, Union, parse_answer,
+                              show_expr)
 
 _RANK = {"exact": 0, "symbolic": 1, "numeric within tol": 2}
 _DIGITS = 30  # evalf precision: far below any sane tolerance, and no float underflow (1/2004!)
@@ -57,7 +58,7 @@ def scalars(a: sympy.Expr, b: sympy.Expr, tol) -> tuple[bool, str]:
     if not (a.free_symbols or b.free_symbols):
         close = _close(a, b, tol)
         if close is None:
-            return False, f"different: {a} vs {b}"
+            return False, f"different: {show_expr(a)} vs {show_expr(b)}"
         if not close:
             return False, "different: values differ beyond tolerance"
         if not (a.is_Rational and b.is_Rational) and sympy.simplify(a - b) == 0:

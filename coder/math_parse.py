@@ -17,7 +17,8 @@ _OPEN, _CLOSE = "([{" + SET_OPEN, ")]}" + SET_CLOSE
 _MAX_SHOWN = 300
 
 
-def _show(expr) -> str:
+def show_expr(expr) -> str:
+    """A printable, length-bounded form of a sympy value (huge integers shown approximately)."""
     try:
         text = sympy.sstr(expr)
     except ValueError:  # an integer too long to print (e.g. 2004!)
@@ -30,7 +31,7 @@ class Scalar:
     expr: sympy.Expr
 
     def __str__(self) -> str:
-        return _show(self.expr)
+        return show_expr(self.expr)
 
 
 @dataclass
@@ -46,7 +47,7 @@ class Percent:
     expr: sympy.Expr  # the number before "%"
 
     def __str__(self) -> str:
-        return f"{_show(self.expr)}%"
+        return f"{show_expr(self.expr)}%"
 
 
 @dataclass
@@ -55,7 +56,7 @@ class Equation:
     rhs: sympy.Expr
 
     def __str__(self) -> str:
-        return f"{_show(self.lhs)} = {_show(self.rhs)}"
+        return f"{show_expr(self.lhs)} = {show_expr(self.rhs)}"
 
 
 @dataclass
@@ -76,7 +77,7 @@ class Interval:
     hi_open: bool
 
     def __str__(self) -> str:
-        return f"{'(' if self.lo_open else '['}{_show(self.lo)}, {_show(self.hi)}{')' if self.hi_open else ']'}"
+        return f"{'(' if self.lo_open else '['}{show_expr(self.lo)}, {show_expr(self.hi)}{')' if self.hi_open else ']'}"
 
 
 @dataclass
@@ -92,7 +93,7 @@ class Matrix:
     rows: list[list[sympy.Expr]]
 
     def __str__(self) -> str:
-        return "[" + "; ".join(", ".join(_show(x) for x in row) for row in self.rows) + "]"
+        return "[" + "; ".join(", ".join(show_expr(x) for x in row) for row in self.rows) + "]"
 
 
 def split_top(s: str, sep: str) -> list[str]:

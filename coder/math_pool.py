@@ -41,18 +41,22 @@ class _Worker:
 
     def _read_line(self, deadline: float, what: str) -> dict:
         fd = self.proc.stdout.fileno()
+        poller = select.poll()  # not select.select: busy services have fds above FD_SETSIZE
+        poller.register(fd, select.POLLIN | select.POLLHUP)
         while b"\n" not in self._buf:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 raise WorkerTimeout(what)
-            readable, _, _ = select.select([fd], [], [], remaining)
-            if readable:
+            if poller.poll(max(1, int(remaining * 1000))):
                 chunk = os.read(fd, 1 << 16)
                 if not chunk:
                     raise WorkerFailed(f"checker worker exited (code {self.proc.wait()}) during {what}")
                 self._buf += chunk
         line, self._buf = self._buf.split(b"\n", 1)
-        return json.loads(line)
+        try:
+            return json.loads(line)
+        except ValueError:
+            raise WorkerFailed(f"checker worker sent a malformed reply during {what}: {line[:200]!r}") from None
 
     def request(self, payload: dict, timeout: float, start_timeout: float) -> dict:
         if not self.ready:  # the start-up (python + sympy import) is not charged to the check
