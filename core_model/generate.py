@@ -122,10 +122,10 @@ def _generate(model, prompt_ids: list[list[int]], cfg: GenerationConfig, eos_id:
         if all(r is not None for r in reason):
             break
         logits = model(tok[:, None], cache=cache)[:, -1]
-    return [_completion(p, o, l, r, decode, cfg.stop, eos_id) for p, o, l, r in zip(prompt_ids, out_ids, out_lp, reason)]
+    return [_completion(p, o, l, r, decode, cfg.stop) for p, o, l, r in zip(prompt_ids, out_ids, out_lp, reason)]
 
 
-def _completion(prompt, ids, lps, reason, decode, stops, eos_id) -> Completion:
+def _completion(prompt, ids, lps, reason, decode, stops) -> Completion:
     text = ""
     if decode is not None:
         text = decode(ids[:-1] if reason == "eos" else ids)

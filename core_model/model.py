@@ -152,10 +152,10 @@ class ModelConfig:
             d.setdefault("rope_theta", rope_params.pop("rope_theta", 10000.0))
             if d.get("rope_scaling") is None and rope_params.get("rope_type", rope_params.get("type")) != "default":
                 d["rope_scaling"] = rope_params
-        names = {f.name for f in fields(cls)} - {"extra"}
-        kwargs = {k: v for k, v in d.items() if k in names}
-        extra = {k: v for k, v in d.items() if k not in names}
-        return cls(**kwargs, extra={**d.get("extra", {}), **extra} if "extra" in d else extra)
+        names = {f.name for f in fields(cls)}
+        extra = dict(d.pop("extra", None) or {})
+        extra.update({k: v for k, v in d.items() if k not in names})
+        return cls(**{k: v for k, v in d.items() if k in names}, extra=extra)
 
     @classmethod
     def from_json(cls, path: str | Path) -> "ModelConfig":
