@@ -134,8 +134,9 @@ def run_demo(cfg: DemoConfig) -> int:
         f.writelines(json.dumps(s) + "\n" for s in samples)
     with open(results_path, "w") as f:
         for s, r in zip(samples, results):
-            f.write(json.dumps({**s, "result": r.get("status"), "passed": bool(r.get("passed")),
-                                "detail": r.get("detail")}) + "\n")
+            ok = bool(r.get("passed"))
+            f.write(json.dumps({**s, "result": "passed" if ok else f"{r.get('status')}: {r.get('detail')}",
+                                "passed": ok, "verdict": r.get("status"), "detail": r.get("detail")}) + "\n")
     passed = sum(bool(r.get("passed")) for r in results)
     print(f"HumanEval ({len(problems)} problems, greedy, tiny model): pass@1 = {passed / len(problems):.4f} "
           f"({passed}/{len(problems)})")

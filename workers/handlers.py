@@ -142,7 +142,8 @@ class ProverHandler:
             result = to_jsonable(prover.search(theorem, env, self.generator(params), search))
             return {**result, **base, "passed": result.get("status") == "proved"}
         except Exception as exc:  # no Lean, a broken project: this theorem's error, the job goes on
-            return {**error_result(exc, f"proving {name} failed"), **base}
+            err = error_result(exc, f"proving {name} failed")
+            return {**err, "proof": None, "error": err["detail"], **base}
 
     def close(self) -> None:
         for env in self._envs.values():

@@ -1,0 +1,94 @@
+"""`proofcode serve`, `grade/prove --server` and `proofcode demo` as users run them (real subprocesses)."""
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import httpx
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parent))
+from svc_helpers import canonical_samples, wait_for  # noqa: E402
+
+pytestmark = pytest.mark.ray
+
+
+def cli(*args, env=None, timeout=300) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "workers.cli", *args], capture_output=True, text=True,
+                          timeout=timeout, env={**os.environ, **(env or {})})
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def served(ray_cluster, tmp_path_factory):
+    """`proofcode serve` joined to the test session's Ray, with a token."""
+    tmp = tmp_path_factory.mktemp("serve")
+    port = free_port()
+    address = ray_cluster.get_runtime_context().gcs_address
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "workers.cli", "serve", "--port", str(port), "--db", str(tmp / "jobs.sqlite"),
+         "--address", address, "--coder-workers", "1", "--token", "tok"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    url = f"http://127.0.0.1:{port}"
+
+    def up():
+        try:
+            return httpx.get(url + "/healthz", timeout=2).status_code == 200
+        except httpx.TransportError:
+            assert proc.poll() is None, proc.communicate()[1]
+            return False
+
+    wait_for(up, timeout=120, poll=0.3)
+    yield url, tmp
+    proc.send_signal(signal.SIGTERM)
+    proc.wait(timeout=60)
+
+
+def test_grade_with_server_writes_what_the_local_command_writes(served):
+    url, tmp = served
+    samples = tmp / "samples.jsonl"
+    rows = canonical_samples(4) + [{"task_id": "HumanEval/0", "completion": "    return True\n"}]
+    samples.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    out = cli("grade", str(samples), "--server", url, "--k", "1", env={"PROOFCODE_TOKEN": "tok"})
+    assert out.returncode == 0, out.stderr
+    assert "pass@1: 0.8750" in out.stdout  # HumanEval/0 has 1 of 2 samples right, the other 3 tasks 1 of 1
+    results = [json.loads(x) for x in (tmp / "samples.jsonl_results.jsonl").read_text().splitlines()]
+    assert [r["passed"] for r in results] == [True] * 4 + [False]
+    assert [r["line"] for r in results] == [1, 2, 3, 4, 5] and results[4]["verdict"] == "failed"
+    assert "verdicts: failed=1, passed=4" in out.stdout
+
+    bad = cli("grade", str(samples), "--server", url)  # no token
+    assert bad.returncode == 2 and "401" in bad.stderr and "bearer token" in bad.stderr and "Traceback" not in bad.stderr
+
+
+def test_prove_with_server_reports_missing_lean_per_theorem(served, shared_fixtures):
+    url, tmp = served
+    out_path = tmp / "proofs.jsonl"
+    out = cli("prove", str(shared_fixtures / "lean" / "minif2f" / "minif2f.jsonl"), "--limit", "2",
+              "--server", url, "--generator", "builtin", "-o", str(out_path), env={"PROOFCODE_TOKEN": "tok"})
+    assert out.returncode == 0, out.stderr
+    records = [json.loads(x) for x in out_path.read_text().splitlines()]
+    assert len(records) == 2 and all(r["status"] == "error" for r in records)
+    assert all("Lean" in r["error"] or "Lean" in r.get("detail", "") for r in records), records[0]
+    assert "proved 0/2 (error 2)" in out.stderr
+
+
+def test_demo_runs_end_to_end(ray_cluster, tmp_path):
+    address = ray_cluster.get_runtime_context().gcs_address
+    out = cli("demo", "--limit", "3", "--workers", "1", "--max-new-tokens", "8", "--address", address,
+              "--out", str(tmp_path / "demo"))
+    assert out.returncode == 0, out.stderr
+    assert "pass@1 = " in out.stdout and "(3 problems" in out.stdout.replace("HumanEval (", "(")
+    assert "sanity: the sandbox graded 3/3 canonical solutions as passed" in out.stdout
+    results = [json.loads(x) for x in (tmp_path / "demo" / "results.jsonl").read_text().splitlines()]
+    assert [r["task_id"] for r in results] == ["HumanEval/0", "HumanEval/1", "HumanEval/2"]
+    assert all(r["verdict"] in ("passed", "failed", "runtime_error", "timeout", "memory_exceeded", "output_limit")
+               for r in results)
