@@ -126,3 +126,26 @@ def test_strip_comments_and_names():
     assert problem is None and code.split() == ["a", "e", '"--s"', "f"]
     assert theorem_name("theorem mathd_algebra_10 (x : ℝ) : x = x :=") == "mathd_algebra_10"
     assert theorem_name("/- doc -/ lemma foo.bar : True :=") == "foo.bar"
+
+
+def test_no_recorded_real_response_with_an_error_or_sorry_passes(shared_fixtures):
+    """Every command response real Lean gave in the recorded transcripts, judged as a check result."""
+    import json
+    import re
+
+    from prover.repl import _check_output
+    from prover.repl_protocol import parse_response
+
+    judged = 0
+    for path in sorted((shared_fixtures / "lean" / "repl").rglob("*.expected.out")):
+        for block in [b for b in re.split(r"\n\s*\n", path.read_text()) if b.strip()]:
+            resp = parse_response(json.loads(block))
+            if resp.env is None:
+                continue
+            out = _check_output(resp)
+            out.axioms = {"thm": []}  # as if #print axioms were clean: only Lean's messages decide
+            reasons, _ = lean_reasons(out, "thm", CheckPolicy())
+            bad = bool(resp.errors or resp.sorries or any("sorry" in m.text for m in resp.messages))
+            assert bool(reasons) == bad, (path.name, block[:200])
+            judged += 1
+    assert judged > 100
