@@ -249,11 +249,11 @@ def parse_answer(text: str):
     s = normalize_answer(text)
     if not s:
         raise AnswerParseError(f"empty answer {text!r}")
-    # "x \in [1, 2]", "x = 1, 2": the variable name is not part of the answer.
+    # "x \in [1, 2]", "x = 1, 2", "x = 1 \pm 2": the variable name is not part of the answer.
     s = re.sub(r"^[A-Za-z](?:_\{?\w+\}?)?\s*\\in\s+", "", s)
     s = re.sub(r"^[A-Za-z]\s*\(\s*[A-Za-z]\s*\)\s*=\s*(?=[^=]+$)", "", s)  # "f(x) = 2x" -> "2x"
     m = re.match(r"^[A-Za-z](?:_\{?\w+\}?)?\s*=\s*(.+)$", s)
-    if m and len(split_top(m.group(1), ",")) > 1 and "=" not in m.group(1):
+    if m and "=" not in m.group(1) and (len(split_top(m.group(1), ",")) > 1 or re.search(r"\\[pm][mp]\b", s)):
         s = m.group(1)
     items = split_top(s, ",")
     if len(items) > 1:

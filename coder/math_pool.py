@@ -17,6 +17,7 @@ import time
 from pathlib import Path
 
 _REPO_ROOT = str(Path(__file__).resolve().parents[1])
+DEFAULT_SIZE = max(2, min(4, os.cpu_count() or 2))  # each worker holds sympy (~100 MB)
 
 
 class WorkerTimeout(Exception):
@@ -89,7 +90,7 @@ class _Worker:
 class CheckerPool:
     """Up to `size` checker processes, started lazily, shared safely by any number of threads."""
 
-    def __init__(self, size: int = 2, memory_mb: int = 2048, start_timeout: float = 60.0):
+    def __init__(self, size: int = DEFAULT_SIZE, memory_mb: int = 2048, start_timeout: float = 60.0):
         if size < 1:
             raise ValueError(f"CheckerPool size must be >= 1, got {size}")
         self.size, self.memory_mb, self.start_timeout = size, memory_mb, start_timeout

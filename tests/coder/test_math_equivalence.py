@@ -26,7 +26,8 @@ EQUIVALENT = [
     (r"\binom{5}{2}", "10"), (r"\emptyset", r"\{\}"), ("2 and 3", "3, 2"), ("1/3", "0.33333333"),
     (r"\left[ 0, \frac{1}{2} \right]", "[0, 0.5]"), (r"a_1 + a_{2}", "a_2 + a_1"),
     (r"0.\overline{3}", "1/3"), (r"0.1\overline{6}", r"\frac16"), (r"\text{Evelyn}", "evelyn"), ("1 000", "1000"),
-    ("f(x) = 2x", "2x"), (r"6 \text{ cm}^2", "6"), ("(C)", r"\text{(C)}"), ("no solution", r"\text{No solution}"),
+    ("f(x) = 2x", "2x"), (r"x = 1 \pm \sqrt{2}", r"1\pm\sqrt2"), ("x = 2 or x = 3", "3, 2"),
+    ("x=2 and y=3", "y=3, x=2"), (r"6 \text{ cm}^2", "6"), ("(C)", r"\text{(C)}"), ("no solution", r"\text{No solution}"),
 ]
 
 DIFFERENT = [
@@ -36,7 +37,7 @@ DIFFERENT = [
     (r"\pi", "3.14"), ("3", "-3"), (r"\{1, 2\}", r"\{1, 2, 3\}"), ("50%", "0.05"), ("x = 2", "y = 3"),
     (r"\begin{pmatrix}1&2\\3&4\end{pmatrix}", r"\begin{pmatrix}1&3\\2&4\end{pmatrix}"), ("x > 3", "x >= 3"),
     (r"\{2\}", "2"), ("1, 2", "1"), ("3+4i", "3-4i"),
-    ("A", "B"), ("Evelyn", "Emily"), (r"-\infty", r"\infty"), ("1/0", "1"), ("0/0", "0"),
+    ("x=3, y=2", "x=2, y=3"), ("A", "B"), ("Evelyn", "Emily"), (r"-\infty", r"\infty"), ("1/0", "1"), ("0/0", "0"),
     ("1450001", "1,450,000"), ("1000001", "1000000.0"), (r"2^{30}+1", "1073741824"),  # integers: no tolerance
 ]
 
