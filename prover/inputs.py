@@ -65,25 +65,34 @@ def _from_jsonl(path: Path) -> list[Theorem]:
 
 
 def _from_lean(path: Path) -> list[Theorem]:
+    """Each theorem ending in `sorry` is a job. Its header is the file's leading imports/opens plus
+    whatever the file declares before it (defs, proved lemmas, namespaces), so it can use them."""
     text = path.read_text(encoding="utf-8")
     decls = list(_DECL.finditer(text))
     if not decls:
         raise ValueError(f"{path}: no `theorem`/`lemma` declarations found")
     header_end = _header_end(text, decls[0].start())
-    header = text[:header_end]
+    header, context = text[:header_end], _without_doc(text[header_end:decls[0].start()])
     theorems: list[Theorem] = []
     for i, match in enumerate(decls):
-        end = decls[i + 1].start() if i + 1 < len(decls) else len(text)
-        body = _strip_trailing_doc(text[match.start():end])
-        found = _SORRY_END.search(body)
-        if not found:
-            continue  # already proved: not a job
-        doc = _DOC.search(text[header_end:match.start()])
-        statement = body[: found.start()].rstrip() + " :="
-        theorems.append(Theorem(match[2], header, statement, doc[1] + "\n" if doc else ""))
+        segment = text[match.start():decls[i + 1].start() if i + 1 < len(decls) else len(text)]
+        decl = _decl_text(segment)
+        found = _SORRY_END.search(decl)
+        if found:
+            doc = _DOC.search(text[header_end:match.start()])
+            theorems.append(Theorem(match[2], header + context if context.strip() else header,
+                                    decl[: found.start()].rstrip() + " :=", doc[1] + "\n" if doc else ""))
+        else:
+            context += decl + "\n\n"  # a proved lemma: later theorems may use it
+        context += _without_doc(segment[len(decl):])
     if not theorems:
         raise ValueError(f"{path}: no theorem ends in `sorry`; mark the ones to prove with `:= by sorry`")
     return theorems
+
+
+def _without_doc(text: str) -> str:
+    """`text` without a trailing doc comment (it belongs to the next declaration)."""
+    return _DOC.sub("", text).lstrip("\n") if text.strip() else ""
 
 
 def _header_end(text: str, first_decl: int) -> int:
@@ -96,6 +105,12 @@ def _header_end(text: str, first_decl: int) -> int:
     return end
 
 
-def _strip_trailing_doc(body: str) -> str:
-    """Drop the next declaration's doc comment (and blank lines) from the end of `body`."""
-    return _DOC.sub("", body.rstrip()).rstrip() if body.rstrip().endswith("-/") else body.rstrip()
+_NEXT_COMMAND = re.compile(r"^(?:end|namespace|section|open|def|example|instance|abbrev|structure|inductive|"
+                           r"class|noncomputable|variable|universe|set_option|attribute|#|@\[|/-|--)", re.MULTILINE)
+
+
+def _decl_text(chunk: str) -> str:
+    """The declaration at the start of `chunk`, without the commands or doc comment that follow it."""
+    first_line = chunk.find("\n") + 1
+    after = _NEXT_COMMAND.search(chunk, first_line) if first_line else None
+    return (chunk[: after.start()] if after else chunk).rstrip()

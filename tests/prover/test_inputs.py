@@ -53,7 +53,9 @@ def test_lean_file_theorems_ending_in_sorry(tmp_path):
     theorems = load_theorems(path)
     assert [t.name for t in theorems] == ["even_add", "two_le", "with_by_on_next_line"]
     header = "import Mathlib\nimport Aesop\n\nset_option maxHeartbeats 400000\n\nopen Nat Real\n\n"
-    assert all(t.header == header for t in theorems)
+    assert theorems[0].header == header
+    proved = "theorem done_already : 1 + 1 = 2 := by norm_num\n\n"
+    assert theorems[1].header == theorems[2].header == header + proved  # later theorems may use it
     assert theorems[0].statement == "theorem even_add (a b : ℕ) (ha : Even a) (hb : Even b) :\n    Even (a + b) :="
     assert theorems[0].informal_prefix == "/-- The sum of two even numbers is even. -/\n"
     assert theorems[1].statement == "lemma two_le (n : ℕ) (h : 2 ≤ n) : 1 ≤ n :="
@@ -93,3 +95,14 @@ def test_normalize_statement():
     assert normalize_statement("theorem t : True :=\n  sorry") == "theorem t : True :="
     assert normalize_statement("theorem t : True :=") == "theorem t : True :="
     assert normalize_statement("theorem nearby : True :=") == "theorem nearby : True :="
+
+
+def test_lean_file_declarations_end_before_the_next_command(tmp_path):
+    path = tmp_path / "ns.lean"
+    path.write_text("import Mathlib\nnamespace Foo\n\ntheorem a : 1 = 1 := by\n  sorry\n\ndef f := 3\n\n"
+                    "theorem b : f = 3 := by sorry\n-- trailing comment\nend Foo\n")
+    theorems = load_theorems(path)
+    assert [t.name for t in theorems] == ["a", "b"]
+    assert theorems[0].header == "import Mathlib\nnamespace Foo\n\n"
+    assert theorems[1].header == "import Mathlib\nnamespace Foo\n\ndef f := 3\n\n"  # b uses f
+    assert theorems[1].statement == "theorem b : f = 3 :="
