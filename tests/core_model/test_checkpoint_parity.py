@@ -93,3 +93,17 @@ def test_bf16_load_keeps_router_in_fp32(hf_checkpoints):
         got = ours(x).float()
     # bf16 rounding only: the argmax agrees on nearly every position
     assert (got.argmax(-1) == ref.argmax(-1)).float().mean() > 0.8
+
+
+@pytest.mark.parametrize("kind, overrides", [
+    ("llama", dict(rope_scaling={"type": "linear", "factor": 2.0})),
+    ("llama", dict(rope_scaling={"type": "yarn", "factor": 4.0, "original_max_position_embeddings": 128},
+                   tie_word_embeddings=True, head_dim=16)),
+    ("v2", dict(attention_bias=True, tie_word_embeddings=True)),
+])
+def test_more_config_variants_match_transformers(kind, overrides, tmp_path):
+    hf = helpers_hf.save_hf_checkpoint(kind, tmp_path, **overrides)
+    ours = load_pretrained(tmp_path)
+    x = _ids(6, (2, 40))
+    with torch.no_grad():
+        torch.testing.assert_close(ours(x), hf(x).logits, atol=1e-4, rtol=0)
