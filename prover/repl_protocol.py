@@ -83,6 +83,10 @@ def split_responses(buffer: bytes) -> tuple[list[bytes], bytes]:
 def decode_response(chunk: bytes) -> dict:
     """Parse one response's bytes as a JSON object."""
     text = chunk.decode("utf-8", errors="replace")
+    # `lake exe repl` may print build progress before the first response: skip lines before `{`.
+    start = text.find("\n{")
+    if not text.lstrip().startswith("{") and start >= 0:
+        text = text[start + 1:]
     try:
         value = json.loads(text)
     except json.JSONDecodeError as exc:

@@ -91,6 +91,14 @@ def test_split_responses_keeps_partial_tail():
     assert rest == b'{"en'
 
 
+def test_noise_before_the_first_response_is_skipped():
+    from prover.repl_protocol import ReplProtocolError, decode_response
+
+    assert decode_response(b'info: building repl\n{"env": 0}') == {"env": 0}
+    with pytest.raises(ReplProtocolError, match="non-JSON"):
+        decode_response(b"this is not JSON at all")
+
+
 def test_parse_axioms_reads_print_axioms_messages():
     msgs = [LeanMessage("info", "'foo' depends on axioms: [propext, Classical.choice, Quot.sound]"),
             LeanMessage("info", "'bar' does not depend on any axioms"),
