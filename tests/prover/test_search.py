@@ -146,3 +146,27 @@ def test_package_level_search_is_callable_after_the_package_is_imported():
     assert prover.SearchConfig is SearchConfig  # imports prover.search, which shadows the name
     result = prover.search(toy("True"), ToyEnv(), TableGenerator({r".*": [("trivial", -0.1)]}), SearchConfig())
     assert result.status == "proved"
+
+
+def test_virtual_loss_spreads_parallel_selections():
+    from prover.protocol import Proposal, TacticState
+    from prover.search.mcts import _Node, _Tree
+
+    def tree():
+        root = _Node(TacticState(0, "⊢ root"), (), proposals=[Proposal("a", -1.0), Proposal("b", -1.0)], tried=2)
+        for i, name in enumerate("ab"):
+            child = _Node(TacticState(i + 1, f"⊢ {name}"), (name,), parent=root, visits=1.0, value=1.0,
+                          proposals=[Proposal("x", -1.0), Proposal("y", -1.0)])
+            root.children.append(child)
+        return _Tree(toy("True"), None, SearchConfig(algorithm="mcts"), root)
+
+    t = tree()
+    first, _ = t.select()
+    assert t.select()[0] is first  # no virtual loss: the same leaf again
+    t = tree()
+    first, _ = t.select()
+    t.mark(first, 1.0)
+    second, _ = t.select()
+    assert second is not first and {first.tactics, second.tactics} == {("a",), ("b",)}
+    t.mark(first, -1.0)
+    assert first.virtual == 0 and t.root.virtual == 0
