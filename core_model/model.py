@@ -123,6 +123,8 @@ class ModelConfig:
             need(g > 0 and self.n_routed_experts % g == 0,
                  f"n_group {self.n_group} must divide n_routed_experts {self.n_routed_experts}")
             need(0 < tg <= g, f"topk_group {self.topk_group} must be in 1..n_group={g}")
+            need(self.topk_method != "noaux_tc" or self.n_routed_experts // g >= 2,
+                 "noaux_tc scores a group by its top-2 experts: each of the n_group groups needs >= 2 experts")
             need(k <= tg * self.n_routed_experts // g, f"num_experts_per_tok {k} exceeds experts in topk_group groups")
 
     def is_moe_layer(self, i: int) -> bool:
