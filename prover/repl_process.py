@@ -81,6 +81,7 @@ class ReplProcess:
         self._selector.register(self.proc.stdout, selectors.EVENT_READ)
         self.commands_run = 0
         self.in_flight = False  # a command was sent and its answer not read: the process is unusable
+        self._answered = False  # before the first answer, `lake exe repl` may print build progress
 
     @property
     def pid(self) -> int:
@@ -121,9 +122,10 @@ class ReplProcess:
             idx = self._buffer.find(b"\n\n")
             if idx >= 0:
                 chunk, self._buffer = self._buffer[:idx], self._buffer[idx + 2:]
-                if chunk.strip():
-                    return chunk
-                continue
+                if not chunk.strip() or (not self._answered and b"{" not in chunk):
+                    continue
+                self._answered = True
+                return chunk
             wait = _POLL_S if deadline is None else min(_POLL_S, deadline - time.monotonic())
             if wait <= 0:
                 self.kill()

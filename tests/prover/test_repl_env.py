@@ -191,3 +191,10 @@ def test_replacement_is_imported_in_the_background(tmp_path):
         assert imports(log) == 2 and [h for h, _ in env.pool.alive_workers()] == [HEADER]
         assert isinstance(env.run_tactic(s0, "constructor"), TacticState)
         assert env.pool.spawned == 2 and imports(log) == 2  # it was used, not a third process
+
+
+def test_launcher_noise_before_the_first_answer_is_ignored(tmp_path):
+    # `lake exe repl` can print build progress on stdout before the REPL itself starts
+    launcher = f"echo 'Building repl'; echo; echo '[1/2] Compiling REPL.Main'; exec {sys.executable} {FAKE}"
+    with ReplEnv(ReplConfig(repl_command=["/bin/sh", "-c", launcher])) as env:
+        assert isinstance(env.start(THM), TacticState)
