@@ -2,7 +2,9 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
+from pathlib import Path
 
 
 def register(subparsers) -> None:
@@ -24,11 +26,15 @@ def register(subparsers) -> None:
     p.add_argument("--max-samples", type=int, default=32, help="sample: whole proofs per theorem")
     p.add_argument("--num-candidates", type=int, default=16, help="tactics proposed per state")
     p.add_argument("--tactic-timeout", type=float, default=10.0, help="seconds per tactic")
+    p.add_argument("--samples-per-round", type=int, default=4, help="sample: proofs drawn per prefix at once")
+    p.add_argument("--parallel", type=int, default=1, help="mcts: leaves expanded concurrently")
     p.add_argument("--workers", type=int, default=1, help="theorems searched concurrently")
     p.add_argument("--generator", choices=["builtin", "model", "openai"], default="builtin")
     p.add_argument("--model", help="model: checkpoint directory")
     p.add_argument("--openai-url", help="openai: base URL of an OpenAI-compatible completions server")
     p.add_argument("--openai-model", default="default", help="openai: the `model` name to request")
+    p.add_argument("--openai-api-key", default=os.environ.get("OPENAI_API_KEY"),
+                   help="openai: bearer token (default: $OPENAI_API_KEY)")
     p.add_argument("--temperature", type=float, default=1.0)
     p.add_argument("--seed", type=int, default=None)
     p.add_argument("-o", "--output", help="results jsonl (appended; reruns skip recorded names); default stdout")
@@ -52,8 +58,10 @@ def config_from_args(args: argparse.Namespace):
             dojo_repo=args.repo, dojo_commit=args.commit, dojo_file=args.file,
             search=SearchConfig(algorithm=args.search, budget_seconds=args.budget_seconds,
                                 max_expansions=args.max_expansions, max_samples=args.max_samples,
-                                num_candidates=args.num_candidates, tactic_timeout=args.tactic_timeout),
+                                num_candidates=args.num_candidates, tactic_timeout=args.tactic_timeout,
+                                samples_per_round=args.samples_per_round, parallel=args.parallel),
             generator=args.generator, model=args.model, openai_url=args.openai_url, openai_model=args.openai_model,
+            openai_api_key=args.openai_api_key,
             sampling=GeneratorConfig(temperature=args.temperature, seed=args.seed),
             workers=args.workers, output=args.output, resume=not args.no_resume)
     except ValidationError as exc:
@@ -70,7 +78,7 @@ def run_prove(args: argparse.Namespace) -> int:
     theorems = load_theorems(args.input)[: args.limit]
     skipped = 0
     if config.output and config.resume:
-        skipped = len(set(job_names(theorems)) & done_names(__import__("pathlib").Path(config.output)))
+        skipped = len(set(job_names(theorems)) & done_names(Path(config.output)))
     records = prove_all(theorems, config)
     where = f"; results in {config.output}" if config.output else ""
     print(summary(records, skipped) + where, file=sys.stderr)

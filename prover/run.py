@@ -31,6 +31,7 @@ class ProveConfig(BaseModel):
     model: str | None = Field(None, description="model: checkpoint directory (config.json, weights, tokenizer.json)")
     openai_url: str | None = Field(None, description="openai: server base URL, e.g. http://127.0.0.1:8000")
     openai_model: str = "default"
+    openai_api_key: str | None = None
     sampling: GeneratorConfig = Field(default_factory=GeneratorConfig)
     policy: CheckPolicy = Field(default_factory=CheckPolicy)
     workers: int = Field(1, ge=1, description="theorems searched at once (threads sharing the environment)")
@@ -67,7 +68,7 @@ def make_generator(config: ProveConfig) -> Generator:
         return ModelGenerator.from_pretrained(config.model, config.sampling)
     if config.generator == "openai":
         return OpenAIGenerator(OpenAIConfig(base_url=config.openai_url, model=config.openai_model,
-                                            **config.sampling.model_dump()))
+                                            api_key=config.openai_api_key, **config.sampling.model_dump()))
     return BuiltinGenerator()
 
 

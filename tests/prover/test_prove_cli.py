@@ -79,3 +79,24 @@ def test_server_flag_is_declared_for_the_dispatcher():
     args = build_parser().parse_args(["prove", "x.jsonl", "--server", "http://127.0.0.1:8000"])
     assert args.server == "http://127.0.0.1:8000" and args.func.__name__ == "run_prove"
     assert build_parser().parse_args(["prove", "x.jsonl"]).server is None
+
+
+def test_prove_with_openai_generator_and_mcts(tmp_path, capsys):
+    sys.path.insert(0, str(Path(__file__).parent))
+    from test_generators import _choices, _Server
+
+    server = _Server(lambda body, k: (200, _choices(("constructor", [-0.1]), ("exact hp", [-0.2]),
+                                                    ("exact hq", [-0.3]))))
+    try:
+        source = tmp_path / "todo.lean"
+        source.write_text(LEAN_FILE)
+        out = tmp_path / "out.jsonl"
+        assert main(["prove", str(source), "--repl-command", FAKE_REPL, "--generator", "openai",
+                     "--openai-url", server.url, "--openai-api-key", "secret", "--search", "mcts",
+                     "--parallel", "2", "--limit", "1", "-o", str(out)]) == 0
+    finally:
+        server.close()
+    (record,) = map(json.loads, out.read_text().splitlines())
+    assert record["name"] == "and_intro" and record["status"] == "proved" and record["algorithm"] == "mcts"
+    assert set(record["tactics"]) <= {"constructor", "exact hp", "exact hq"} and record["generator"] == "openai"
+    assert server.requests and all(r["auth"] == "Bearer secret" for r in server.requests)
