@@ -95,10 +95,11 @@ def detect_format(records: list[dict], source: str = "data") -> Literal["text", 
 
 
 def pack_text(tokenizer, texts: list[str], seq_len: int) -> list[tuple[torch.Tensor, torch.Tensor]]:
-    """Concatenate documents (each ending in EOS) and cut into blocks of seq_len inputs + shifted labels."""
+    """Concatenate documents (BOS doc EOS, as `generate` prompts start with BOS) and cut into blocks of
+    seq_len inputs + shifted labels."""
     ids: list[int] = []
     eos = [tokenizer.eos_id] if tokenizer.eos_id is not None else []
-    for doc in tokenizer.encode_batch(texts):
+    for doc in tokenizer.encode_batch(texts, add_bos=tokenizer.bos_id is not None):
         ids.extend(doc)
         ids.extend(eos)
     n_blocks = (len(ids) - 1) // seq_len

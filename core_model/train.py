@@ -59,8 +59,6 @@ class TrainConfig(BaseModel):
     def _one_model_source(self):
         if (self.model is None) == (self.init_from is None):
             raise ValueError("give exactly one of 'model' (a new model's config) or 'init_from' (a checkpoint dir)")
-        if self.warmup_steps > self.max_steps:
-            raise ValueError(f"warmup_steps={self.warmup_steps} exceeds max_steps={self.max_steps}")
         return self
 
 

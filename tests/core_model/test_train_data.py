@@ -23,7 +23,7 @@ def test_stdlib_corpus_is_python_source_and_stable():
 def test_packed_blocks_are_next_token_shifts(tok):
     texts = ["alpha beta gamma " * 20, "def f(x):\n    return x\n" * 10]
     examples = build_examples(tok, [{"text": t} for t in texts], seq_len=16)
-    stream = [i for t in texts for i in (*tok.encode(t), tok.eos_id)]
+    stream = [i for t in texts for i in (*tok.encode(t, add_bos=True), tok.eos_id)]
     assert len(examples) == (len(stream) - 1) // 16
     for k, (x, y) in enumerate(examples):
         assert x.tolist() == stream[k * 16:(k + 1) * 16]
