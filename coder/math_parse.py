@@ -156,7 +156,10 @@ def _relation(s: str):
     free = set().union(*(e.free_symbols for e in exprs))
     if len(free) != 1:
         raise AnswerParseError(f"an inequality needs exactly one variable: {s!r}")
-    solved = sympy.And(*conds).as_set()
+    try:
+        solved = sympy.And(*conds).as_set()
+    except (NotImplementedError, TypeError, ValueError) as exc:
+        raise AnswerParseError(f"cannot solve the inequality {s!r} for its variable ({exc})") from None
     return _from_sympy_set(solved, s)
 
 
@@ -208,6 +211,16 @@ def _is_text(s: str) -> bool:
         len(w) >= 3 and w.lower().strip("'") not in _NOT_WORDS for w in words)
 
 
+def _equation(left: str, right: str):
+    """`y = 2x+1` -> Equation; `p = 50%`, `v = (1, 2)`: a lone variable names a non-number answer."""
+    value = parse_item(right)
+    if isinstance(value, Scalar):
+        return Equation(_scalar_or_mixed(left), value.expr)
+    if re.fullmatch(r"[A-Za-z](?:_\{?\w+\}?)?", left):
+        return value
+    raise AnswerParseError(f"cannot read {left!r} = {right!r}: the right side is {type(value).__name__.lower()}")
+
+
 def parse_item(s: str):
     """One answer without top-level commas -> a structured value."""
     s = s.strip()
@@ -227,7 +240,7 @@ def parse_item(s: str):
             return value
     sides = split_top(s, "=")
     if len(sides) == 2:
-        return Equation(_scalar_or_mixed(sides[0]), _scalar_or_mixed(sides[1]))
+        return _equation(*sides)
     if len(sides) > 2:
         raise AnswerParseError(f"more than one '=' in {s!r}")
     rel = _relation(s) if re.search(r"[<>]|\\[lg]eq?\b|\\[lg]t\b", s) else None

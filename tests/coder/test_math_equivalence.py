@@ -27,7 +27,8 @@ EQUIVALENT = [
     (r"\left[ 0, \frac{1}{2} \right]", "[0, 0.5]"), (r"a_1 + a_{2}", "a_2 + a_1"),
     (r"0.\overline{3}", "1/3"), (r"0.1\overline{6}", r"\frac16"), (r"\text{Evelyn}", "evelyn"), ("1 000", "1000"),
     ("f(x) = 2x", "2x"), (r"x = 1 \pm \sqrt{2}", r"1\pm\sqrt2"), ("x = 2 or x = 3", "3, 2"),
-    ("x=2 and y=3", "y=3, x=2"), (r"6 \text{ cm}^2", "6"), ("(C)", r"\text{(C)}"), ("no solution", r"\text{No solution}"),
+    ("x=2 and y=3", "y=3, x=2"), ("p = 50%", "0.5"), ("x^2 > 4", r"(-\infty,-2)\cup(2,\infty)"),
+    ("2x = 4", "x=2"), (r"6 \text{ cm}^2", "6"), ("(C)", r"\text{(C)}"), ("no solution", r"\text{No solution}"),
 ]
 
 DIFFERENT = [
@@ -105,3 +106,9 @@ def test_missing_or_huge_answers_and_bad_arguments():
         check_answer("1", "1", timeout=0)
     with pytest.raises(ValueError, match="rel_tol"):
         check_answer("1", "1", rel_tol=-1)
+
+
+def test_numbers_from_json_rows_need_not_be_strings():
+    assert check_answer(18, "18").reason == "exact"
+    assert check_answer(0.5, r"\frac{1}{2}").equivalent
+    assert not check_answer(17, 18).equivalent
