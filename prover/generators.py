@@ -202,7 +202,7 @@ CORE_CLOSERS = ("rfl", "simp", "omega", "decide", "trivial", "assumption", "simp
 # With Mathlib: the strong arithmetic closers interleaved with the core ones, likeliest first.
 MATHLIB_CLOSERS = ("rfl", "norm_num", "simp", "linarith", "omega", "nlinarith", "aesop", "positivity", "ring",
                    "decide", "field_simp", "tauto", "trivial", "assumption", "simp_all", "contradiction")
-_NAT_TYPES = ("ℕ", "Nat", "ℤ", "Int")
+_NAT_TYPES = ("ℕ", "Nat")  # structural induction; on ℤ it would only split the two constructors
 
 
 def _imports(header: str, module: str) -> bool:
@@ -239,13 +239,13 @@ def structural_tactics(pp: str) -> list[str]:
     elif target.startswith("∃"):
         steps.append("refine ⟨?_, ?_⟩")
     for names, typ in hyps:
-        name = names.split()[-1]
-        if _top_level(typ, "∧"):
-            steps.append(f"obtain ⟨{name}_left, {name}_right⟩ := {name}")
-        elif _top_level(typ, "∨"):
-            steps.append(f"rcases {name} with {name} | {name}")
-        elif typ in _NAT_TYPES and name in target:
-            steps.append(f"induction {name}")
+        for name in names.split():
+            if _top_level(typ, "∧"):
+                steps.append(f"obtain ⟨{name}_left, {name}_right⟩ := {name}")
+            elif _top_level(typ, "∨"):
+                steps.append(f"rcases {name} with {name} | {name}")
+            elif typ in _NAT_TYPES and re.search(rf"(?<![\w.']){re.escape(name)}(?![\w'])", target):
+                steps.append(f"induction {name}")
     return steps
 
 

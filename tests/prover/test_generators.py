@@ -50,8 +50,9 @@ def test_builtin_offers_mathlib_tactics_only_when_imported():
 def test_builtin_structural_steps_come_from_the_goal():
     pp = "x y : ℕ\nh₀ : 0 < y ∧ y < x\nh₁ : x = 1 ∨ x = 2\n⊢ ∀ n m : ℕ, n + m = m + n ∧ x = 26"
     assert structural_tactics(pp) == [
-        "intro n m", "obtain ⟨h₀_left, h₀_right⟩ := h₀", "rcases h₁ with h₁ | h₁"]
+        "intro n m", "induction x", "obtain ⟨h₀_left, h₀_right⟩ := h₀", "rcases h₁ with h₁ | h₁"]
     assert structural_tactics("n : ℕ\n⊢ n + 0 = n") == ["induction n"]
+    assert structural_tactics("m n : ℕ\nk : ℤ\n⊢ n + k = k + n") == ["induction n"]  # not m (absent), not k (ℤ)
     assert structural_tactics("p q : Prop\n⊢ p ∧ q → q ∧ p") == ["intro h"]
     assert structural_tactics("⊢ ¬False") == ["intro h"]
 
