@@ -83,5 +83,5 @@ def check_answer(predicted: str, reference: str, *, timeout: float = 5.0,
     except WorkerTimeout:
         return AnswerVerdict(equivalent=False, reason="timeout",
                              error=f"not decided within {timeout:g} s (counted as not equivalent)")
-    except WorkerFailed as exc:
-        return AnswerVerdict(equivalent=False, reason="error", error=str(exc))
+    except (WorkerFailed, OSError) as exc:  # OSError: could not start a worker (process limit ...)
+        return AnswerVerdict(equivalent=False, reason="error", error=f"answer checker failed: {exc}")

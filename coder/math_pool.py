@@ -12,6 +12,7 @@ import os
 import select
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from pathlib import Path
@@ -30,11 +31,12 @@ class WorkerFailed(Exception):
 
 class _Worker:
     def __init__(self, memory_mb: int):
+        self._stderr = tempfile.TemporaryFile()  # read back only to explain a crash
         env = dict(os.environ)
         env["PYTHONPATH"] = os.pathsep.join(p for p in (_REPO_ROOT, env.get("PYTHONPATH")) if p)
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "coder.math_worker", "--memory-mb", str(memory_mb)],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self._stderr,
             env=env, close_fds=True,
         )
         self.ready = False
@@ -51,7 +53,8 @@ class _Worker:
             if poller.poll(max(1, int(remaining * 1000))):
                 chunk = os.read(fd, 1 << 16)
                 if not chunk:
-                    raise WorkerFailed(f"checker worker exited (code {self.proc.wait()}) during {what}")
+                    raise WorkerFailed(f"checker worker exited (code {self.proc.wait()}) during {what}"
+                                       + self._stderr_tail())
                 self._buf += chunk
         line, self._buf = self._buf.split(b"\n", 1)
         try:
@@ -74,13 +77,21 @@ class _Worker:
             raise WorkerFailed(f"checker worker is gone ({exc})") from None
         return self._read_line(time.monotonic() + timeout, "the check")
 
+    def _stderr_tail(self) -> str:
+        try:
+            self._stderr.seek(0)
+            tail = self._stderr.read()[-600:].decode(errors="replace").strip()
+        except (OSError, ValueError):
+            return ""
+        return f": {tail}" if tail else ""
+
     def kill(self) -> None:
         self.proc.kill()
         try:
             self.proc.wait(timeout=10)
         except subprocess.TimeoutExpired:
             pass
-        for pipe in (self.proc.stdin, self.proc.stdout):
+        for pipe in (self.proc.stdin, self.proc.stdout, self._stderr):
             try:
                 pipe.close()
             except OSError:

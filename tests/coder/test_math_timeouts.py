@@ -7,7 +7,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 
 from coder import check_answer
-from coder.math_pool import CheckerPool, WorkerTimeout
+from coder.math_pool import CheckerPool, WorkerFailed, WorkerTimeout
 
 SLACK = 60.0  # generous bound for a loaded 2-core machine: the point is that it returns at all
 
@@ -92,3 +92,20 @@ def test_timeout_inside_a_ray_actor(ray_cluster):
     assert ok["equivalent"] and ok["reason"] == "exact"
     assert hung["reason"] == "timeout" and not hung["equivalent"]
     ray.kill(grader)
+
+
+def test_a_worker_that_dies_is_reported_and_replaced():
+    pool = CheckerPool(size=1)
+    try:
+        worker = pool._acquire()
+        worker.proc.kill()  # e.g. the OOM killer
+        worker.proc.wait()
+        pool._release(worker, healthy=True)
+        with pytest.raises(WorkerFailed, match="exited"):
+            pool.call({"predicted": "1", "reference": "1", "rel_tol": 1e-6, "abs_tol": 0.0}, timeout=30)
+        again = pool.call({"predicted": "2", "reference": "2.0", "rel_tol": 1e-6, "abs_tol": 0.0}, timeout=30)
+        assert again["equivalent"] is True
+    finally:
+        pool.close()
+    with pytest.raises(WorkerFailed, match="closed"):
+        pool.call({"predicted": "1", "reference": "1", "rel_tol": 1e-6, "abs_tol": 0.0}, timeout=30)
