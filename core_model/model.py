@@ -144,10 +144,13 @@ class ModelConfig:
         bad = [a for a in archs if a not in known]
         if bad:
             raise ValueError(f"unknown architecture {bad[0]!r}; supported: {sorted(known)}")
+        by_arch = {v: k for k, v in ARCHITECTURES.items()}
         if "model_type" not in d:
             if not archs:
                 raise ValueError("config has neither 'model_type' nor 'architectures'")
-            d["model_type"] = {v: k for k, v in ARCHITECTURES.items()}[archs[0]]
+            d["model_type"] = by_arch[archs[0]]
+        if archs and d["model_type"] in ARCHITECTURES and by_arch[archs[0]] != d["model_type"]:
+            raise ValueError(f"architectures {archs[0]!r} does not match model_type {d['model_type']!r}")
         rope_params = d.pop("rope_parameters", None)
         if rope_params:  # transformers 5 folds rope_theta into rope_parameters
             rope_params = dict(rope_params)

@@ -76,6 +76,8 @@ def test_unexpected_tensor_is_an_error(tmp_path):
     ({"hidden_act": "gelu"}, "hidden_act 'gelu'"),
     ({"rope_scaling": {"type": "dynamic", "factor": 2.0}}, "rope_scaling type 'dynamic'"),
     ({"model_type": "gpt2"}, "model_type 'gpt2'"),
+    ({"model_type": "deepseek_v2"}, "architectures 'DeepseekV3ForCausalLM' does not match model_type 'deepseek_v2'"),
+    ({"n_routed_experts": 4, "n_group": 4}, "each of the n_group groups needs >= 2 experts"),
 ])
 def test_bad_config_values_are_clear_errors(saved, change, message):
     _, path = saved
