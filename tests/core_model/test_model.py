@@ -9,7 +9,7 @@ import torch.nn.functional as F
 
 from core_model import ModelConfig, Transformer
 from core_model.cache import KVCache
-from core_model.model import MLA, MoE
+from core_model.model import MoE
 
 torch.set_num_threads(1)
 
