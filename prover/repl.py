@@ -122,7 +122,7 @@ class ReplEnv:
         """Elaborate `source` in the header's environment (fresh: nothing from earlier commands)."""
         try:
             with self.pool.session(header) as worker:
-                resp = worker.process.send(_cmd(source, worker.header_env), self._timeout(timeout))
+                resp = worker.process.send(_cmd(source, worker.env), self._timeout(timeout))
                 out = _check_output(resp)
                 if print_axioms and resp.env is not None:
                     text = "\n".join(f"#print axioms {name}" for name in print_axioms)
@@ -156,7 +156,7 @@ class ReplEnv:
         if not statement.endswith(":="):
             raise _BadStatement(f"the statement of {theorem.name} must end with ':=' "
                                 f"(got ...{statement[-40:]!r}); drop any trailing `by sorry`")
-        return worker.process.send(_cmd(statement + " by sorry", worker.header_env), timeout)
+        return worker.process.send(_cmd(statement + " by sorry", worker.env), timeout)
 
     def _first_state(self, worker: Worker, theorem: Theorem, resp: ReplResponse) -> TacticState | TacticError:
         if resp.error or resp.errors:

@@ -1,14 +1,18 @@
-"""A thread-safe pool of REPL processes, each holding one elaborated import header (LRU by header).
+"""A thread-safe pool of REPL processes, each holding one set of imports (LRU by imports).
 
-A worker imports its header once and answers every theorem with that header from the resulting
-environment. Workers are replaced after a crash or timeout, recycled after `max_commands` commands
+A worker runs a header's `import` lines once; the rest of a header (opens, variables, options,
+lemmas) is elaborated once per worker on top of that, as a separate command, and its
+environment reused for every theorem with the same header. Headers that differ only after their
+imports therefore share a process and its (slow) import. Workers are replaced after a crash or timeout, recycled after `max_commands` commands
 or when their memory grew by more than `max_rss_growth_mb`, and evicted least-recently-used when
 a new header needs a slot.
 """
 from __future__ import annotations
 
 import itertools
+import re
 import threading
+from collections import OrderedDict
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -19,6 +23,20 @@ from .repl_process import ReplCrashed, ReplProcess, ReplTimeout
 from .repl_protocol import ReplProtocolError
 
 _generations = itertools.count(1)
+_MAX_HEADER_ENVS = 256  # per worker; older header environments are re-elaborated if needed again
+_PREFIX_LINE = re.compile(r"\s*(import\s.*|--.*)?\s*")
+
+
+def split_header(header: str) -> tuple[str, str]:
+    """(import lines, the rest). Lean needs imports first and in a command without `env`."""
+    lines = header.splitlines(keepends=True)
+    n = 0
+    while n < len(lines) and _PREFIX_LINE.fullmatch(lines[n]):
+        n += 1
+    imports, rest = "".join(lines[:n]), "".join(lines[n:])
+    if re.search(r"^\s*import\s", rest, re.M):  # e.g. after a block comment: keep it all together
+        return header, ""
+    return imports, rest
 
 
 class HeaderError(EnvError):
@@ -29,9 +47,11 @@ class HeaderError(EnvError):
 class Worker:
     """One REPL process and the environment id its header elaborated to."""
 
-    header: str
+    header: str  # the import lines this process ran
     process: ReplProcess | None = None
     header_env: int | None = None
+    env: int | None = None  # the environment of the current session's full header
+    envs: OrderedDict = field(default_factory=OrderedDict)  # rest of a header -> its environment
     base_rss_mb: float | None = None
     generation: int = field(default_factory=lambda: next(_generations))
     busy: bool = True
@@ -64,11 +84,19 @@ class ReplPool:
 
     @contextmanager
     def session(self, header: str, prefer: int | None = None) -> Iterator[Worker]:
-        """Hold a worker for `header` (the one of generation `prefer` if it still exists)."""
-        worker = self._acquire(header, prefer)
+        """Hold a worker for `header` (the one of generation `prefer` if it still exists).
+
+        `worker.env` is the environment id after the whole header (None: no header at all).
+        """
+        imports, rest = split_header(header)
+        for key in (header, imports):
+            if key in self._bad_headers:
+                raise HeaderError(self._bad_headers[key])
+        worker = self._acquire(imports, prefer)
         try:
             if worker.process is None:
                 self._start(worker)
+            worker.env = self._env_for(worker, header, rest)
             yield worker
         except (ReplTimeout, ReplCrashed, ReplProtocolError):
             worker.broken = True
@@ -81,8 +109,6 @@ class ReplPool:
             self._release(worker)
 
     def _acquire(self, header: str, prefer: int | None) -> Worker:
-        if header in self._bad_headers:
-            raise HeaderError(self._bad_headers[header])
         deadline = None if self.acquire_timeout is None else time.monotonic() + self.acquire_timeout
         victim = None
         with self._cond:
@@ -146,6 +172,25 @@ class ReplPool:
                 raise HeaderError(message)
             worker.header_env = resp.env
         worker.base_rss_mb = worker.process.rss_mb()
+
+    def _env_for(self, worker: Worker, header: str, rest: str) -> int | None:
+        if not rest.strip():
+            return worker.header_env
+        if rest in worker.envs:
+            worker.envs.move_to_end(rest)
+            return worker.envs[rest]
+        cmd = {"cmd": rest} if worker.header_env is None else {"cmd": rest, "env": worker.header_env}
+        resp = worker.process.send(cmd, self.import_timeout)
+        if resp.error or resp.errors or resp.env is None:
+            detail = resp.error or "; ".join(f"line {m.line}: {m.text}" for m in resp.errors)
+            message = f"the header failed to elaborate: {detail}\nheader:\n{header}"
+            with self._cond:
+                self._bad_headers[header] = message
+            raise HeaderError(message)
+        worker.envs[rest] = resp.env
+        if len(worker.envs) > _MAX_HEADER_ENVS:
+            worker.envs.popitem(last=False)
+        return resp.env
 
     def _release(self, worker: Worker, respawn: bool = True) -> None:
         proc = worker.process

@@ -188,7 +188,7 @@ def test_replacement_is_imported_in_the_background(tmp_path):
             if imports(log) == 2 and env.pool.alive_workers():
                 break
             threading.Event().wait(0.1)
-        assert imports(log) == 2 and [h for h, _ in env.pool.alive_workers()] == [HEADER]
+        assert imports(log) == 2 and [h for h, _ in env.pool.alive_workers()] == ["import Mathlib\n"]
         assert isinstance(env.run_tactic(s0, "constructor"), TacticState)
         assert env.pool.spawned == 2 and imports(log) == 2  # it was used, not a third process
 
@@ -198,3 +198,28 @@ def test_launcher_noise_before_the_first_answer_is_ignored(tmp_path):
     launcher = f"echo 'Building repl'; echo; echo '[1/2] Compiling REPL.Main'; exec {sys.executable} {FAKE}"
     with ReplEnv(ReplConfig(repl_command=["/bin/sh", "-c", launcher])) as env:
         assert isinstance(env.start(THM), TacticState)
+
+
+def test_headers_with_the_same_imports_share_a_process(tmp_path):
+    env, log = make_env(tmp_path, pool_size=1)
+    with env:
+        for i, opens in enumerate(["open Nat\n", "open Real\n", "open Nat\n", "lemma aux : 1 = 1 := by rfl\n"]):
+            thm = Theorem(f"s{i}", "import Mathlib\n" + opens, f"theorem s{i} : 1 = 1 :=")
+            assert isinstance(env.start(thm), TacticState)
+        assert imports(log) == 1 and env.pool.spawned == 1
+        sent = [json.loads(line) for line in log.read_text().splitlines()]
+        assert sum(c.get("cmd") == "open Nat\n" for c in sent) == 1  # each header's rest elaborated once
+        assert all(c.get("env") == 0 for c in sent if c.get("cmd") in ("open Nat\n", "open Real\n"))
+
+
+def test_split_header():
+    from prover.repl_pool import split_header
+
+    minif2f = "import Mathlib\nimport Aesop\n\nset_option maxHeartbeats 400000\n\nopen BigOperators Real Nat Topology Rat\n\n"
+    assert split_header(minif2f) == ("import Mathlib\nimport Aesop\n\n",
+                                     "set_option maxHeartbeats 400000\n\nopen BigOperators Real Nat Topology Rat\n\n")
+    assert split_header("import Mathlib") == ("import Mathlib", "")
+    assert split_header("-- a comment\nimport Mathlib\nopen Nat") == ("-- a comment\nimport Mathlib\n", "open Nat")
+    assert split_header("open Nat\n") == ("", "open Nat\n")
+    odd = "/- license -/\nimport Mathlib\nopen Nat\n"
+    assert split_header(odd) == (odd, "")
