@@ -21,6 +21,11 @@ from coder import check_answer, extract_answer
     ("I think 3 apples plus 4 apples give 7 apples", "7"),
     ("a drop of -2.5 degrees", "-2.5"),
     ("it costs 1,234 dollars", "1,234"),
+    ("Therefore, the final answer is 42. I hope it is correct.", "42"),
+    (r"The answer is $\frac{1}{2}$, which is half.", r"\frac{1}{2}"),
+    ("The answers are 1 and 2.", "1 and 2"),
+    ("Final Answer: The final answer is $x = 3$. I hope it is correct.", "x = 3"),
+    ("He answered 3 questions, so 7 remain", "7"),
     ("no digits here", None),
     ("", None),
 ])
