@@ -403,15 +403,18 @@ class MoE(nn.Module):
         self.last_aux_loss: torch.Tensor | None = None
         self.last_load: torch.Tensor | None = None  # tokens routed to each expert in the last forward [E]
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, token_mask: torch.Tensor | None = None) -> torch.Tensor:
+        """x [b, s, d]; token_mask [b, s] (False = padding) keeps padding out of loads and the balance loss."""
         b, s, d = x.shape
         flat = x.reshape(-1, d)
         weights, idx, scores = self.gate(flat)
         y = self.dispatch(flat, weights, idx)
         if self.shared_experts is not None:
             y = y + self.shared_experts(flat)
-        self.last_load = torch.bincount(idx.flatten(), minlength=self.n_experts).float()
-        self.last_aux_loss = self.balance_loss(scores, idx, b, s) if self.training and self.alpha > 0 else None
+        real = torch.ones(b, s, device=x.device) if token_mask is None else token_mask.to(x.device).float()
+        slots = real[..., None].expand(b, s, idx.shape[1])  # [b, s, k]
+        self.last_load = torch.zeros(self.n_experts, device=x.device).index_add_(0, idx.flatten(), slots.flatten())
+        self.last_aux_loss = self.balance_loss(scores, idx, real) if self.training and self.alpha > 0 else None
         return y.view(b, s, d)
 
     def dispatch(self, x: torch.Tensor, weights: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
@@ -430,18 +433,20 @@ class MoE(nn.Module):
         ys = torch.cat(outs) * weights.flatten()[order, None].to(x.dtype)
         return torch.zeros_like(x).index_add_(0, token, ys)
 
-    def balance_loss(self, scores: torch.Tensor, idx: torch.Tensor, b: int, s: int) -> torch.Tensor:
-        """alpha * sum_i f_i P_i with f_i = E/(k T) * tokens_i; per sequence when seq_aux (DeepSeek-V2/V3)."""
+    def balance_loss(self, scores: torch.Tensor, idx: torch.Tensor, real: torch.Tensor) -> torch.Tensor:
+        """alpha * sum_i f_i P_i, f_i = E/(k T) * tokens routed to i, P_i = mean affinity, over real tokens
+        (real [b, s]); per sequence and averaged when seq_aux (DeepSeek-V2/V3)."""
         e, k = self.n_experts, idx.shape[1]
+        g = real.shape[0] if self.seq_aux else 1  # groups: each sequence, or the whole batch as one
         if self.gate.scoring == "sigmoid":  # V3 normalises affinities before the balance term
             scores = scores / scores.sum(-1, keepdim=True)
-        if self.seq_aux:
-            counts = torch.zeros(b, e, device=scores.device).scatter_add_(
-                1, idx.view(b, s * k), torch.ones(b, s * k, device=scores.device))
-            f = counts / (s * k / e)  # [b, E]
-            return self.alpha * (f * scores.view(b, s, e).mean(1)).sum(1).mean()
-        f = F.one_hot(idx.flatten(), e).float().mean(0) * e
-        return self.alpha * (f * scores.mean(0)).sum()
+        real = real.reshape(g, -1)
+        scores = scores.reshape(g, -1, e) * real[..., None]
+        slots = real[..., None].expand(-1, -1, k).reshape(g, -1)  # one entry per (token, routed slot)
+        n = real.sum(1).clamp(min=1)[:, None]  # real tokens per group
+        counts = torch.zeros(g, e, device=scores.device).scatter_add_(1, idx.reshape(g, -1), slots)
+        f = counts * e / (n * k)
+        return self.alpha * (f * scores.sum(1) / n).sum(1).mean()
 
     @torch.no_grad()
     def update_bias(self, rate: float) -> None:
@@ -460,9 +465,10 @@ class Block(nn.Module):
         self.input_layernorm = RMSNorm(cfg.hidden_size, cfg.rms_norm_eps)
         self.post_attention_layernorm = RMSNorm(cfg.hidden_size, cfg.rms_norm_eps)
 
-    def forward(self, x, freqs, mask=None, cache=None, absorb=False):
+    def forward(self, x, freqs, mask=None, cache=None, absorb=False, token_mask=None):
         x = x + self.self_attn(self.input_layernorm(x), freqs, mask, cache, absorb)
-        return x + self.mlp(self.post_attention_layernorm(x))
+        h = self.post_attention_layernorm(x)
+        return x + (self.mlp(h, token_mask) if isinstance(self.mlp, MoE) else self.mlp(h))
 
 
 class SharedHead(nn.Module):
@@ -529,7 +535,7 @@ class Transformer(nn.Module):
         absorb = (cache is not None and s == 1) if absorb is None else absorb
         h = self.model.embed_tokens(input_ids)
         for layer in self.model.layers:
-            h = layer(h, freqs, mask, cache, absorb)
+            h = layer(h, freqs, mask, cache, absorb, attention_mask)
         if cache is not None:
             cache.advance(s, attention_mask)
         logits = self.lm_head(self.model.norm(h))

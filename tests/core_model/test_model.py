@@ -188,3 +188,16 @@ def test_llama_gqa_padded_batch_matches_unpadded_rows():
         out = model(batch, attention_mask=mask)
         torch.testing.assert_close(out[0, 3:], model(short)[0], atol=1e-5, rtol=0)
         torch.testing.assert_close(out[1], model(long)[0], atol=1e-5, rtol=0)
+
+
+@pytest.mark.parametrize("seq_aux", [False, True])
+def test_padding_is_left_out_of_balance_loss_and_loads(seq_aux):
+    moe = _two_expert_moe("deepseek_v2", seq_aux, alpha=0.1).train()
+    ln3 = math.log(3.0)
+    # Row 0: a pad (routed to expert 0) then a real token to expert 0; row 1: two real tokens, one per expert.
+    x = torch.tensor([[[ln3, 0.0], [ln3, 0.0]], [[ln3, 0.0], [0.0, ln3]]])
+    moe(x, token_mask=torch.tensor([[False, True], [True, True]]))
+    assert moe.last_load.tolist() == [2.0, 1.0]
+    # Row 0 alone: f = [2, 0], P = [.75, .25] -> 1.5; row 1: 1.0. Batch: counts [2, 1] of 3, P = [7/12, 5/12].
+    expected = (1.5 + 1.0) / 2 if seq_aux else (2 * 2 / 3) * (7 / 12) + (2 * 1 / 3) * (5 / 12)
+    assert moe.last_aux_loss.item() == pytest.approx(0.1 * expected)
