@@ -178,6 +178,7 @@ def lean_file_check(project: Path, source: str, header: str, timeout: float,
     """Run `lake env lean --json` on header + source (+ `#print axioms`) as a fresh file in `project`."""
     lake = lean_project.require_lake()
     body = header.rstrip("\n") + "\n\n" + source.rstrip("\n") + "\n"
+    first_source_line = header.rstrip("\n").count("\n") + 3 if header.strip() else 1
     first_axiom_line = body.count("\n") + 2
     body += "\n" + "".join(f"#print axioms {n}\n" for n in print_axioms)
     with tempfile.NamedTemporaryFile("w", suffix=".lean", dir=project, prefix="ProofcodeCheck", delete=False) as f:
@@ -195,8 +196,12 @@ def lean_file_check(project: Path, source: str, header: str, timeout: float,
             messages.append(parse_message(json.loads(line)))
         except (json.JSONDecodeError, AttributeError):
             messages.append(LeanMessage("error", line))
-    body_msgs = [m for m in messages if (m.line or 0) < first_axiom_line]
-    out = CheckOutput(messages=body_msgs, axioms=parse_axioms([m for m in messages if m not in body_msgs]))
+    # Like the REPL, which elaborates the header as its own command: the header's warnings (e.g. a
+    # helper lemma left as sorry) are not the proof's; its errors still are.
+    body_msgs = [m for m in messages if (m.line or 0) < first_axiom_line
+                 and (m.severity == "error" or (m.line or first_source_line) >= first_source_line)]
+    out = CheckOutput(messages=body_msgs,
+                      axioms=parse_axioms([m for m in messages if (m.line or 0) >= first_axiom_line]))
     out.sorries = [m.text for m in body_msgs if "declaration uses 'sorry'" in m.text or "uses `sorry`" in m.text]
     if proc.returncode not in (0, 1) and not messages:
         out.crashed = f"lean exited with code {proc.returncode}: {proc.stderr.strip()[-500:]}"

@@ -106,8 +106,9 @@ def parse_message(raw: dict) -> LeanMessage:
     """A REPL/`lean --json` message ({"severity", "pos", "endPos", "data"}) as a LeanMessage."""
     line, column = _pos(raw.get("pos"))
     end_line, end_column = _pos(raw.get("endPos"))
+    severity = str(raw.get("severity", "error"))
     return LeanMessage(
-        severity=str(raw.get("severity", "error")),
+        severity="info" if severity == "information" else severity,  # `lean --json` says "information"
         text=str(raw.get("data", "")),
         line=line, column=column, end_line=end_line, end_column=end_column,
     )
