@@ -32,7 +32,8 @@ _GREEK = {"alpha", "beta", "gamma", "delta", "epsilon", "varepsilon", "zeta", "e
           "iota", "kappa", "lambda", "mu", "nu", "xi", "rho", "sigma", "tau", "upsilon", "phi", "varphi",
           "chi", "psi", "omega", "Gamma", "Delta", "Theta", "Lambda", "Xi", "Sigma", "Phi", "Psi", "Omega"}
 _SYMBOLS = {"cdot": "*", "times": "*", "ast": "*", "div": "/", "pi": " pi ", "infty": " oo ",
-            "infinity": " oo ", "cdots": "", "ldots": "", "dots": ""}
+            "infinity": " oo ", "cdots": "", "ldots": "", "dots": "", "lfloor": " floor(", "rfloor": ")",
+            "lceil": " ceiling(", "rceil": ")"}
 _IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _ALLOWED_CHARS = re.compile(r"[A-Za-z0-9_+\-*/()., !\t]*")
 

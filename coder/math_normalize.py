@@ -100,12 +100,15 @@ def normalize_answer(text: str) -> str:
         s = boxed
     s = s.replace("\\$", "").replace("$", "")
     s = re.sub(r"\\[\[\]()]", " ", s)  # \( \) \[ \] math delimiters
-    s = re.sub(r"(\d)\{,\}(?=\d{3})", r"\1", s)  # 1{,}234
+    s = re.sub(r"(\d)(?:\{,\}|,\\!)(?=\d{3})", r"\1", s)  # 1{,}234, 2,\!500 (MATH style)
     s = re.sub(r"(\d)\\,(?=\d{3}(?!\d))", r"\1", s)  # 1\,234
     s = re.sub(r"\\[dtc]frac", r"\\frac", s)
-    s = s.replace("<=", "\\le ").replace(">=", "\\ge ")  # so "=" only ever means an equation
+    s = s.replace("<=", "\\le ").replace(">=", "\\ge ").replace("!=", "\\ne ")  # "=" is only equations
+    s = s.replace("\\langle", "(").replace("\\rangle", ")").replace("\\mathbb{R}", "(-\\infty, \\infty)")
     s = s.replace("\\{", SET_OPEN).replace("\\}", SET_CLOSE)
     s = _SIZING.sub("", s).replace("\\middle", "")
+    if re.search(r"\\(?:sin|cos|tan|cot|sec|csc)\b", s):  # \tan 45^\circ: degrees inside trig mean pi/180
+        s = re.sub(r"(\d+(?:\.\d+)?)\s*(?:" + _DEGREES.pattern + ")", r"(\1\\pi/180)", s)
     s = _DEGREES.sub("", s)
     s = _SPACING.sub(" ", s)
     whole = _TEXT_CMD.fullmatch(s)

@@ -129,7 +129,7 @@ def _wrapped(s: str) -> bool:
 
 
 _MIXED = re.compile(r"^(-?)(\d+)\s*(?:\s(\d+)/(\d+)|\\frac\{(\d+)\}\{(\d+)\})$")
-_RELATIONS = (("<=", sympy.Le), (">=", sympy.Ge), ("<", sympy.Lt), (">", sympy.Gt))
+_RELATIONS = (("<=", sympy.Le), (">=", sympy.Ge), ("<", sympy.Lt), (">", sympy.Gt), ("!=", sympy.Ne))
 _MATRIX = re.compile(r"^\\begin\{([pbBvV]?matrix|array)\}(?:\{[lcr|]*\})?(.*)\\end\{\1\}$", re.S)
 
 
@@ -146,8 +146,8 @@ def _scalar_or_mixed(s: str) -> sympy.Expr:
 def _relation(s: str):
     """`x > 3`, `1 < x <= 2` -> an Interval/Union over the one variable; None when no relation."""
     s = s.replace("\\leq", "<=").replace("\\le", "<=").replace("\\geq", ">=").replace("\\ge", ">=")
-    s = s.replace("\\lt", "<").replace("\\gt", ">")
-    parts = re.split(r"(<=|>=|<|>)", s)
+    s = s.replace("\\lt", "<").replace("\\gt", ">").replace("\\neq", "!=").replace("\\ne", "!=")
+    parts = re.split(r"(<=|>=|!=|<|>)", s)
     if len(parts) < 3:
         return None
     exprs = [parse_scalar(p) for p in parts[::2]]
@@ -184,6 +184,12 @@ def _matrix(body: str) -> Matrix:
 def _bracketed(s: str):
     """`{..}`, `(..)`, `[..]`, `(..]` with a top-level comma inside (or empty set braces)."""
     inner = s[1:-1].strip()
+    if s[0] == SET_OPEN and re.search(r"\\mid|:", inner):  # {x \mid x > 0}: the solution set
+        condition = re.split(r"\\mid|:", inner, maxsplit=1)[1]
+        value = _relation(condition)
+        if value is None:
+            raise AnswerParseError(f"set-builder {s!r} needs an inequality after '|'")
+        return value
     items = split_top(inner, ",") if inner else []
     if s[0] in "{" + SET_OPEN and s[-1] in "}" + SET_CLOSE:
         if s[0] == SET_OPEN or len(items) > 1:
@@ -243,7 +249,7 @@ def parse_item(s: str):
         return _equation(*sides)
     if len(sides) > 2:
         raise AnswerParseError(f"more than one '=' in {s!r}")
-    rel = _relation(s) if re.search(r"[<>]|\\[lg]eq?\b|\\[lg]t\b", s) else None
+    rel = _relation(s) if re.search(r"[<>]|\\[lg]eq?\b|\\[lg]t\b|\\neq?\b", s) else None
     if rel is not None:
         return rel
     if "\\pm" in s or "\\mp" in s:  # "1 \pm \sqrt2": both values, order not significant

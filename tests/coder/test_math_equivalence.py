@@ -28,7 +28,9 @@ EQUIVALENT = [
     (r"0.\overline{3}", "1/3"), (r"0.1\overline{6}", r"\frac16"), (r"\text{Evelyn}", "evelyn"), ("1 000", "1000"),
     ("f(x) = 2x", "2x"), (r"x = 1 \pm \sqrt{2}", r"1\pm\sqrt2"), ("x = 2 or x = 3", "3, 2"),
     ("x=2 and y=3", "y=3, x=2"), ("p = 50%", "0.5"), ("x^2 > 4", r"(-\infty,-2)\cup(2,\infty)"),
-    ("2x = 4", "x=2"), (r"6 \text{ cm}^2", "6"), ("(C)", r"\text{(C)}"), ("no solution", r"\text{No solution}"),
+    ("2x = 4", "x=2"), (r"2,\!500", "2500"), (r"\$32,\!348", "32348"), (r"\tan 45^\circ", "1"),
+    (r"x \ne 2", r"(-\infty,2)\cup(2,\infty)"), (r"\mathbb{R}", r"(-\infty, \infty)"), (r"\langle 1, 2 \rangle", "(1,2)"),
+    (r"\lfloor 3.5 \rfloor", "3"), (r"\{x \mid x > 0\}", r"(0, \infty)"), (r"6 \text{ cm}^2", "6"), ("(C)", r"\text{(C)}"), ("no solution", r"\text{No solution}"),
 ]
 
 DIFFERENT = [
