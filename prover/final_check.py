@@ -111,7 +111,7 @@ def _normalize(text: str) -> str:
 
 def text_reasons(proof: str, policy: CheckPolicy) -> list[str]:
     """Reasons to reject the proof text itself, before Lean sees it."""
-    code, problem = strip_comments(proof)
+    code, problem = strip_comments(proof, blank_strings=True)  # a keyword inside a string is just text
     reasons = [problem] if problem else []
     if not code.strip():
         reasons.append("the proof is empty")
@@ -172,10 +172,10 @@ def lean_reasons(out, name: str, policy: CheckPolicy) -> tuple[list[str], list[s
     return reasons, axioms
 
 
-def strip_comments(text: str) -> tuple[str, str | None]:
+def strip_comments(text: str, blank_strings: bool = False) -> tuple[str, str | None]:
     """Lean source with comments blanked (strings kept, so `--` in a string stays code).
 
-    Returns (code, problem); problem names an unterminated comment or string, which would
+    `blank_strings` also blanks string contents. Returns (code, problem); problem names an unterminated comment or string, which would
     hide the rest of the text from a reader but not necessarily from Lean.
     """
     out, i, n = [], 0, len(text)
@@ -204,7 +204,7 @@ def strip_comments(text: str) -> tuple[str, str | None]:
                 j += 2 if text[j] == "\\" else 1
             if j >= n:
                 return "".join(out), "the proof has an unterminated string literal"
-            out.append(text[i:j + 1])
+            out.append('"' + " " * (j - i - 1) + '"' if blank_strings else text[i:j + 1])
             i = j + 1
         elif text[i] == "'" and (i == 0 or not (text[i - 1].isalnum() or text[i - 1] in "_'.!?")):
             m = re.match(r"'(\\.|[^\\'])'", text[i:])  # a char literal such as '"'

@@ -31,6 +31,7 @@ def test_real_proof_is_accepted(env):
     assert v.accepted and v.reasons == []
     assert sorted(v.axioms) == ["Classical.choice", "Quot.sound", "propext"]
     assert final_check(THM, "by\n  -- native_decide would be cheating; sorry for the comment\n  rfl", env).accepted
+    assert final_check(THM, 'by\n  have : "theorem #exit" = "theorem #exit" := rfl\n  rfl', env).accepted
 
 
 def test_sorry_in_text_and_in_lean(env):
