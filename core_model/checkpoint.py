@@ -51,8 +51,8 @@ def _weight_files(path: Path) -> list[Path]:
 
 def _internal_name(name: str, cfg: ModelConfig) -> str | None:
     """Checkpoint tensor name -> state-dict name (None: a tensor we deliberately ignore)."""
-    if name.endswith("rotary_emb.inv_freq"):
-        return None
+    if name.endswith("rotary_emb.inv_freq") or (cfg.tie_word_embeddings and name == "lm_head.weight"):
+        return None  # recomputed / the tied copy of embed_tokens
     m = _LAYER.match(name)
     if m and int(m.group(1)) >= cfg.num_hidden_layers:
         return f"mtp.{int(m.group(1)) - cfg.num_hidden_layers}.{m.group(2)}"
