@@ -154,7 +154,7 @@ def _check_safe(text: str, source: str) -> None:
     if not _ALLOWED_CHARS.fullmatch(text):
         bad = sorted(set(re.sub(r"[A-Za-z0-9_+\-*/()., !\t]", "", text)))
         raise AnswerParseError(f"unexpected characters {''.join(bad)!r} in {source!r}")
-    if "__" in text or re.search(r"[A-Za-z_)]\s*\.", text):
+    if "__" in text or re.search(r"[A-Za-z_)]\s*\.|\.\s*[A-Za-z_]", text):  # no attribute access
         raise AnswerParseError(f"not a math expression: {source!r}")
     for name in _IDENT.findall(text):
         if name.startswith("_"):

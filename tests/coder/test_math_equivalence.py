@@ -87,7 +87,8 @@ def test_parsed_forms_are_reported():
     assert big.predicted_parsed.startswith("~1.875") and "E-5749" in big.predicted_parsed
 
 
-@pytest.mark.parametrize("bad", ["@@", r"\frac{1}{", r"\unknowncommand{2}", "", "__import__('os')", "x.__class__"])
+@pytest.mark.parametrize("bad", ["@@", r"\frac{1}{", r"\unknowncommand{2}", "", "__import__('os')", "x.__class__",
+                                 "1 .evalf", "(1).func"])
 def test_unparseable_answers_give_a_verdict_not_an_exception(bad):
     verdict = check_answer(bad, "1")
     assert isinstance(verdict, AnswerVerdict)
@@ -114,3 +115,9 @@ def test_numbers_from_json_rows_need_not_be_strings():
     assert check_answer(18, "18").reason == "exact"
     assert check_answer(0.5, r"\frac{1}{2}").equivalent
     assert not check_answer(17, 18).equivalent
+
+
+def test_python_names_are_only_symbols():
+    # parse_expr evals; builtins are out of its namespace, so these are products of letters.
+    verdict = check_answer("exec(1)", "1")
+    assert verdict.reason.startswith("different") and "exp" in verdict.predicted_parsed
