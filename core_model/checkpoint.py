@@ -12,6 +12,7 @@ import re
 from pathlib import Path
 
 import torch
+from tqdm import tqdm
 
 from core_model.model import ModelConfig, Transformer
 
@@ -110,7 +111,7 @@ def _read_tensors(files: list[Path], cfg: ModelConfig, expected: dict, dtype, de
     shards = _Shards(files)
     block = (cfg.extra.get("quantization_config") or {}).get("weight_block_size", [128, 128])
     state: dict[str, torch.Tensor] = {}
-    for key, file in shards.where.items():
+    for key, file in tqdm(shards.where.items(), desc="load weights", unit="tensor", leave=False, disable=None):
         if key.endswith("_scale_inv"):
             continue  # consumed with its weight
         t = shards.get(key)
