@@ -51,7 +51,8 @@ TINY_MODEL = {
 def make_tiny(out: str | Path, steps: int = 300, seed: int = 0, threads: int = 2, lr: float = 3e-3,
               progress: bool = True) -> dict:
     """Train the tiny checkpoint into `out` and return its metrics (held-out accuracy included)."""
-    from core_model import TrainConfig, load_tokenizer, train, train_bpe
+    from core_model import load_tokenizer, train_bpe
+    from core_model.train import TrainConfig, train  # the package attribute `train` is the submodule
 
     from .config import SamplingConfig
     from .evaluate import heldout_accuracy
@@ -72,7 +73,7 @@ def make_tiny(out: str | Path, steps: int = 300, seed: int = 0, threads: int = 2
         train_bpe(texts, vocab_size=259).save(tmp / "tok")
         config = TrainConfig(
             output_dir=str(tmp / "run"), data=str(data), data_format="sft", max_data_bytes=None,
-            model=TINY_MODEL, tokenizer=str(tmp / "tok"), seq_len=48, batch_size=64, max_steps=steps,
+            model=TINY_MODEL, tokenizer=str(tmp / "tok"), seq_len=80, batch_size=64, max_steps=steps,
             lr=lr, warmup_steps=min(20, steps), min_lr_ratio=0.1, weight_decay=0.0, seed=seed,
             num_threads=threads, progress=progress,
         )

@@ -31,9 +31,6 @@ class RewardResult(BaseModel):
     detail: str = ""
 
 
-_NUMBER = re.compile(r"-?\d+(?:\.\d+)?(?:/\d+)?")
-
-
 class RewardFn:
     """Scores completions of tasks; `lean_env` is any `prover.ProofEnv` (a REPL pool, or a test double)."""
 
@@ -61,22 +58,11 @@ class RewardFn:
     def _math(self, task: Task, completion: str) -> tuple[float, bool, str]:
         from coder import check_answer, extract_answer
 
-        text = completion.strip()
-        pred = None
-        try:
-            pred = extract_answer(text)
-        except Exception:  # no boxed/"answer is" marker: a bare answer is the whole completion
-            pred = None
-        if not pred:
-            numbers = _NUMBER.findall(text)
-            pred = text if len(text) <= 32 else (numbers[-1] if numbers else None)
+        pred = extract_answer(completion.strip())  # \boxed{}, '####', 'the answer is', else the last number
         if not pred:
             return 0.0, False, "no answer found"
-        try:
-            verdict = check_answer(pred, task.answer)
-        except Exception as exc:  # an unparsable prediction is wrong, not a crash of the loop
-            return 0.0, False, f"unparsable answer {pred!r}: {exc}"
-        return float(bool(verdict.equivalent)), True, str(getattr(verdict, "reason", ""))
+        verdict = check_answer(pred, task.answer or "", timeout=self.config.timeout_s)
+        return float(verdict.equivalent), True, verdict.reason
 
     def _code(self, task: Task, completion: str) -> tuple[float, bool, str]:
         from coder import Limits, run_tests
@@ -92,8 +78,8 @@ class RewardFn:
         limits = Limits(timeout_s=self.config.timeout_s)
         if not self.config.code_partial:
             verdict = run_tests(program, "\n".join(task.tests or []), limits)
-            return float(bool(verdict.passed)), True, str(verdict.status)
-        passed = sum(bool(run_tests(program, t, limits).passed) for t in task.tests or [])
+            return float(verdict.passed), True, verdict.status
+        passed = sum(run_tests(program, t, limits).passed for t in task.tests or [])
         return passed / max(1, len(task.tests or [])), True, f"{passed}/{len(task.tests or [])} tests"
 
     def _lean(self, task: Task, completion: str) -> tuple[float, bool, str]:
@@ -104,12 +90,16 @@ class RewardFn:
             )
         from prover import Theorem, final_check
 
-        statement = re.sub(r"\s*(by\s+)?sorry\s*$", "", task.formal_statement or "").rstrip()
-        theorem = Theorem(name=task.id, header=task.header or "", statement=statement)
+        # the statement ends at ':='; miniF2F rows end in ':= by' or ':= by sorry'
+        statement = re.sub(r"\s*(by)?\s*(sorry)?\s*$", "", task.formal_statement or "")
         proof = _strip_fences(completion).strip()
-        verdict = final_check(theorem, proof, self.lean_env)
-        ok = bool(getattr(verdict, "accepted", getattr(verdict, "ok", False)))
-        return float(ok), bool(proof), str(getattr(verdict, "reason", ""))
+        if not proof:
+            return 0.0, False, "empty proof"
+        if not proof.startswith("by"):
+            proof = "by\n  " + proof
+        theorem = Theorem(name=task.id, header=task.header or "", statement=statement)
+        verdict = final_check(theorem, proof, self.lean_env, timeout=self.config.timeout_s)
+        return float(verdict.accepted), True, "; ".join(verdict.reasons)
 
 
 def _strip_fences(text: str) -> str:

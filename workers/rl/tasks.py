@@ -86,22 +86,23 @@ _WORD_OPS = (("add", "+"), ("subtract", "-"), ("multiply by", "*"))
 
 
 def _math_problem(rng: random.Random) -> tuple[str, str]:
+    # Sized so a tiny char-level model gets some right after a short SFT: signal for GRPO.
     family = rng.choice(("add", "add", "sub", "mul", "linear"))
     if family == "add":
-        a, b = rng.randint(10, 99), rng.randint(10, 99)
+        a, b = rng.randint(1, 79), rng.randint(1, 49)
         return f"{a}+{b}=", str(a + b)
     if family == "sub":
-        a, b = sorted((rng.randint(10, 99), rng.randint(10, 99)), reverse=True)
+        a, b = rng.randint(10, 99), rng.randint(1, 9)
         return f"{a}-{b}=", str(a - b)
     if family == "mul":
-        a, b = rng.randint(2, 9), rng.randint(2, 19)
+        a, b = rng.randint(2, 9), rng.randint(2, 12)
         return f"{a}*{b}=", str(a * b)
-    x, a, b = rng.randint(1, 9), rng.randint(2, 9), rng.randint(1, 20)
+    x, a, b = rng.randint(1, 9), rng.randint(2, 5), rng.randint(1, 9)
     return f"{a}x+{b}={a * x + b},x=", str(x)  # linear equation solved for x
 
 
 def _code_problem(rng: random.Random) -> tuple[str, str, list[str]]:
-    steps = [(rng.choice(_WORD_OPS), rng.randint(2, 9)) for _ in range(rng.randint(1, 2))]
+    steps = [(rng.choice(_WORD_OPS), rng.randint(2, 9)) for _ in range(1 if rng.random() < 0.7 else 2)]
     words = " then ".join(f"{w} {n}" for (w, _), n in steps)
     expr = "x"
     for (_, op), n in steps:
@@ -111,12 +112,14 @@ def _code_problem(rng: random.Random) -> tuple[str, str, list[str]]:
     return prompt, expr, tests
 
 
-def make_tiny_tasks(n: int = 6000, seed: int = 0, code_fraction: float = 0.2) -> list[Task]:
+def make_tiny_tasks(n: int = 4000, seed: int = 0, code_fraction: float = 0.1) -> list[Task]:
     """The embedded task set: arithmetic/linear equations (sympy-checked) and tiny Python functions (sandbox)."""
     rng = random.Random(seed)
     seen: set[str] = set()
     tasks: list[Task] = []
-    while len(tasks) < n:
+    for _ in range(50 * n):
+        if len(tasks) == n:
+            break
         if rng.random() < code_fraction:
             prompt, completion, tests = _code_problem(rng)
             task = Task(id="", kind="code", prompt=prompt, answer=completion, tests=tests)
@@ -128,6 +131,8 @@ def make_tiny_tasks(n: int = 6000, seed: int = 0, code_fraction: float = 0.2) ->
         seen.add(prompt)
         task.id = f"tiny-{hashlib.sha1(prompt.encode()).hexdigest()[:10]}"
         tasks.append(task)
+    if len(tasks) < n:
+        raise ValueError(f"the tiny task families hold fewer than n={n} distinct problems; ask for fewer")
     return tasks
 
 
