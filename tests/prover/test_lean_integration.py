@@ -1,7 +1,8 @@
 """Against real Lean: run when PROOFCODE_LEAN_PROJECT names a Lake project with the REPL and `lake` exists.
 
     PROOFCODE_LEAN_PROJECT=~/lean/myproject python -m pytest -q tests/prover/test_lean_integration.py
-    # optional: PROOFCODE_LEAN_MATHLIB=1 when the project requires Mathlib (checks a miniF2F problem)
+    # optional: PROOFCODE_LEAN_MATHLIB=1 when the project requires Mathlib (checks a miniF2F problem);
+    # PROOFCODE_LEANDOJO_REPO/_COMMIT/_FILE/_THEOREM[/_TACTIC] for a LeanDojo session
 """
 from __future__ import annotations
 
@@ -17,7 +18,6 @@ from prover.lean_project import find_lake
 PROJECT = os.environ.get("PROOFCODE_LEAN_PROJECT")
 pytestmark = [
     pytest.mark.lean,
-    pytest.mark.skipif(not PROJECT, reason="set PROOFCODE_LEAN_PROJECT to a Lake project that requires the REPL"),
     pytest.mark.skipif(find_lake() is None, reason="no `lake` on PATH or in ~/.elan/bin (install elan)"),
 ]
 THM = Theorem("and_intro_t", "", "theorem and_intro_t (p q : Prop) (hp : p) (hq : q) : p ∧ q :=")
@@ -27,6 +27,8 @@ THM = Theorem("and_intro_t", "", "theorem and_intro_t (p q : Prop) (hp : p) (hq 
 def env():
     from prover.repl import ReplConfig, ReplEnv
 
+    if not PROJECT:
+        pytest.skip("set PROOFCODE_LEAN_PROJECT to a Lake project that requires the REPL")
     with ReplEnv(ReplConfig(project=PROJECT, pool_size=1, command_timeout=120)) as e:
         yield e
 
@@ -61,3 +63,22 @@ def test_minif2f_problem_with_mathlib(env, shared_fixtures):
     thm = Theorem(row["name"], row["header"], statement)
     assert isinstance(env.start(thm), TacticState)
     assert not final_check(thm, "by sorry", env).accepted
+
+
+DOJO = {k: os.environ.get(f"PROOFCODE_LEANDOJO_{k.upper()}") for k in ("repo", "commit", "file", "theorem", "tactic")}
+
+
+@pytest.mark.skipif(not all(DOJO[k] for k in ("repo", "commit", "file", "theorem")),
+                    reason="set PROOFCODE_LEANDOJO_REPO/_COMMIT/_FILE/_THEOREM (and _TACTIC) to a traceable theorem")
+def test_dojo_session():
+    from prover.dojo import DojoConfig, DojoEnv
+
+    env = DojoEnv(DojoConfig(repo=DOJO["repo"], commit=DOJO["commit"], file=DOJO["file"]))
+    try:
+        s0 = env.start(Theorem(DOJO["theorem"], "", ""))
+        assert isinstance(s0, TacticState) and "⊢" in s0.pp
+        assert isinstance(env.run_tactic(s0, "exact no_such_lemma_xyz"), TacticError)
+        if DOJO["tactic"]:
+            assert isinstance(env.run_tactic(s0, DOJO["tactic"]), (TacticState, ProofFinished))
+    finally:
+        env.close()
