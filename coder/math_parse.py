@@ -237,7 +237,7 @@ def parse_item(s: str):
     if "\\cup" in s:
         parts = [parse_item(p) for p in split_top(s, "\\cup")]
         return Union(parts) if len(parts) > 1 else parts[0]
-    m = _MATRIX.match(s)
+    m = _MATRIX.match(s[1:-1].strip() if _wrapped(s) else s) or _MATRIX.match(s)  # \left( array \right)
     if m:
         return _matrix(m.group(2))
     if _wrapped(s):

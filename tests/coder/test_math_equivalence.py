@@ -19,7 +19,7 @@ EQUIVALENT = [
     (r"(-\infty, 3]", r"x \le 3"), ("x > 3", r"(3, \infty)"), ("1 < x < 3", "(1, 3)"),
     (r"(1, 2) \cup (3, 4)", r"(3,4)\cup(1,2)"), (r"x \in [0, 1]", "[0,1]"),
     (r"\begin{pmatrix} 1 & 2 \\ 3 & 4 \end{pmatrix}", r"\begin{bmatrix}1&2\\3&4\end{bmatrix}"),
-    (r"\begin{pmatrix} 1 \\ -2 \end{pmatrix}", "(1, -2)"), ("x=2", "2"), ("2", "x = 2"), ("2 = x", "x=2"),
+    (r"\begin{pmatrix} 1 \\ -2 \end{pmatrix}", "(1, -2)"), (r"\left(\begin{array}{cc} 1 & 0 \\ 0 & 1 \end{array}\right)", r"\begin{pmatrix}1&0\\0&1\end{pmatrix}"), ("x=2", "2"), ("2", "x = 2"), ("2 = x", "x=2"),
     ("y = 2x+1", "y=1+2x"), ("2y = 4x + 2", "y = 2x + 1"), ("x = 1, 2", "1, 2"),
     ("2x+2", "2(x+1)"), ("x^2-1", "(x-1)(x+1)"), (r"\sin^2 x + \cos^2 x", "1"), ("e^{i\\pi}", "-1"),
     ("3+4i", "4i+3"), (r"\pi/2", r"\frac{\pi}{2}"), (r"\log_2 8", "3"), ("|-5|", "5"), ("5!", "120"),
