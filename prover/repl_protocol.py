@@ -139,8 +139,9 @@ def parse_response(raw: dict) -> ReplResponse:
     return resp
 
 
-_AXIOMS_RE = re.compile(r"'(?P<name>[^']+)' depends on axioms: \[(?P<axioms>[^\]]*)\]", re.S)
-_NO_AXIOMS_RE = re.compile(r"'(?P<name>[^']+)' does not depend on any axioms")
+# Names may contain primes (`add_zero'` prints as 'add_zero''), so match up to the last quote.
+_AXIOMS_RE = re.compile(r"^'(?P<name>[^\n]*)' depends on axioms: \[(?P<axioms>[^\]]*)\]", re.M)
+_NO_AXIOMS_RE = re.compile(r"^'(?P<name>[^\n]*)' does not depend on any axioms", re.M)
 
 
 def parse_axioms(messages: list[LeanMessage]) -> dict[str, list[str]]:

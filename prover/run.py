@@ -59,7 +59,10 @@ def make_env(config: ProveConfig) -> ProofEnv:
     from .repl import ReplConfig, ReplEnv
 
     command = shlex.split(config.repl_command) if config.repl_command else None
-    return ReplEnv(ReplConfig(project=config.project, repl_command=command, pool_size=config.workers))
+    # A tactic or a whole-proof check may take as long as the search allows it, no longer.
+    timeout = max(config.search.tactic_timeout, config.search.check_timeout)
+    return ReplEnv(ReplConfig(project=config.project, repl_command=command, pool_size=config.workers,
+                              command_timeout=timeout))
 
 
 def make_generator(config: ProveConfig) -> Generator:

@@ -103,6 +103,8 @@ def test_parse_axioms_reads_print_axioms_messages():
     msgs = [LeanMessage("info", "'foo' depends on axioms: [propext, Classical.choice, Quot.sound]"),
             LeanMessage("info", "'bar' does not depend on any axioms"),
             LeanMessage("info", "'one_add_one' depends on axioms: [Lean.ofReduceBool,\n Lean.trustCompiler]"),
+            LeanMessage("info", "'add_zero'' depends on axioms: [propext]"),
             LeanMessage("error", "'baz' depends on axioms: [sorryAx]")]
     assert parse_axioms(msgs) == {"foo": ["propext", "Classical.choice", "Quot.sound"], "bar": [],
-                                  "one_add_one": ["Lean.ofReduceBool", "Lean.trustCompiler"]}
+                                  "one_add_one": ["Lean.ofReduceBool", "Lean.trustCompiler"],
+                                  "add_zero'": ["propext"]}
