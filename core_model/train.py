@@ -3,6 +3,7 @@ HF-format checkpoints with optimizer/scheduler/data state so a stopped run resum
 from __future__ import annotations
 
 import json
+import logging
 import math
 import sys
 import time
@@ -16,6 +17,8 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from .data import STDLIB, Batches, build_examples, load_records
 from .tokenizer import Tokenizer, load_tokenizer, train_bpe
+
+log = logging.getLogger("proofcode.core_model")
 
 TRAINER_STATE = "trainer_state.pt"
 TRAIN_LOG = "train_log.jsonl"
@@ -151,6 +154,8 @@ def train(config: TrainConfig) -> dict:
         torch.set_num_threads(config.num_threads)
     out = Path(config.output_dir).expanduser()
     resume_state = _load_resume_state(out) if config.resume else None
+    if not config.resume and (out / TRAINER_STATE).is_file():
+        log.warning("%s holds a checkpoint; starting over (resume=True / --resume continues it)", out)
     records = load_records(config.data, config.max_data_bytes)
     tokenizer = load_tokenizer(out) if resume_state else resolve_tokenizer(config, records)
     examples = build_examples(tokenizer, records, config.seq_len, config.data_format, source=config.data)
@@ -214,7 +219,7 @@ def _run_steps(config, model, optimizer, scheduler, batches, state, tokenizer, o
     bar = tqdm(total=config.max_steps, initial=state["step"], desc="train", unit="step", file=sys.stderr,
                disable=not config.progress, dynamic_ncols=True)
     out.mkdir(parents=True, exist_ok=True)
-    log = (out / TRAIN_LOG).open("a")
+    log_file = (out / TRAIN_LOG).open("a" if state["step"] else "w")  # a new run starts a new log
     t0 = time.perf_counter()
     loss_ema = ce_value = grad_norm = None
     try:
@@ -228,13 +233,13 @@ def _run_steps(config, model, optimizer, scheduler, batches, state, tokenizer, o
             if state["step"] % config.log_every == 0 or state["step"] == config.max_steps:
                 entry = {"step": state["step"], "loss": ce_value, "lr": lr, "grad_norm": grad_norm,
                          "tokens": state["tokens"], "tokens_per_s": tok_s}
-                log.write(json.dumps(entry) + "\n")
-                log.flush()
+                log_file.write(json.dumps(entry) + "\n")
+                log_file.flush()
             if config.save_every and state["step"] % config.save_every == 0 and state["step"] < config.max_steps:
                 save_checkpoint(out, model, tokenizer, optimizer, scheduler, batches, state)
     finally:
         bar.close()
-        log.close()
+        log_file.close()
     elapsed = time.perf_counter() - t0
     return {
         "step": state["step"],

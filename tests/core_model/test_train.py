@@ -80,6 +80,8 @@ def test_resume_continues_exactly_where_it_stopped(tmp_path, text_data):
     second = first.model_copy(update={"max_steps": 8, "resume": True})
     metrics = train(second)
     assert metrics["step"] == 8 and metrics["tokens"] == 8 * 4 * 32
+    log = [json.loads(line) for line in (tmp_path / "b" / "run" / "train_log.jsonl").read_text().splitlines()]
+    assert [e["step"] for e in log] == [4, 8]  # the resumed run appends to the log it continues
     a = load_file(tmp_path / "a" / "run" / "model.safetensors")
     b = load_file(tmp_path / "b" / "run" / "model.safetensors")
     assert a.keys() == b.keys()
