@@ -2,7 +2,7 @@
 
 Stage 1 (untrusted): exec the program, run the test code against `_Recorder`s of the entry points;
 each call appends one JSON line (args, result as plain data) to the recording file as it happens.
-Stage 2 (trusted, a separate process the candidate never touched): exec the pristine test code
+Stage 2 (trusted, in the fork server: a separate process the candidate never touched): exec the pristine test code
 against `_Replay`s that return the recorded plain values; its outcome is the verdict. A forged
 recording is only a set of answers; stack walks, os._exit, redefined `check` cannot reach stage 2.
 """
@@ -93,6 +93,10 @@ def run_candidate(program: str, tests: str, entry_points: list[str], entry_point
     os._exit(0)
 
 
+class ReplayTimeout(BaseException):
+    """Raised by the server's alarm when the replay runs past the time limit."""
+
+
 class _ReplayMismatch(Exception):
     pass
 
@@ -154,6 +158,8 @@ def replay(tests: str, prelude: str, entry_points: list[str], entry_point: str |
         return {"status": "failed", "detail": str(exc)}
     except Unsupported as exc:
         return {"status": "failed", "detail": str(exc)[:_DETAIL_CHARS]}
+    except ReplayTimeout:
+        raise
     except BaseException as exc:  # AssertionError, or a malformed (forged) recording
         return {"status": "failed", "detail": _where(exc)}
     return {"status": "passed", "detail": f"{cursor[0]} call(s) checked"}

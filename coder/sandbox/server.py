@@ -1,7 +1,8 @@
 """The fork server: a pre-imported, single-threaded process that forks one confined child per run.
 
 It is the trusted parent: it enforces the wall clock (SIGKILL of the child's process group),
-reaps children through pidfds, and decides every verdict. Started by `coder.sandbox.client` as
+reaps children through pidfds, and decides every verdict; for function tests it replays the
+pristine tests against the child's recorded plain-data answers itself (stage 2, see harness). Started by `coder.sandbox.client` as
 `python -m coder.sandbox.server FD`; talks length-prefixed pickles over the inherited socket.
 It lives in its own network namespace (no interfaces up) when the kernel allows.
 """
@@ -11,6 +12,9 @@ from __future__ import annotations
 import bisect, collections, copy, datetime, decimal, fractions, functools, hashlib  # noqa: E401,F401
 import heapq, itertools, math, operator, random, re, statistics, string, typing  # noqa: E401,F401
 
+import contextlib
+import gc
+import io
 import json
 import os
 import pickle
@@ -22,7 +26,7 @@ import struct
 import sys
 import tempfile
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from coder.sandbox import harness, protect
 
@@ -37,14 +41,13 @@ def send_msg(sock: socket.socket, obj: object) -> None:
 @dataclass
 class _Child:
     job: dict
-    stage: str  # "run" | "replay" | "program"
+    stage: str  # "run" | "program"
     pid: int
     pidfd: int
     workdir: str
     started: float
     deadline: float
     timed_out: bool = False
-    extra: dict = field(default_factory=dict)
 
 
 class ForkServer:
@@ -52,10 +55,13 @@ class ForkServer:
         self.sock = sock
         self.protections = protect.probe(protect.enter_network_namespace())
         self.active = [k for k, v in self.protections.items() if v]
-        self.root = tempfile.mkdtemp(prefix="proofcode-sandbox-")
+        # Memory-backed when possible: every run creates and removes a directory.
+        shm = "/dev/shm" if os.access("/dev/shm", os.W_OK) else None
+        self.root = tempfile.mkdtemp(prefix="proofcode-sandbox-", dir=shm)
         self.readable = protect.read_paths()
         self.abi = protect.landlock_abi()
         self.is_root = os.geteuid() == 0
+        self.seccomp_bpf = protect.compile_seccomp() if self.protections["seccomp"] else b""
         self.sel = selectors.DefaultSelector()
         self.children: dict[int, _Child] = {}  # pidfd -> child
         self.buf = b""
@@ -115,7 +121,7 @@ class ForkServer:
                 harness.run_candidate(job["program"], job["tests"], job["entry_points"], job["entry_point"], fd)
             self._spawn(job, "run", target, "", record=True)
 
-    def _spawn(self, job: dict, stage: str, target, stdin: str, record: bool = False, **extra) -> None:
+    def _spawn(self, job: dict, stage: str, target, stdin: str, record: bool = False) -> None:
         self.count += 1
         workdir = os.path.join(self.root, f"{stage}-{self.count}")
         os.mkdir(workdir, 0o700)
@@ -126,13 +132,13 @@ class ForkServer:
         if pid == 0:  # child
             try:
                 fd = self._confine(workdir, limits)
-                target(fd) if record or stage == "replay" else target()
+                target(fd) if record else target()
             except BaseException as exc:
                 os.write(2, f"sandbox setup failed: {exc}\n".encode())
             os._exit(70)
         now = time.monotonic()
         pidfd = os.pidfd_open(pid)
-        child = _Child(job, stage, pid, pidfd, workdir, now, now + limits["timeout_s"], extra=extra)
+        child = _Child(job, stage, pid, pidfd, workdir, now, now + limits["timeout_s"])
         self.children[pidfd] = child
         self.sel.register(pidfd, selectors.EVENT_READ)
 
@@ -149,9 +155,7 @@ class ForkServer:
         record = os.open(".record", os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
         os.dup2(record, 3)
         os.closerange(4, 1 << 16)  # the server's socket and other children's pidfds
-        os.environ.clear()
-        os.environ.update({"PATH": "/usr/bin:/bin", "HOME": workdir, "TMPDIR": workdir, "LANG": "C.UTF-8"})
-        tempfile.tempdir = workdir
+        tempfile.tempdir = workdir  # the environment is already minimal: the client started us with one
         protect.set_rlimits(limits["cpu_time_s"], limits["memory_mb"], limits["file_size_mb"],
                             limits["open_files"])
         protect.no_new_privs()
@@ -159,8 +163,8 @@ class ForkServer:
             protect.landlock_confine(workdir, self.readable, self.abi)
         if self.is_root:
             protect.drop_capabilities()
-        if self.protections["seccomp"]:
-            protect.seccomp_confine(os.getpid())
+        if self.seccomp_bpf:
+            protect.load_seccomp(self.seccomp_bpf)
         return 3
 
     # ---- finishing runs --------------------------------------------------------------------
@@ -179,15 +183,13 @@ class ForkServer:
         except Exception as exc:
             verdict = {"status": "sandbox_error", "detail": f"judging failed: {exc!r}"}
         shutil.rmtree(child.workdir, ignore_errors=True)
-        if verdict is None:
-            return  # a replay was started; it finishes the job
-        verdict.setdefault("time_s", round(child.extra.get("run_time", elapsed), 4))
+        verdict.setdefault("time_s", round(elapsed, 4))
         if child.job["kind"] == "program" or verdict["status"] != "passed":
             verdict.setdefault("stdout", out[0].decode(errors="replace"))
             verdict.setdefault("stderr", err[0].decode(errors="replace"))
         self._finish(child.job, verdict)
 
-    def _judge(self, child: _Child, status: int, usage, out, err) -> dict | None:
+    def _judge(self, child: _Child, status: int, usage, out, err) -> dict:
         limits = child.job["limits"]
         sig = os.WTERMSIG(status) if os.WIFSIGNALED(status) else 0
         cpu = usage.ru_utime + usage.ru_stime
@@ -200,8 +202,6 @@ class ForkServer:
                     f"to {'stdout' if out[1] else 'stderr'}"}
         if sig == signal.SIGXFSZ:
             return {"status": "output_limit", "detail": f"wrote a file over {limits['file_size_mb']} MB"}
-        if child.stage == "replay":
-            return _replay_outcome(child, status)
         if sig:
             return {"status": "runtime_error", "detail": f"killed by {signal.Signals(sig).name}"}
         code = os.WEXITSTATUS(status)
@@ -215,32 +215,34 @@ class ForkServer:
             return {"status": "output_limit", "detail": f"recorded answers exceed {limits['max_recording_bytes']} bytes"}
         with open(record_path, "rb") as f:
             recording = f.read()
-        job = child.job
+        return self._replay(child.job, recording, code)
 
-        def target(fd: int) -> None:
-            outcome = harness.replay_recording(recording, job["tests"], job.get("prelude", ""),
-                                               job["entry_points"], job["entry_point"], code)
-            os.write(fd, json.dumps(outcome).encode())
-            os._exit(0)
+    def _replay(self, job: dict, recording: bytes, exit_code: int) -> dict:
+        """Stage 2 here, in the trusted server the candidate never touched, under a wall-clock alarm.
 
-        self._spawn(job, "replay", target, "", run_time=time.monotonic() - child.started)
-        return None
+        The tests are the problem's (trusted) code; they only see plain data decoded from the recording.
+        """
+        def alarm(signum, frame):
+            raise harness.ReplayTimeout
+
+        previous = signal.signal(signal.SIGALRM, alarm)
+        state, cwd = random.getstate(), os.getcwd()
+        signal.setitimer(signal.ITIMER_REAL, job["limits"]["timeout_s"])
+        try:
+            with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+                return harness.replay_recording(recording, job["tests"], job.get("prelude", ""),
+                                                job["entry_points"], job["entry_point"], exit_code)
+        except harness.ReplayTimeout:
+            return {"status": "timeout", "detail": "the tests took longer than the time limit to check the answers"}
+        finally:
+            signal.setitimer(signal.ITIMER_REAL, 0)
+            signal.signal(signal.SIGALRM, previous)
+            random.setstate(state)
+            os.chdir(cwd)
 
     def _finish(self, job: dict, verdict: dict) -> None:
         verdict["protections"] = self.active
         send_msg(self.sock, {"id": job["id"], "verdict": verdict})
-
-
-def _replay_outcome(child: _Child, status: int) -> dict:
-    path = os.path.join(child.workdir, ".record")
-    try:
-        with open(path, "rb") as f:
-            outcome = json.loads(f.read() or b"null")
-    except (OSError, ValueError):
-        outcome = None
-    if not isinstance(outcome, dict) or outcome.get("status") not in harness.STATUSES:
-        return {"status": "sandbox_error", "detail": f"the trusted replay did not report (wait status {status})"}
-    return {"status": outcome["status"], "detail": str(outcome.get("detail", ""))}
 
 
 def _program_outcome(job: dict, code: int, out: bytes, err: bytes) -> dict:
@@ -277,7 +279,9 @@ def _kill(pid: int) -> None:
 def main() -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the client's Ctrl-C is for the client
     sock = socket.socket(fileno=int(sys.argv[1]))
-    ForkServer(sock).serve()
+    server = ForkServer(sock)
+    gc.freeze()  # children then do not touch (copy) every pre-imported object's page when collecting
+    server.serve()
 
 
 if __name__ == "__main__":

@@ -215,7 +215,7 @@ return True
 import os, glob
 found = False
 base = os.path.dirname(os.getcwd())
-for pattern in (base + "/*/secret.txt", "/tmp/proofcode-sandbox-*/*/secret.txt"):
+for pattern in (base + "/*/secret.txt", "/tmp/proofcode-sandbox-*/*/secret.txt", "/dev/shm/*/*/secret.txt"):
     for path in glob.glob(pattern):
         try:
             found = found or open(path).read() == "SECRET"

