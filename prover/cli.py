@@ -50,7 +50,7 @@ def config_from_args(args: argparse.Namespace):
 
     from .generators import GeneratorConfig
     from .run import ProveConfig
-    from .search import SearchConfig
+    from .proof_search import SearchConfig
 
     try:
         return ProveConfig(

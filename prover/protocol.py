@@ -1,7 +1,7 @@
 """The seams of the prover: a theorem, a proof environment, a tactic generator.
 
 Backends (`prover.repl`, `prover.dojo`, the test double) implement `ProofEnv`; search
-(`prover.search`) only talks to this protocol and to a `Generator`.
+(`prover.proof_search`) only talks to this protocol and to a `Generator`.
 """
 from __future__ import annotations
 

@@ -14,7 +14,7 @@ from pydantic import BaseModel, Field, model_validator
 from .final_check import CheckPolicy
 from .generators import BuiltinGenerator, GeneratorConfig, ModelGenerator, OpenAIConfig, OpenAIGenerator
 from .protocol import EnvError, Generator, ProofEnv, Theorem
-from .search import SearchConfig, search
+from .proof_search import SearchConfig, search
 
 
 class ProveConfig(BaseModel):

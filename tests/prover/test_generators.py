@@ -25,7 +25,7 @@ from prover.generators import (  # noqa: E402
     tactic_prompt,
 )
 from prover.protocol import TacticState, Theorem  # noqa: E402
-from prover.search import SearchConfig, search  # noqa: E402
+from prover.proof_search import SearchConfig, search  # noqa: E402
 
 MATHLIB = "import Mathlib\nimport Aesop\n\nopen Real\n"
 

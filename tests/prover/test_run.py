@@ -14,7 +14,7 @@ from toy_env import ToyEnv  # noqa: E402
 from prover.generators import BuiltinGenerator  # noqa: E402
 from prover.protocol import EnvError, Theorem  # noqa: E402
 from prover.run import ProveConfig, job_names, prove_all, summary  # noqa: E402
-from prover.search import SearchConfig  # noqa: E402
+from prover.proof_search import SearchConfig  # noqa: E402
 
 
 def toy(name: str, goal: str) -> Theorem:

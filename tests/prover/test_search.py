@@ -9,8 +9,8 @@ sys.path.insert(0, str(Path(__file__).parent))
 from toy_env import NoisyStepGenerator, TableGenerator, ToyEnv  # noqa: E402
 
 from prover.protocol import CheckOutput, LeanMessage, Theorem  # noqa: E402
-from prover.search import SearchConfig, search, tactics_to_proof  # noqa: E402
-from prover.search.sample import valid_lines  # noqa: E402
+from prover.proof_search import SearchConfig, search, tactics_to_proof  # noqa: E402
+from prover.proof_search.sample import valid_lines  # noqa: E402
 
 
 def toy(goal: str, name: str = "t", header: str = "") -> Theorem:
@@ -143,14 +143,14 @@ def test_tactics_to_proof_indents_multiline_tactics():
 def test_package_level_search_is_callable_after_the_package_is_imported():
     import prover
 
-    assert prover.SearchConfig is SearchConfig  # imports prover.search, which shadows the name
+    assert prover.SearchConfig is SearchConfig
     result = prover.search(toy("True"), ToyEnv(), TableGenerator({r".*": [("trivial", -0.1)]}), SearchConfig())
     assert result.status == "proved"
 
 
 def test_virtual_loss_spreads_parallel_selections():
     from prover.protocol import Proposal, TacticState
-    from prover.search.mcts import _Node, _Tree
+    from prover.proof_search.mcts import _Node, _Tree
 
     def tree():
         root = _Node(TacticState(0, "⊢ root"), (), proposals=[Proposal("a", -1.0), Proposal("b", -1.0)], tried=2)

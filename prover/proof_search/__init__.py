@@ -5,9 +5,6 @@ Every proof a search reports as proved has passed `prover.final_check.final_chec
 """
 from __future__ import annotations
 
-import sys
-import types
-
 from ..protocol import EnvError, Generator, ProofEnv, Theorem
 from .config import Budget, SearchConfig, SearchResult, Verifier, proof_source, tactics_to_proof
 
@@ -36,14 +33,3 @@ def search(theorem: Theorem, env: ProofEnv, generator: Generator, config: Search
         raise
     except Exception as exc:  # a generator or backend failure ends this theorem, not the run
         return verifier.unproved(error=f"{type(exc).__name__}: {exc}")
-
-
-class _CallableModule(types.ModuleType):
-    """`prover.search` is both this package and the exported function: once the package is imported
-    (e.g. for SearchConfig) the `prover` attribute is the package, so calling it must still search."""
-
-    def __call__(self, *args, **kwargs) -> SearchResult:
-        return search(*args, **kwargs)
-
-
-sys.modules[__name__].__class__ = _CallableModule
