@@ -1,0 +1,51 @@
+"""`proofcode grade` and `proofcode sandbox-info` as a user runs them (real subprocesses)."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+from coder.problems import load_problems
+
+
+def proofcode(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "workers.cli", *args], capture_output=True, text=True, timeout=180)
+
+
+def test_sandbox_info():
+    out = proofcode("sandbox-info", "--json")
+    assert out.returncode == 0, out.stderr
+    info = json.loads(out.stdout)
+    assert info["seccomp"] and info["landlock"] and info["no_network"]
+    text = proofcode("sandbox-info")
+    assert "active" in text.stdout and "landlock" in text.stdout
+
+
+def test_grade_json_and_text(tmp_path):
+    problems = load_problems("humaneval")
+    samples = tmp_path / "samples.jsonl"
+    rows = []
+    for task_id in list(problems)[:4]:
+        rows.append({"task_id": task_id, "completion": problems[task_id].canonical_solution})
+        rows.append({"task_id": task_id, "completion": "    raise ValueError('no')\n"})
+    samples.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    out = proofcode("grade", str(samples), "--benchmark", "humaneval", "--k", "1,2", "--workers", "2", "--json")
+    assert out.returncode == 0, out.stderr
+    summary = json.loads(out.stdout)
+    assert summary["pass@1"] == 0.5 and summary["pass@2"] == 1.0
+    assert summary["verdicts"] == {"passed": 4, "runtime_error": 4}
+    results = (tmp_path / "samples.jsonl_results.jsonl").read_text().splitlines()
+    assert len(results) == 8 and "ValueError: no" in json.loads(results[1])["detail"]
+    again = proofcode("grade", str(samples), "--k", "1", "--no-progress")  # resumes: nothing left to run
+    assert again.returncode == 0 and "pass@1: 0.5000" in again.stdout
+
+
+def test_grade_errors_are_one_line(tmp_path):
+    samples = tmp_path / "samples.jsonl"
+    samples.write_text('{"task_id": "HumanEval/0", "completion": ""}\n{"task_id": 3}\n')
+    out = proofcode("grade", str(samples))
+    assert out.returncode == 2
+    assert "proofcode grade: error:" in out.stderr and "samples.jsonl:2" in out.stderr
+    assert "Traceback" not in out.stderr
+    bad_k = proofcode("grade", str(samples), "--k", "0")
+    assert bad_k.returncode == 2 and "--k" in bad_k.stderr
