@@ -50,7 +50,7 @@ class _Worker:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 raise WorkerTimeout(what)
-            if poller.poll(max(1, int(remaining * 1000))):
+            if poller.poll(max(1, int(min(remaining, 3600.0) * 1000))):  # timeout=inf is allowed
                 chunk = os.read(fd, 1 << 16)
                 if not chunk:
                     raise WorkerFailed(f"checker worker exited (code {self.proc.wait()}) during {what}"
