@@ -88,7 +88,7 @@ def main(argv: list[str] | None = None) -> int:
     from workers.pool import WorkerPool, init_ray
 
     items = samples(args.samples)
-    init_ray(num_cpus=max(8, max(args.workers) + 2))
+    init_ray(None, PoolConfig(coder_workers=sum(args.workers) + 2, prover_workers=0, model={"enabled": False}))
     pools = {w: WorkerPool(PoolConfig(coder_workers=w, prover_workers=0, model={"enabled": False}))
              for w in args.workers}
     http = _Http(2)

@@ -67,6 +67,16 @@ class PoolConfig(_Strict):
     in_flight_per_worker: int = Field(2, ge=1, description="items queued at each worker (backpressure)")
     lean_project: Optional[str] = Field(None, description="Lean project dir for prover workers (REPL backend)")
 
+    def cpus_needed(self) -> float:
+        """Logical CPUs Ray must have for every actor of this pool."""
+        total = self.coder_workers * self.coder_resources.num_cpus
+        total += self.prover_workers * self.prover_resources.num_cpus
+        return total + (self.model.resources.num_cpus if self.model.enabled else 0)
+
+    def gpus_needed(self) -> float:
+        total = self.coder_workers * self.coder_resources.num_gpus + self.prover_workers * self.prover_resources.num_gpus
+        return total + (self.model.resources.num_gpus if self.model.enabled else 0)
+
 
 class ServiceConfig(_Strict):
     """The job service: HTTP edge, SQLite store, and the pool behind it."""

@@ -113,12 +113,13 @@ def run_demo(cfg: DemoConfig) -> int:
     print(note, file=sys.stderr)
     print("starting the worker pool (Ray)...", file=sys.stderr)
     t0 = time.time()
-    init_ray(cfg.ray_address)
-    pool = WorkerPool(PoolConfig(
+    pool_config = PoolConfig(
         coder_workers=cfg.coder_workers, prover_workers=0,
-        model=ModelWorkerConfig(backend=BackendConfig(checkpoint=checkpoint), max_batch_size=8,
+        model=ModelWorkerConfig(backend=BackendConfig(checkpoint=checkpoint, torch_threads=2), max_batch_size=8,
                                 resources=ActorResources(num_cpus=1)),
-    ))
+    )
+    init_ray(cfg.ray_address, pool_config)
+    pool = WorkerPool(pool_config)
     try:
         outs = _generate(pool, [p["prompt"] for p in problems], cfg)
         samples = [{"task_id": p["task_id"], "completion": o["text"]} for p, o in zip(problems, outs)]
@@ -138,7 +139,8 @@ def run_demo(cfg: DemoConfig) -> int:
             f.write(json.dumps({**s, "result": "passed" if ok else f"{r.get('status')}: {r.get('detail')}",
                                 "passed": ok, "verdict": r.get("status"), "detail": r.get("detail")}) + "\n")
     passed = sum(bool(r.get("passed")) for r in results)
-    print(f"HumanEval ({len(problems)} problems, greedy, tiny model): pass@1 = {passed / len(problems):.4f} "
+    sampling = "greedy" if cfg.temperature == 0 else f"temperature {cfg.temperature}"
+    print(f"HumanEval ({len(problems)} problems, {sampling}): pass@1 = {passed / len(problems):.4f} "
           f"({passed}/{len(problems)})")
     if canon is not None:
         ok = sum(bool(r.get("passed")) for r in canon)

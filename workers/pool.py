@@ -8,6 +8,8 @@ items per worker are submitted at a time, so a huge job never floods Ray (backpr
 from __future__ import annotations
 
 import logging
+import math
+import os
 import time
 from collections import deque
 from typing import Callable, Iterable
@@ -20,17 +22,32 @@ log = logging.getLogger(__name__)
 WORKER_KIND = {"grading": "coder", "math": "coder", "proof": "prover"}
 
 
-def init_ray(address: str | None = None, num_cpus: int | None = None) -> None:
-    """Join the Ray cluster at `address` ('auto', host:port, ray://...) or start a local one."""
+def init_ray(address: str | None = None, pool: PoolConfig | None = None) -> None:
+    """Join the Ray cluster at `address` ('auto', host:port, ray://...) or start a local one sized for `pool`."""
     import ray
 
     if ray.is_initialized():
         return
-    kwargs = dict(include_dashboard=False, log_to_driver=False, configure_logging=False)
+    kwargs = dict(log_to_driver=False, configure_logging=False)
     if address:
-        ray.init(address=address, **{k: v for k, v in kwargs.items() if k != "include_dashboard"})
-    else:
-        ray.init(num_cpus=num_cpus, **kwargs)
+        ray.init(address=address, **kwargs)
+        return
+    # Locally, actors mostly wait on subprocesses (sandbox, Lean), so logical CPUs may exceed cores.
+    cpus = max(os.cpu_count() or 1, math.ceil(pool.cpus_needed()) if pool else 0)
+    ray.init(num_cpus=cpus, include_dashboard=False, **kwargs)
+
+
+def _check_capacity(config: PoolConfig) -> None:
+    """Fail now, naming the numbers, instead of waiting forever for an actor Ray cannot place."""
+    import ray
+
+    have = ray.cluster_resources()
+    for what, need in (("CPU", config.cpus_needed()), ("GPU", config.gpus_needed())):
+        if need > have.get(what, 0) + 1e-9:
+            raise RuntimeError(
+                f"the pool needs {need:g} {what}s (coder/prover/model workers x their num_{what.lower()}s) "
+                f"but the Ray cluster has {have.get(what, 0):g}; use fewer workers, lower the per-actor "
+                f"resources in the config, or join a bigger cluster with --address")
 
 
 class WorkerPool:
@@ -45,6 +62,7 @@ class WorkerPool:
             raise RuntimeError("Ray is not initialised: call workers.pool.init_ray() first")
         self.config = config or PoolConfig()
         self.item_timeout_s = item_timeout_s
+        _check_capacity(self.config)
         self._actors = actors
         retries = dict(max_restarts=self.config.max_actor_restarts,
                        max_task_retries=self.config.max_item_attempts - 1)

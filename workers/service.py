@@ -145,7 +145,7 @@ def create_app(config: ServiceConfig | None = None, pool=None) -> FastAPI:
         if own_pool:
             from .pool import WorkerPool, init_ray
 
-            init_ray(config.ray_address)
+            init_ray(config.ray_address, config.pool)
             the_pool = WorkerPool(config.pool)
         runner = JobRunner(store, the_pool, config.max_concurrent_jobs)
         state.update(store=store, pool=the_pool, runner=runner, started=time.time())
