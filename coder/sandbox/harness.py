@@ -53,9 +53,23 @@ class _Recorder:
         os.write(self.fd, (json.dumps(entry) + "\n").encode())
 
 
+_CODE_CACHE: dict[tuple[str, str], object] = {}
+
+
+def _compiled(source: str, filename: str):
+    """Compiled code, cached: the server replays the same problem's tests for every sample."""
+    key = (source, filename)
+    code = _CODE_CACHE.get(key)
+    if code is None:
+        if len(_CODE_CACHE) >= 512:
+            _CODE_CACHE.clear()
+        code = _CODE_CACHE[key] = compile(source, filename, "exec")
+    return code
+
+
 def _exec_tests(tests: str, ns: dict, entry_point: str | None, candidates: dict) -> None:
     ns.update(candidates)
-    exec(compile(tests, TESTS_FILE, "exec"), ns)
+    exec(_compiled(tests, TESTS_FILE), ns)
     check = ns.get("check")
     if entry_point and callable(check) and "def check" in tests:
         check(candidates[entry_point])
@@ -140,7 +154,7 @@ def replay(tests: str, prelude: str, entry_points: list[str], entry_point: str |
     ns: dict = {"__name__": "__tests__", "__builtins__": builtins}
     if prelude:
         try:  # the problem's own prompt: helpers such as HumanEval/32's `poly` that tests call
-            exec(compile(prelude, "<prompt>", "exec"), ns)
+            exec(_compiled(prelude, "<prompt>"), ns)
         except Exception:
             pass
     # So tracebacks can quote the failing test line.

@@ -66,6 +66,8 @@ class ForkServer:
         self.children: dict[int, _Child] = {}  # pidfd -> child
         self.buf = b""
         self.count = 0
+        self.ready: list[_Ready] = []
+        self.pool_size = max(2, min(8, os.cpu_count() or 1))
 
     # ---- main loop -------------------------------------------------------------------------
     def serve(self) -> None:
@@ -83,9 +85,12 @@ class ForkServer:
                     else:
                         self._reap(self.children[key.fd])
                 self._enforce_deadlines()
+                self._refill()
         finally:
             for child in list(self.children.values()):
                 _kill(child.pid)
+            for ready in self.ready:
+                _discard(ready)
             shutil.rmtree(self.root, ignore_errors=True)
 
     def _read_requests(self) -> bool:
@@ -113,51 +118,60 @@ class ForkServer:
                 _kill(child.pid)
 
     # ---- starting runs ---------------------------------------------------------------------
-    def _start(self, job: dict) -> None:
-        if job["kind"] == "program":
-            self._spawn(job, "program", lambda: harness.run_program(job["program"]), job.get("stdin", ""))
-        else:
-            def target(fd: int) -> None:
-                harness.run_candidate(job["program"], job["tests"], job["entry_points"], job["entry_point"], fd)
-            self._spawn(job, "run", target, "", record=True)
+    # Children are forked and confined ahead of time (a small pool of fresh, never-used processes
+    # blocked reading their job), so a request only costs a pipe write on the critical path.
 
-    def _spawn(self, job: dict, stage: str, target, stdin: str, record: bool = False) -> None:
+    def _start(self, job: dict) -> None:
+        while True:
+            ready = self.ready.pop() if self.ready else self._prefork()
+            try:
+                _write_all(ready.job_w, pickle.dumps(job, protocol=pickle.HIGHEST_PROTOCOL))
+                break
+            except OSError:  # that child died while waiting (e.g. killed by the OOM killer)
+                _discard(ready)
+            finally:
+                os.close(ready.job_w)
+        now = time.monotonic()
+        stage = "program" if job["kind"] == "program" else "run"
+        child = _Child(job, stage, ready.pid, ready.pidfd, ready.workdir, now, now + job["limits"]["timeout_s"])
+        self.children[ready.pidfd] = child
+        self.sel.register(ready.pidfd, selectors.EVENT_READ)
+
+    def _refill(self) -> None:
+        while len(self.ready) < self.pool_size:
+            self.ready.append(self._prefork())
+
+    def _prefork(self) -> "_Ready":
         self.count += 1
-        workdir = os.path.join(self.root, f"{stage}-{self.count}")
+        workdir = os.path.join(self.root, f"run-{self.count}")
         os.mkdir(workdir, 0o700)
-        with open(os.path.join(workdir, ".stdin"), "w") as f:
-            f.write(stdin)
-        limits = job["limits"]
+        job_r, job_w = os.pipe()
         pid = os.fork()
         if pid == 0:  # child
             try:
-                fd = self._confine(workdir, limits)
-                target(fd) if record else target()
+                os.close(job_w)
+                self._confine(workdir, job_r)
+                _run_job(_read_all(4))
             except BaseException as exc:
                 os.write(2, f"sandbox setup failed: {exc}\n".encode())
             os._exit(70)
-        now = time.monotonic()
-        pidfd = os.pidfd_open(pid)
-        child = _Child(job, stage, pid, pidfd, workdir, now, now + limits["timeout_s"])
-        self.children[pidfd] = child
-        self.sel.register(pidfd, selectors.EVENT_READ)
+        os.close(job_r)
+        return _Ready(pid, os.pidfd_open(pid), workdir, job_w)
 
-    def _confine(self, workdir: str, limits: dict) -> int:
-        """In the child: own process group, std streams to files, limits, Landlock, caps, seccomp."""
+    def _confine(self, workdir: str, job_r: int) -> None:
+        """In the child: own process group, std streams to files, Landlock, capabilities, seccomp."""
         os.setpgid(0, 0)
         protect.die_with_parent()
         os.chdir(workdir)
-        for name, target, flags in ((".stdin", 0, os.O_RDONLY), (".stdout", 1, os.O_WRONLY | os.O_CREAT),
-                                    (".stderr", 2, os.O_WRONLY | os.O_CREAT)):
-            fd = os.open(name, flags, 0o600)
+        for name, target in ((".stdout", 1), (".stderr", 2), (".record", 3)):
+            fd = os.open(name, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
             os.dup2(fd, target)
             os.close(fd)
-        record = os.open(".record", os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
-        os.dup2(record, 3)
-        os.closerange(4, 1 << 16)  # the server's socket and other children's pidfds
+        os.dup2(job_r, 4)
+        devnull = os.open(os.devnull, os.O_RDONLY)
+        os.dup2(devnull, 0)
+        os.closerange(5, 1 << 16)  # the server's socket, other children's pipes and pidfds
         tempfile.tempdir = workdir  # the environment is already minimal: the client started us with one
-        protect.set_rlimits(limits["cpu_time_s"], limits["memory_mb"], limits["file_size_mb"],
-                            limits["open_files"])
         protect.no_new_privs()
         if self.protections["landlock"]:
             protect.landlock_confine(workdir, self.readable, self.abi)
@@ -165,7 +179,6 @@ class ForkServer:
             protect.drop_capabilities()
         if self.seccomp_bpf:
             protect.load_seccomp(self.seccomp_bpf)
-        return 3
 
     # ---- finishing runs --------------------------------------------------------------------
     def _reap(self, child: _Child) -> None:
@@ -257,6 +270,51 @@ def _program_outcome(job: dict, code: int, out: bytes, err: bytes) -> dict:
         return {"status": "passed", "detail": "output matches"}
     got = out.decode(errors="replace").strip()[:120]
     return {"status": "failed", "detail": f"output differs from the expected output (got {got!r})"}
+
+
+@dataclass
+class _Ready:
+    pid: int
+    pidfd: int
+    workdir: str
+    job_w: int
+
+
+def _discard(ready: _Ready) -> None:
+    _kill(ready.pid)
+    os.waitpid(ready.pid, 0)
+    os.close(ready.pidfd)
+    shutil.rmtree(ready.workdir, ignore_errors=True)
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view):]
+
+
+def _read_all(fd: int) -> bytes:
+    chunks = []
+    while chunk := os.read(fd, 1 << 20):
+        chunks.append(chunk)
+    os.close(fd)
+    return b"".join(chunks)
+
+
+def _run_job(data: bytes) -> None:
+    """In a confined child, once its job arrives: apply the job's limits, then run it (never returns)."""
+    job = pickle.loads(data)  # written by the server, not by untrusted code
+    limits = job["limits"]
+    if job["kind"] == "program" and job.get("stdin"):
+        fd = os.open(".stdin", os.O_RDWR | os.O_CREAT | os.O_TRUNC, 0o600)
+        _write_all(fd, job["stdin"].encode())
+        os.lseek(fd, 0, os.SEEK_SET)
+        os.dup2(fd, 0)
+        os.close(fd)
+    protect.set_rlimits(limits["cpu_time_s"], limits["memory_mb"], limits["file_size_mb"], limits["open_files"])
+    if job["kind"] == "program":
+        harness.run_program(job["program"])
+    harness.run_candidate(job["program"], job["tests"], job["entry_points"], job["entry_point"], 3)
 
 
 def _read_capped(path: str, cap: int) -> tuple[bytes, bool]:
