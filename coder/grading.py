@@ -15,6 +15,7 @@ from typing import Iterable
 
 from coder.problems import Problem
 from coder.sandbox import Limits, Verdict, run_program, run_tests
+from coder.sandbox.client import require_protections
 
 DEFAULT_KS = (1, 10, 100)
 
@@ -113,6 +114,7 @@ def grade_samples(samples_path: str | Path, problems: dict[str, Problem], limits
     samples_path = Path(samples_path)
     limits = limits or Limits()
     samples = read_samples(samples_path, problems)
+    require_protections(limits)  # refuse before touching the results file
     results_path = results_path_for(samples_path)
     done = _load_done(results_path)
     todo = [(n, s) for n, s in samples if n not in done]

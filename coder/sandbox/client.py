@@ -118,6 +118,11 @@ def sandbox_info() -> dict[str, bool]:
     return dict(_get_server().protections)
 
 
+def require_protections(limits: Limits) -> None:
+    """Raise SandboxUnavailable now if a required protection is missing and weaker mode is not allowed."""
+    _check_protections(_get_server(), limits)
+
+
 def _check_protections(server: _ForkServerClient, limits: Limits) -> None:
     missing = [name for name in REQUIRED if not server.protections.get(name)]
     if missing and not limits.allow_weaker_sandbox:

@@ -1,0 +1,102 @@
+"""The sandbox API as the RL loop and Ray actors use it: many threads, a dying server, weaker mode."""
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+from concurrent.futures import ThreadPoolExecutor
+
+from coder.sandbox import Limits, Verdict, run_tests
+from coder.sandbox import client
+from coder.sandbox.plain import Unsupported, decode, encode
+
+LIMITS = Limits(timeout_s=10)
+TESTS = "def check(candidate):\n    assert candidate(3) == 9\n    assert candidate(-2) == 4\n"
+
+
+def test_many_threads_share_one_server():
+    programs = [f"def sq(x):\n    return x * x{' + 0' * (i % 3)}\n" if i % 2 == 0 else "def sq(x):\n    return x + x\n"
+                for i in range(24)]
+    with ThreadPoolExecutor(12) as pool:
+        verdicts = list(pool.map(lambda p: run_tests(p, TESTS, LIMITS, entry_point="sq"), programs))
+    assert [v.status for v in verdicts] == ["passed" if i % 2 == 0 else "failed" for i in range(24)]
+    assert len({client._get_server().proc.pid}) == 1
+
+
+def test_server_restarts_after_it_dies():
+    before = client._get_server()
+    os.kill(before.proc.pid, signal.SIGKILL)
+    before.proc.wait(timeout=10)
+    v = run_tests("def sq(x):\n    return x * x\n", TESTS, LIMITS, entry_point="sq")
+    assert v.status == "passed", v
+    assert client._get_server().proc.pid != before.proc.pid
+
+
+def test_verdict_statuses_and_details():
+    v = run_tests("def sq(x):\n    return x *\n", TESTS, LIMITS, entry_point="sq")
+    assert v.status == "runtime_error" and "SyntaxError" in v.detail
+    v = run_tests("def sq(x):\n    raise KeyError('boom')\n", TESTS, LIMITS, entry_point="sq")
+    assert v.status == "runtime_error" and v.detail.startswith("KeyError")
+    v = run_tests("def other(x):\n    return x\n", TESTS, LIMITS, entry_point="sq")
+    assert v.status == "runtime_error" and "'sq'" in v.detail
+    v = run_tests("def sq(x):\n    return x * x\n", TESTS.replace("4\n", "5\n"), LIMITS, entry_point="sq")
+    assert v.status == "failed" and "tests line 3" in v.detail and "candidate(-2) == 5" in v.detail
+    assert isinstance(v, Verdict) and not v.passed
+
+
+def test_in_place_mutation_is_replayed():
+    program = "def sort_in_place(xs):\n    xs.sort()\n"
+    tests = "def check(candidate):\n    a = [3, 1, 2]\n    candidate(a)\n    assert a == [1, 2, 3]\n"
+    assert run_tests(program, tests, LIMITS, entry_point="sort_in_place").passed
+    assert not run_tests("def sort_in_place(xs):\n    pass\n", tests, LIMITS, entry_point="sort_in_place").passed
+
+
+def test_random_tests_are_deterministic_across_stages():
+    program = "import random\ndef ident(s):\n    random.random()\n    return s\n"
+    tests = ("import random\ndef check(candidate):\n    for _ in range(20):\n"
+             "        s = ''.join(random.choice('abc') for _ in range(5))\n        assert candidate(s) == s\n")
+    assert run_tests(program, tests, LIMITS, entry_point="ident").passed
+
+
+def test_plain_encoding_roundtrip_and_rejections():
+    value = {"a": [1, 2.5, (3, "x")], 4: {frozenset({1}), None}, "b": b"\x00", "c": 1j, "big": 10 ** 40,
+             "inf": float("inf")}
+    assert decode(encode(value)) == value
+    assert type(decode(encode((1,)))) is tuple and type(decode(encode([1]))) is list
+
+    class Sneaky(int):
+        pass
+
+    assert encode(Sneaky(1))[0] == "X"
+    try:
+        decode(encode(object()))
+    except Unsupported as exc:
+        assert "non-plain" in str(exc)
+    else:
+        raise AssertionError("non-plain value decoded")
+
+
+def test_weaker_sandbox_is_refused_unless_allowed(tmp_path):
+    # A machine without libseccomp: a pyseccomp that fails to import, first on PYTHONPATH.
+    fake = tmp_path / "fake"
+    fake.mkdir()
+    (fake / "pyseccomp.py").write_text("raise ImportError('libseccomp.so.2: cannot open shared object file')\n")
+    env = dict(os.environ, PYTHONPATH=str(fake))
+    samples = tmp_path / "samples.jsonl"
+    samples.write_text('{"task_id": "HumanEval/0", "completion": "    return True\\n"}\n')
+
+    def proofcode(*args):
+        return subprocess.run([sys.executable, "-m", "workers.cli", *args], capture_output=True, text=True,
+                              timeout=120, env=env)
+
+    info = proofcode("sandbox-info")
+    assert info.returncode == 1 and "MISSING  seccomp" in info.stdout, info.stdout
+    refused = proofcode("grade", str(samples), "--no-progress")
+    assert refused.returncode == 2 and "seccomp" in refused.stderr and "--allow-weaker-sandbox" in refused.stderr
+    assert not (tmp_path / "samples.jsonl_results.jsonl").exists()  # refused before grading anything
+    allowed = proofcode("grade", str(samples), "--no-progress", "--allow-weaker-sandbox", "--json")
+    assert allowed.returncode == 0, allowed.stderr
+    row = (tmp_path / "samples.jsonl_results.jsonl").read_text()
+    assert '"seccomp"' not in row and '"landlock"' in row  # the result records what was active
