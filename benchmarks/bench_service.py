@@ -1,4 +1,4 @@
-"""Grading throughput: direct in-process vs through the Ray pool (1, 2, 4 coder workers) vs through HTTP.
+"""Grading throughput: direct in-process (1 and 2 threads) vs through the Ray pool (1, 2, 4 coder workers) vs through HTTP.
 
     python benchmarks/bench_service.py [--samples 164] [--rounds 1]
 
@@ -31,11 +31,21 @@ def samples(n: int) -> list[dict]:
     return (rows * (n // len(rows) + 1))[:n]
 
 
-def run_direct(items: list[dict]) -> int:
+def run_direct(items: list[dict], threads: int = 1) -> int:
+    """In this process, no Ray: one at a time, or `threads` at once as `proofcode grade` does."""
+    from concurrent.futures import ThreadPoolExecutor
+
     import coder
 
     problems, limits = coder.load_problems("humaneval"), coder.Limits()
-    return sum(bool(coder.grade_sample(problems[s["task_id"]], s["completion"], limits).passed) for s in items)
+
+    def one(s: dict) -> bool:
+        return bool(coder.grade_sample(problems[s["task_id"]], s["completion"], limits).passed)
+
+    if threads == 1:
+        return sum(one(s) for s in items)
+    with ThreadPoolExecutor(threads) as ex:
+        return sum(ex.map(one, items))
 
 
 def run_pool(pool, items: list[dict]) -> int:
@@ -92,7 +102,7 @@ def main(argv: list[str] | None = None) -> int:
     pools = {w: WorkerPool(PoolConfig(coder_workers=w, prover_workers=0, model={"enabled": False}))
              for w in args.workers}
     http = _Http(2)
-    sides = {"direct": lambda: run_direct(items)}
+    sides = {"direct": lambda: run_direct(items), "direct x2": lambda: run_direct(items, threads=2)}
     for w, pool in pools.items():
         sides[f"pool x{w}"] = lambda pool=pool: run_pool(pool, items)
     sides["http x2"] = lambda: http.run(items)
@@ -124,7 +134,10 @@ def main(argv: list[str] | None = None) -> int:
         t = statistics.median(ts)
         print(f"{name:<10} {t:>8.2f} {len(items) / t:>10.1f} {t / base:>14.2f}x")
     p2 = statistics.median(times.get("pool x2", times["direct"]))
-    print(f"ratio: http x2 / pool x2 = {statistics.median(times['http x2']) / p2:.2f} (HTTP + SQLite overhead)")
+    http2 = statistics.median(times["http x2"])
+    print(f"ratio: http x2 / pool x2 = {http2 / p2:.2f} (HTTP + SQLite overhead)")
+    print(f"ratio: http x2 / direct x2 threads = {http2 / statistics.median(times['direct x2']):.2f} "
+          "(service vs the local `proofcode grade` way)")
     first = statistics.median(times[f"pool x{args.workers[0]}"])
     for w in args.workers[1:]:
         print(f"ratio: speed-up pool x{w} vs pool x{args.workers[0]} = {first / statistics.median(times[f'pool x{w}']):.2f}")

@@ -77,3 +77,8 @@ def test_a_hung_item_restarts_its_worker(ray_cluster):
     assert sorted(results) == [0, 1, 2]
     assert results[0][0]["status"] == "error" and "worker died 2 time(s)" in results[0][0]["detail"]
     assert results[1][0]["passed"] and results[2][0]["passed"]
+
+
+def test_a_pool_bigger_than_the_cluster_fails_with_the_numbers(ray_cluster):
+    with pytest.raises(RuntimeError, match=r"needs 102 CPUs .* the Ray cluster has 8"):
+        WorkerPool(PoolConfig(coder_workers=100, prover_workers=1, model={"enabled": True}))
