@@ -23,7 +23,8 @@ _DETAIL_CHARS = 300
 
 
 def _short(exc: BaseException) -> str:
-    text = f"{type(exc).__name__}: {exc}"
+    message = str(exc)
+    text = f"{type(exc).__name__}: {message}" if message else type(exc).__name__
     return text if len(text) <= _DETAIL_CHARS else text[: _DETAIL_CHARS - 3] + "..."
 
 
