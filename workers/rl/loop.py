@@ -10,6 +10,7 @@ Each step:
 """
 from __future__ import annotations
 
+import json
 import math
 import sys
 import time
@@ -60,6 +61,7 @@ class RLRun:
             self.start_step, cursor, self.start_acc = state["step"], state["cursor"], state.get("start_acc")
         self.stream = PromptStream(self.train, config.seed, cursor)
         self.metrics = MetricsLog(config.run_dir, resume_after=self.start_step if ckpt is not None else None)
+        self.rollout_log = RolloutLog(Path(config.run_dir) / "rollouts.jsonl", self.start_step)
         self.last_versions: list[int] = []
 
     def evaluate(self) -> float:
@@ -108,6 +110,7 @@ class RLRun:
         self.last_versions = ray.get([r.set_weights.remote(refs, version) for r in self.rollouts])
         tasks = self.stream.next_batch(c.prompts_per_step)
         samples, timeouts = self._rollout_and_score(step, tasks)
+        self.rollout_log.write(step, samples)
         gen_s = time.perf_counter() - t0
         stats = ray.get(self.learner.step.remote(samples))
         step_s = time.perf_counter() - t0
@@ -165,6 +168,23 @@ class RLRun:
     def shutdown(self) -> None:
         for a in [self.learner, *self.rollouts, *self.rewarders]:
             self.ray.kill(a)
+
+
+class RolloutLog:
+    """RUN_DIR/rollouts.jsonl: every sample (step, policy version, prompt id, text, reward), for audits of
+    what the reward actually paid for. On resume, lines of steps after the checkpoint are dropped."""
+
+    def __init__(self, path: Path, keep_through: int):
+        self.path = path
+        lines = path.read_text().splitlines() if path.is_file() and keep_through > 0 else []
+        kept = [ln for ln in lines if json.loads(ln)["step"] <= keep_through]
+        path.write_text("".join(ln + "\n" for ln in kept))
+
+    def write(self, step: int, samples: list[Sample]) -> None:
+        with self.path.open("a") as fh:
+            for s in samples:
+                fh.write(json.dumps({"step": step, "version": s.policy_version, "task": s.task.id, "group": s.group,
+                                     "text": s.text, "reward": s.reward, "correct": s.correct}) + "\n")
 
 
 def _new_rewarder(args):
