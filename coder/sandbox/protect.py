@@ -105,11 +105,15 @@ def _landlock_rights(abi: int) -> int:
     return rights
 
 
-def read_paths() -> list[str]:
-    """Existing directories the child may read: the Python installation, sys.path, system libraries."""
+def read_paths(exclude: str | None = None) -> list[str]:
+    """Existing directories the child may read: the Python installation, sys.path, system libraries.
+
+    `exclude` (a source checkout on sys.path, say) is left out: everything the child needs from it
+    was imported by the fork server before forking.
+    """
     dirs = {sys.prefix, sys.base_prefix, sys.exec_prefix, *_SYSTEM_READ_DIRS}
     dirs.update(p for p in sys.path if p and os.path.isabs(p))
-    return sorted(d for d in dirs if os.path.isdir(d))
+    return sorted(d for d in dirs if os.path.isdir(d) and d != exclude)
 
 
 def landlock_confine(workdir: str, readable: list[str], abi: int) -> None:

@@ -13,6 +13,7 @@ import bisect, collections, copy, datetime, decimal, fractions, functools, hashl
 import heapq, itertools, math, operator, random, re, statistics, string, typing  # noqa: E401,F401
 
 import contextlib
+import fcntl
 import gc
 import io
 import json
@@ -45,6 +46,7 @@ class _Child:
     pid: int
     pidfd: int
     workdir: str
+    fds: tuple[int, int, int]
     started: float
     deadline: float
     timed_out: bool = False
@@ -58,7 +60,8 @@ class ForkServer:
         # Memory-backed when possible: every run creates and removes a directory.
         shm = "/dev/shm" if os.access("/dev/shm", os.W_OK) else None
         self.root = tempfile.mkdtemp(prefix="proofcode-sandbox-", dir=shm)
-        self.readable = protect.read_paths()
+        checkout = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(harness.__file__))))
+        self.readable = protect.read_paths(exclude=checkout)
         self.abi = protect.landlock_abi()
         self.is_root = os.geteuid() == 0
         self.seccomp_bpf = protect.compile_seccomp() if self.protections["seccomp"] else b""
@@ -133,7 +136,8 @@ class ForkServer:
                 os.close(ready.job_w)
         now = time.monotonic()
         stage = "program" if job["kind"] == "program" else "run"
-        child = _Child(job, stage, ready.pid, ready.pidfd, ready.workdir, now, now + job["limits"]["timeout_s"])
+        child = _Child(job, stage, ready.pid, ready.pidfd, ready.workdir, ready.fds, now,
+                       now + job["limits"]["timeout_s"])
         self.children[ready.pidfd] = child
         self.sel.register(ready.pidfd, selectors.EVENT_READ)
 
@@ -145,29 +149,30 @@ class ForkServer:
         self.count += 1
         workdir = os.path.join(self.root, f"run-{self.count}")
         os.mkdir(workdir, 0o700)
+        # The server keeps its own descriptors of the outputs: whatever the child does to the
+        # directory entries (symlinks, renames), the server reads what was written to these.
+        fds = tuple(os.open(os.path.join(workdir, name), os.O_RDWR | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o600)
+                    for name in (".stdout", ".stderr", ".record"))
         job_r, job_w = os.pipe()
         pid = os.fork()
         if pid == 0:  # child
             try:
-                os.close(job_w)
-                self._confine(workdir, job_r)
+                self._confine(workdir, (*fds, job_r))
                 _run_job(_read_all(4))
             except BaseException as exc:
                 os.write(2, f"sandbox setup failed: {exc}\n".encode())
             os._exit(70)
         os.close(job_r)
-        return _Ready(pid, os.pidfd_open(pid), workdir, job_w)
+        return _Ready(pid, os.pidfd_open(pid), workdir, job_w, fds)
 
-    def _confine(self, workdir: str, job_r: int) -> None:
-        """In the child: own process group, std streams to files, Landlock, capabilities, seccomp."""
+    def _confine(self, workdir: str, fds: tuple[int, ...]) -> None:
+        """In the child: own process group, fds 1-4 = stdout, stderr, recording, job; Landlock, caps, seccomp."""
         os.setpgid(0, 0)
         protect.die_with_parent()
         os.chdir(workdir)
-        for name, target in ((".stdout", 1), (".stderr", 2), (".record", 3)):
-            fd = os.open(name, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        high = [fcntl.fcntl(fd, fcntl.F_DUPFD, 1000) for fd in fds]  # out of the way of 0-4
+        for target, fd in enumerate(high, start=1):
             os.dup2(fd, target)
-            os.close(fd)
-        os.dup2(job_r, 4)
         devnull = os.open(os.devnull, os.O_RDONLY)
         os.dup2(devnull, 0)
         os.closerange(5, 1 << 16)  # the server's socket, other children's pipes and pidfds
@@ -182,19 +187,21 @@ class ForkServer:
 
     # ---- finishing runs --------------------------------------------------------------------
     def _reap(self, child: _Child) -> None:
+        _kill(child.pid)  # its process group, before reaping (so the id cannot have been reused)
         _, status, usage = os.wait4(child.pid, 0)
-        _kill(child.pid)  # its process group: nothing may outlive the run
         self.sel.unregister(child.pidfd)
         os.close(child.pidfd)
         del self.children[child.pidfd]
         elapsed = time.monotonic() - child.started
         limits = child.job["limits"]
-        out = _read_capped(os.path.join(child.workdir, ".stdout"), limits["max_output_bytes"])
-        err = _read_capped(os.path.join(child.workdir, ".stderr"), limits["max_output_bytes"])
+        out = _read_capped(child.fds[0], limits["max_output_bytes"])
+        err = _read_capped(child.fds[1], limits["max_output_bytes"])
         try:
             verdict = self._judge(child, status, usage, out, err)
         except Exception as exc:
             verdict = {"status": "sandbox_error", "detail": f"judging failed: {exc!r}"}
+        for fd in child.fds:
+            os.close(fd)
         shutil.rmtree(child.workdir, ignore_errors=True)
         verdict.setdefault("time_s", round(elapsed, 4))
         if child.job["kind"] == "program" or verdict["status"] != "passed":
@@ -222,12 +229,9 @@ class ForkServer:
             return {"status": "sandbox_error", "detail": err[0].decode(errors="replace").strip()[-300:]}
         if child.stage == "program":
             return _program_outcome(child.job, code, out[0], err[0])
-        record_path = os.path.join(child.workdir, ".record")
-        size = os.path.getsize(record_path)
-        if size > limits["max_recording_bytes"]:
+        recording, too_big = _read_capped(child.fds[2], limits["max_recording_bytes"])
+        if too_big:
             return {"status": "output_limit", "detail": f"recorded answers exceed {limits['max_recording_bytes']} bytes"}
-        with open(record_path, "rb") as f:
-            recording = f.read()
         return self._replay(child.job, recording, code)
 
     def _replay(self, job: dict, recording: bytes, exit_code: int) -> dict:
@@ -278,12 +282,14 @@ class _Ready:
     pidfd: int
     workdir: str
     job_w: int
+    fds: tuple[int, int, int]  # stdout, stderr, recording (the server's own descriptors)
 
 
 def _discard(ready: _Ready) -> None:
     _kill(ready.pid)
     os.waitpid(ready.pid, 0)
-    os.close(ready.pidfd)
+    for fd in (ready.pidfd, *ready.fds):
+        os.close(fd)
     shutil.rmtree(ready.workdir, ignore_errors=True)
 
 
@@ -317,12 +323,16 @@ def _run_job(data: bytes) -> None:
     harness.run_candidate(job["program"], job["tests"], job["entry_points"], job["entry_point"], 3)
 
 
-def _read_capped(path: str, cap: int) -> tuple[bytes, bool]:
-    try:
-        with open(path, "rb") as f:
-            data = f.read(cap + 1)
-    except OSError:
-        return b"", False
+def _read_capped(fd: int, cap: int) -> tuple[bytes, bool]:
+    """The first `cap` bytes written to `fd`, and whether there were more."""
+    chunks, got = [], 0
+    while got <= cap:
+        chunk = os.pread(fd, min(cap + 1 - got, 1 << 20), got)
+        if not chunk:
+            break
+        chunks.append(chunk)
+        got += len(chunk)
+    data = b"".join(chunks)
     return data[:cap], len(data) > cap
 
 

@@ -284,3 +284,35 @@ def test_run_program_stdin_stdout():
     assert wrong.status == "failed"
     crash = run_program("raise ValueError('bad input')", "", FAST)
     assert crash.status == "runtime_error" and "ValueError" in crash.detail
+
+
+def test_symlinked_outputs_cannot_leak_host_files(host):
+    secret = host / "sentinel.txt"
+    v = attack(f"""
+import os
+for name in (".stdout", ".stderr", ".record"):
+    try:
+        os.remove(name)
+    except OSError:
+        pass
+    os.symlink({str(secret)!r}, name)
+return True
+""", tests="def check(candidate):\n    candidate()\n    assert False\n")
+    assert v.status == "failed", v
+    assert "original" not in v.stdout + v.stderr + v.detail
+
+
+def test_cannot_read_host_files_or_the_checkout(host):
+    import coder
+
+    checkout_file = Path(coder.__file__)
+    v = attack(f"""
+found = []
+for path in ({str(host / "sentinel.txt")!r}, {str(checkout_file)!r}, "/etc/hostname", "/proc/1/environ"):
+    try:
+        found.append(open(path).read())
+    except OSError:
+        pass
+return bool(found)
+""")
+    assert v.status == "failed", v
