@@ -8,6 +8,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import sys
 import time
 import uuid
 from contextlib import asynccontextmanager
@@ -156,7 +157,9 @@ def create_app(config: ServiceConfig | None = None, pool=None) -> FastAPI:
             runner.shutdown(wait=True)
             if own_pool:
                 the_pool.shutdown()
+            left = len(store.unfinished())
             store.close()
+            print(f"proofcode service stopped; {left} unfinished job(s) resume on the next start", file=sys.stderr)
 
     app = FastAPI(title="proofcode job service", version="0.1.0", lifespan=lifespan,
                   description="Prove Lean 4 theorems, grade code and math answers; results as jsonl.")

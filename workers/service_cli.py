@@ -55,6 +55,10 @@ def serve(args: argparse.Namespace) -> int:
     if config.host not in ("127.0.0.1", "localhost", "::1") and not config.token:
         print(f"warning: serving on {config.host} without a token; anyone who can reach it can run jobs",
               file=sys.stderr)
+    from .pool import init_ray
+
+    # Ray first: ray.init installs its own SIGTERM handler, and uvicorn's (graceful shutdown) must win.
+    init_ray(config.ray_address, config.pool)
     print(f"proofcode service: http://{config.host}:{config.port} (API docs at /docs), jobs in {config.db}",
           file=sys.stderr)
     uvicorn.run(create_app(config), host=config.host, port=config.port, log_level="warning")

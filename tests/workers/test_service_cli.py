@@ -27,29 +27,60 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-@pytest.fixture(scope="module")
-def served(ray_cluster, tmp_path_factory):
-    """`proofcode serve` joined to the test session's Ray, with a token."""
-    tmp = tmp_path_factory.mktemp("serve")
-    port = free_port()
+def start_serve(ray_cluster, db: Path, port: int) -> tuple[subprocess.Popen, str]:
+    """`proofcode serve` joined to the test session's Ray, with a token; returns once /healthz answers.
+
+    Its stderr goes to DB.stderr (a file: Ray can write more than a pipe holds).
+    """
     address = ray_cluster.get_runtime_context().gcs_address
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "workers.cli", "serve", "--port", str(port), "--db", str(tmp / "jobs.sqlite"),
-         "--address", address, "--coder-workers", "1", "--token", "tok"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    with open(f"{db}.stderr", "a") as err:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "workers.cli", "serve", "--port", str(port), "--db", str(db),
+             "--address", address, "--coder-workers", "1", "--token", "tok"],
+            stdout=subprocess.DEVNULL, stderr=err, text=True)
     url = f"http://127.0.0.1:{port}"
 
     def up():
         try:
             return httpx.get(url + "/healthz", timeout=2).status_code == 200
         except httpx.TransportError:
-            assert proc.poll() is None, proc.communicate()[1]
+            assert proc.poll() is None, Path(f"{db}.stderr").read_text()[-3000:]
             return False
 
     wait_for(up, timeout=120, poll=0.3)
+    return proc, url
+
+
+@pytest.fixture(scope="module")
+def served(ray_cluster, tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("serve")
+    proc, url = start_serve(ray_cluster, tmp / "jobs.sqlite", free_port())
     yield url, tmp
     proc.send_signal(signal.SIGTERM)
     proc.wait(timeout=60)
+    assert "proofcode service stopped; 0 unfinished job(s)" in (tmp / "jobs.sqlite.stderr").read_text()
+
+
+def test_a_sigkilled_service_resumes_its_job_on_restart(ray_cluster, tmp_path):
+    from workers.client import ServiceClient
+
+    db, port = tmp_path / "jobs.sqlite", free_port()
+    proc, url = start_serve(ray_cluster, db, port)
+    client = ServiceClient(url, token="tok")
+    job = client.submit_grading(canonical_samples(60))
+    wait_for(lambda: client.job("grading", job["id"])["done"] >= 5)
+    proc.kill()  # no graceful shutdown: the database is all that survives
+    proc.wait(timeout=30)
+    proc, url = start_serve(ray_cluster, db, port)
+    try:
+        client = ServiceClient(url, token="tok")
+        done = client.wait("grading", job["id"], poll_s=0.2, timeout=240, progress=False)
+        rows = client.results("grading", job["id"])
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=60)
+    assert done["status"] == "completed" and done["counts"] == {"passed": 60}
+    assert [r["index"] for r in rows] == list(range(60))
 
 
 def test_grade_with_server_writes_what_the_local_command_writes(served):
