@@ -59,7 +59,8 @@ class ForkServer:
         self.active = [k for k, v in self.protections.items() if v]
         # Memory-backed when possible: every run creates and removes a directory.
         shm = "/dev/shm" if os.access("/dev/shm", os.W_OK) else None
-        self.root = tempfile.mkdtemp(prefix="proofcode-sandbox-", dir=shm)
+        _remove_stale_roots(shm or tempfile.gettempdir())
+        self.root = tempfile.mkdtemp(prefix=f"proofcode-sandbox-{os.getpid()}-", dir=shm)
         checkout = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(harness.__file__))))
         self.readable = protect.read_paths(exclude=checkout)
         self.abi = protect.landlock_abi()
@@ -260,6 +261,15 @@ class ForkServer:
     def _finish(self, job: dict, verdict: dict) -> None:
         verdict["protections"] = self.active
         send_msg(self.sock, {"id": job["id"], "verdict": verdict})
+
+
+def _remove_stale_roots(parent: str) -> None:
+    """Run directories left by fork servers that were killed (SIGKILL skips their clean-up)."""
+    for name in os.listdir(parent):
+        parts = name.split("-")
+        if name.startswith("proofcode-sandbox-") and len(parts) >= 4 and parts[2].isdigit():
+            if not os.path.exists(f"/proc/{parts[2]}"):
+                shutil.rmtree(os.path.join(parent, name), ignore_errors=True)
 
 
 def _program_outcome(job: dict, code: int, out: bytes, err: bytes) -> dict:

@@ -5,7 +5,7 @@ import os
 import signal
 import subprocess
 import sys
-import textwrap
+from pathlib import Path
 from concurrent.futures import ThreadPoolExecutor
 
 from coder.sandbox import Limits, Verdict, run_tests
@@ -32,6 +32,8 @@ def test_server_restarts_after_it_dies():
     v = run_tests("def sq(x):\n    return x * x\n", TESTS, LIMITS, entry_point="sq")
     assert v.status == "passed", v
     assert client._get_server().proc.pid != before.proc.pid
+    leftovers = [p for p in Path("/dev/shm").glob(f"proofcode-sandbox-{before.proc.pid}-*")]
+    assert leftovers == [], "the new server removes the dead server's run directories"
 
 
 def test_verdict_statuses_and_details():
