@@ -109,9 +109,10 @@ class WorkerPool:
         return ray.get([w.pid.remote() for w in self.workers(kind)])
 
     def complete(self, prompts: list[str], params: dict, timeout: float | None = None) -> list[dict]:
-        """Completions from the model worker (batched with other callers')."""
+        """Completions from the model worker (batched with other callers'); waits at most the backend's request timeout."""
         import ray
 
+        timeout = self.config.model.backend.request_timeout_s if timeout is None else timeout
         return ray.get(self.model().generate.remote(prompts, params), timeout=timeout)
 
     def model_info(self) -> dict:

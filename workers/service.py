@@ -137,13 +137,37 @@ def create_app(config: ServiceConfig | None = None, pool=None) -> FastAPI:
     """The service app; pass `pool` to share a WorkerPool, else one is made on startup (Ray joined per config)."""
     config = config or ServiceConfig()
     state: dict = {}
+    app = FastAPI(title="proofcode job service", version="0.1.0", lifespan=_lifespan(config, pool, state),
+                  description="Prove Lean 4 theorems, grade code and math answers; results as jsonl.")
+    app.add_middleware(BodyLimit, max_bytes=config.max_body_bytes)
+    app.state.proofcode = state
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid_body(request: Request, exc: RequestValidationError):
+        errors = jsonable_encoder(exc.errors(), custom_encoder={Exception: str})
+        parts = [f"{'.'.join(str(x) for x in e['loc'] if x != 'body') or 'body'}: {e['msg']}" for e in errors[:5]]
+        return JSONResponse(status_code=422, content={"detail": "invalid request: " + "; ".join(parts), "errors": errors})
+
+    @app.get("/healthz", tags=["service"])
+    def healthz() -> dict:
+        runner: JobRunner = state["runner"]
+        return {"status": "ok", "uptime_s": round(time.time() - state["started"], 1),
+                "active_jobs": runner.active(), "coder_workers": len(state["pool"].coders)}
+
+    auth = _auth(config.token)
+    _add_job_routes(app, state, auth, config)
+    _add_completions_route(app, state, auth)
+    return app
+
+
+def _lifespan(config: ServiceConfig, pool, state: dict):
+    """Startup: store, pool (own unless given), runner, resume; shutdown in reverse, leaving jobs resumable."""
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
         store = JobStore(config.db)
-        own_pool = pool is None
         the_pool = pool
-        if own_pool:
+        if pool is None:
             from .pool import WorkerPool, init_ray
 
             init_ray(config.ray_address, config.pool)
@@ -155,43 +179,35 @@ def create_app(config: ServiceConfig | None = None, pool=None) -> FastAPI:
             yield
         finally:
             runner.shutdown(wait=True)
-            if own_pool:
+            if pool is None:
                 the_pool.shutdown()
             left = len(store.unfinished())
             store.close()
             print(f"proofcode service stopped; {left} unfinished job(s) resume on the next start", file=sys.stderr)
 
-    app = FastAPI(title="proofcode job service", version="0.1.0", lifespan=lifespan,
-                  description="Prove Lean 4 theorems, grade code and math answers; results as jsonl.")
-    app.add_middleware(BodyLimit, max_bytes=config.max_body_bytes)
-    app.state.proofcode = state
+    return lifespan
 
-    @app.exception_handler(RequestValidationError)
-    async def invalid_body(request: Request, exc: RequestValidationError):
-        errors = jsonable_encoder(exc.errors(), custom_encoder={Exception: str})
-        parts = [f"{'.'.join(str(x) for x in e['loc'] if x != 'body') or 'body'}: {e['msg']}" for e in errors[:5]]
-        return JSONResponse(status_code=422, content={"detail": "invalid request: " + "; ".join(parts), "errors": errors})
+
+def _auth(token: str | None):
+    """A dependency: 401 unless the request carries `Authorization: Bearer <token>` (no-op without a token)."""
 
     def auth(request: Request) -> None:
-        if not config.token:
+        if not token:
             return
         header = request.headers.get("authorization", "")
         scheme, _, given = header.partition(" ")
-        if scheme.lower() != "bearer" or not hmac.compare_digest(given.strip().encode(), config.token.encode()):
+        if scheme.lower() != "bearer" or not hmac.compare_digest(given.strip().encode(), token.encode()):
             what = "missing" if not header else "wrong"
             raise HTTPException(401, f"{what} bearer token: send 'Authorization: Bearer <token>' "
                                      "with the service's token", headers={"WWW-Authenticate": "Bearer"})
 
-    @app.get("/healthz", tags=["service"])
-    def healthz() -> dict:
-        runner: JobRunner = state["runner"]
-        return {"status": "ok", "uptime_s": round(time.time() - state["started"], 1),
-                "active_jobs": runner.active(), "coder_workers": len(state["pool"].coders)}
+    return auth
 
-    _add_job_routes(app, state, auth, config)
 
+def _add_completions_route(app: FastAPI, state: dict, auth) -> None:
     @app.post("/v1/completions", tags=["model"], dependencies=[Depends(auth)])
     def completions(req: CompletionRequest) -> dict:
+        """OpenAI-compatible text completion from the pool's model worker (batched with other callers)."""
         prompts = [req.prompt] if isinstance(req.prompt, str) else list(req.prompt)
         if not prompts:
             raise HTTPException(422, "invalid request: prompt: give at least one prompt")
@@ -210,8 +226,6 @@ def create_app(config: ServiceConfig | None = None, pool=None) -> FastAPI:
                 "model": req.model or "proofcode", "choices": choices,
                 "usage": {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens,
                           "total_tokens": prompt_tokens + completion_tokens}}
-
-    return app
 
 
 def _cause(exc: BaseException) -> str:
