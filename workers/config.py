@@ -66,6 +66,7 @@ class PoolConfig(_Strict):
     max_item_attempts: int = Field(3, ge=1, description="a worker dying this often on one item makes it that item's error")
     in_flight_per_worker: int = Field(2, ge=1, description="items queued at each worker (backpressure)")
     lean_project: Optional[str] = Field(None, description="Lean project dir for prover workers (REPL backend)")
+    repl_pool_size: int = Field(1, ge=1, description="REPL processes each prover worker keeps alive")
 
     def cpus_needed(self) -> float:
         """Logical CPUs Ray must have for every actor of this pool."""

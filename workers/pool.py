@@ -90,8 +90,9 @@ class WorkerPool:
         if self._provers is None:
             model = self.model() if self.config.model.enabled else None
             self._provers = [
-                self._actors.ProverWorker.options(**self.config.prover_resources.ray_options(), **self._retries)
-                .remote(self.config.lean_project, model)
+                self._actors.ProverWorker.options(**self.config.prover_resources.ray_options(), **self._retries,
+                                                  max_concurrency=self.config.repl_pool_size)
+                .remote(self.config.lean_project, model, self.config.repl_pool_size)
                 for _ in range(self.config.prover_workers)
             ]
         return self._provers
