@@ -166,6 +166,22 @@ def _top_functions(program: str) -> list[str] | None:
     return [n.name for n in body if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef))]
 
 
+# Modules the trusted replay may import when the tests use one the program imported.
+_STDLIB_FOR_TESTS = frozenset({
+    "array", "bisect", "cmath", "collections", "copy", "datetime", "decimal", "fractions", "functools",
+    "heapq", "itertools", "math", "operator", "random", "re", "statistics", "string", "sys",
+})
+
+
+def _stdlib_imports(program: str, used: set[str]) -> list[str]:
+    try:
+        body = ast.parse(program).body
+    except SyntaxError:
+        return []
+    names = {a.name for n in body if isinstance(n, ast.Import) for a in n.names if a.asname is None}
+    return sorted(names & _STDLIB_FOR_TESTS & used)
+
+
 def infer_entry_points(program: str, tests: str) -> list[str]:
     """Functions the program defines at top level that the test code refers to by name."""
     used = _names_used(tests)
@@ -192,6 +208,9 @@ def run_tests(program: str, tests: str, limits: Limits | None = None, *, entry_p
                        if functions is None else "the program defines no function the tests call")
     if prelude and not (set(_top_functions(prelude) or []) - {entry_point}) & used:
         prelude = ""  # the tests call none of its helpers: skip executing it in the replay
+    imports = _stdlib_imports(program, used)
+    if imports:  # MBPP tests may use a module the solution imported (e.g. sys.getsizeof)
+        prelude = "".join(f"import {name}\n" for name in imports) + prelude
     job = {"kind": "tests", "program": program, "tests": tests, "entry_point": entry_point,
            "entry_points": entry_points, "prelude": prelude}
     return _run(job, limits)
