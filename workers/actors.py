@@ -34,11 +34,13 @@ class CoderWorker:
 class ProverWorker:
     """Owns a Lean environment; asks the model worker for tactics/proofs."""
 
-    def __init__(self, lean_project: str | None, model=None, repl_pool_size: int = 1):
+    def __init__(self, lean_project: str | None, model=None, repl_pool_size: int = 1,
+                 repl_command: list[str] | None = None):
         def generate(prompts: list[str], params: dict) -> list[dict]:
             return ray.get(model.generate.remote(prompts, params))
 
-        self.handler = ProverHandler(lean_project, generate if model is not None else None, repl_pool_size)
+        self.handler = ProverHandler(lean_project, generate if model is not None else None, repl_pool_size,
+                                     repl_command)
 
     def pid(self) -> int:
         return os.getpid()

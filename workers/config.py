@@ -67,6 +67,7 @@ class PoolConfig(_Strict):
     in_flight_per_worker: int = Field(2, ge=1, description="items queued at each worker (backpressure)")
     lean_project: Optional[str] = Field(None, description="Lean project dir for prover workers (REPL backend)")
     repl_pool_size: int = Field(1, ge=1, description="REPL processes each prover worker keeps alive")
+    repl_command: Optional[list[str]] = Field(None, description="command starting the REPL (default: the project's)")
 
     def cpus_needed(self) -> float:
         """Logical CPUs Ray must have for every actor of this pool."""

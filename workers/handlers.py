@@ -103,8 +103,9 @@ class ProverHandler:
     """Proves theorems in Lean environments it owns (one per project); `generate` reaches the model worker."""
 
     def __init__(self, lean_project: str | None, generate: Callable[[list[str], dict], list[dict]] | None = None,
-                 repl_pool_size: int = 1):
+                 repl_pool_size: int = 1, repl_command: list[str] | None = None):
         self.lean_project = lean_project
+        self.repl_command = repl_command
         self.generate = generate
         self.repl_pool_size = repl_pool_size
         self._envs: dict = {}
@@ -116,7 +117,8 @@ class ProverHandler:
             if project not in self._envs:
                 import prover
 
-                self._envs[project] = prover.ReplEnv(prover.ReplConfig(project=project, pool_size=self.repl_pool_size))
+                self._envs[project] = prover.ReplEnv(prover.ReplConfig(
+                    project=project, repl_command=self.repl_command, pool_size=self.repl_pool_size))
             return self._envs[project]
 
     def generator(self, params: dict):

@@ -92,7 +92,7 @@ class WorkerPool:
             self._provers = [
                 self._actors.ProverWorker.options(**self.config.prover_resources.ray_options(), **self._retries,
                                                   max_concurrency=self.config.repl_pool_size)
-                .remote(self.config.lean_project, model, self.config.repl_pool_size)
+                .remote(self.config.lean_project, model, self.config.repl_pool_size, self.config.repl_command)
                 for _ in range(self.config.prover_workers)
             ]
         return self._provers

@@ -82,3 +82,28 @@ def test_a_hung_item_restarts_its_worker(ray_cluster):
 def test_a_pool_bigger_than_the_cluster_fails_with_the_numbers(ray_cluster):
     with pytest.raises(RuntimeError, match=r"needs 102 CPUs .* the Ray cluster has 8"):
         WorkerPool(PoolConfig(coder_workers=100, prover_workers=1, model={"enabled": True}))
+
+
+FAKE_REPL = Path(__file__).resolve().parents[1] / "prover" / "fake_repl.py"  # prover's mini-Lean REPL double
+
+
+@pytest.mark.skipif(not FAKE_REPL.is_file(), reason="tests/prover/fake_repl.py (prover's REPL double) is absent")
+def test_proof_jobs_reach_lean_and_the_model_worker(ray_cluster, tmp_path):
+    from workers.demo import random_tiny_checkpoint
+
+    ckpt = random_tiny_checkpoint(tmp_path / "tiny")
+    pool = WorkerPool(PoolConfig(coder_workers=0, prover_workers=1, repl_command=[sys.executable, str(FAKE_REPL)],
+                                 model={"backend": {"checkpoint": str(ckpt)}}))
+    theorem = {"name": "four", "header": "import Mathlib\n", "statement": "theorem four : 2 + 2 = 4 :="}
+    search = {"budget_seconds": 60, "max_expansions": 3, "num_candidates": 2, "max_samples": 2}
+    try:
+        out = {}
+        pool.run("proof", [(0, theorem)], {"search": search, "generator": "builtin"}, out.__setitem__)
+        pool.run("proof", [(1, theorem)], {"search": {**search, "algorithm": "sample"}, "generator": "model",
+                                           "generation": {"max_proof_tokens": 8, "seed": 0}}, out.__setitem__)
+        stats = pool.model_info()["stats"]
+    finally:
+        pool.shutdown()
+    assert out[0]["status"] == "proved" and out[0]["proof"] and out[0]["generator"] == "builtin"
+    assert out[1]["status"] in ("proved", "failed"), out[1]  # a random model: no error is what matters
+    assert out[1]["samples"] >= 1 and stats["prompts"] >= 1  # its proposals came from the model worker
