@@ -47,6 +47,7 @@ _DENIED = (
     "socket", "settimeofday", "clock_settime", "sethostname", "setdomainname", "acct", "quotactl",
     "fanotify_init", "name_to_handle_at", "open_by_handle_at", "move_mount", "open_tree", "fsopen",
     "fsmount", "fspick", "mount_setattr", "syslog", "vhangup", "setpriority", "ioperm", "iopl",
+    "prctl",  # e.g. clearing PR_SET_PDEATHSIG to outlive a dead fork server
 )
 # Signals to any process (own process group included: a run is one process, it needs none).
 _SIGNALS = ("kill", "tkill", "tgkill", "rt_sigqueueinfo", "rt_tgsigqueueinfo")

@@ -356,6 +356,10 @@ def _kill(pid: int) -> None:
 
 def main() -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the client's Ctrl-C is for the client
+    # Inherited across exec from whatever started the client (Ray workers, job runners): we need
+    # SIGCHLD at its default (else children are auto-reaped) and nothing blocked.
+    signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+    signal.pthread_sigmask(signal.SIG_SETMASK, [])
     sock = socket.socket(fileno=int(sys.argv[1]))
     server = ForkServer(sock)
     gc.freeze()  # children then do not touch (copy) every pre-imported object's page when collecting

@@ -316,3 +316,11 @@ for path in ({str(host / "sentinel.txt")!r}, {str(checkout_file)!r}, "/etc/hostn
 return bool(found)
 """)
     assert v.status == "failed", v
+
+
+def test_cannot_clear_parent_death_signal(host):
+    v = attack("""
+import ctypes
+return ctypes.CDLL(None).prctl(1, 0, 0, 0, 0) == 0  # PR_SET_PDEATHSIG, 0
+""")
+    assert v.status == "failed", v
