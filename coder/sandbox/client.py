@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import ast
+import functools
 import itertools
 import os
 import pickle
@@ -150,20 +151,12 @@ def _run(job: dict, limits: Limits) -> Verdict:
     raise AssertionError("unreachable")
 
 
-def _names_used(source: str) -> set[str]:
+@functools.lru_cache(maxsize=1024)  # the same tests are used for every sample of a problem
+def _names_used(source: str) -> frozenset[str]:
     try:
-        return {n.id for n in ast.walk(ast.parse(source)) if isinstance(n, ast.Name)}
+        return frozenset(n.id for n in ast.walk(ast.parse(source)) if isinstance(n, ast.Name))
     except SyntaxError:
-        return set()
-
-
-def _top_functions(program: str) -> list[str] | None:
-    """Names of the top-level functions, in order; None when the program does not parse."""
-    try:
-        body = ast.parse(program).body
-    except SyntaxError:
-        return None
-    return [n.name for n in body if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef))]
+        return frozenset()
 
 
 # Modules the trusted replay may import when the tests use one the program imported.
@@ -173,19 +166,26 @@ _STDLIB_FOR_TESTS = frozenset({
 })
 
 
-def _stdlib_imports(program: str, used: set[str]) -> list[str]:
+def _analyse(program: str) -> tuple[list[str] | None, set[str]]:
+    """(top-level function names in order, or None when it does not parse; stdlib modules it imports)."""
     try:
         body = ast.parse(program).body
     except SyntaxError:
-        return []
-    names = {a.name for n in body if isinstance(n, ast.Import) for a in n.names if a.asname is None}
-    return sorted(names & _STDLIB_FOR_TESTS & used)
+        return None, set()
+    functions = [n.name for n in body if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef))]
+    imports = {a.name for n in body if isinstance(n, ast.Import) for a in n.names if a.asname is None}
+    return functions, imports & _STDLIB_FOR_TESTS
+
+
+@functools.lru_cache(maxsize=1024)
+def _prelude_functions(prelude: str) -> frozenset[str]:
+    return frozenset(_analyse(prelude)[0] or ())
 
 
 def infer_entry_points(program: str, tests: str) -> list[str]:
     """Functions the program defines at top level that the test code refers to by name."""
     used = _names_used(tests)
-    return [name for name in _top_functions(program) or [] if name in used]
+    return [name for name in _analyse(program)[0] or [] if name in used]
 
 
 def run_tests(program: str, tests: str, limits: Limits | None = None, *, entry_point: str | None = None,
@@ -197,7 +197,7 @@ def run_tests(program: str, tests: str, limits: Limits | None = None, *, entry_p
     code (the problem prompt) whose helpers the tests may call.
     """
     limits = limits or Limits()
-    functions, used = _top_functions(program), _names_used(tests)
+    (functions, imports), used = _analyse(program), _names_used(tests)
     entry_points = [name for name in functions or [] if name in used]
     if entry_point is None and "def check" in tests and functions:
         entry_point = functions[-1]
@@ -206,9 +206,9 @@ def run_tests(program: str, tests: str, limits: Limits | None = None, *, entry_p
     if not entry_points:
         return Verdict(status="runtime_error", detail="the program is not valid Python (SyntaxError)"
                        if functions is None else "the program defines no function the tests call")
-    if prelude and not (set(_top_functions(prelude) or []) - {entry_point}) & used:
+    if prelude and not (_prelude_functions(prelude) - {entry_point}) & used:
         prelude = ""  # the tests call none of its helpers: skip executing it in the replay
-    imports = _stdlib_imports(program, used)
+    imports = sorted(imports & used)
     if imports:  # MBPP tests may use a module the solution imported (e.g. sys.getsizeof)
         prelude = "".join(f"import {name}\n" for name in imports) + prelude
     job = {"kind": "tests", "program": program, "tests": tests, "entry_point": entry_point,
