@@ -62,7 +62,8 @@ def build_config(args: argparse.Namespace):
     base = tiny_preset() if args.preset == "tiny" else RLConfig()
     fields = base.model_dump()
     if args.config:
-        fields.update(json.loads(Path(args.config).read_text()))
+        for key, value in json.loads(Path(args.config).read_text()).items():  # nested sections merge
+            fields[key] = {**fields[key], **value} if isinstance(fields.get(key), dict) else value
     flat = {
         "model": args.model, "prompts": args.prompts, "run_dir": args.run_dir, "steps": args.steps,
         "prompts_per_step": args.prompts_per_step, "lr": args.lr, "rollout_workers": args.rollout_workers,

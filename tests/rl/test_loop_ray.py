@@ -61,6 +61,6 @@ def test_loop_syncs_weights_checkpoints_and_resumes_with_the_same_data(ray_clust
         assert got == expected[step - 1]
     assert all(isinstance(r["reward"], float) for r in rows)
     metrics = read_metrics(run_dir / "metrics.csv")
-    assert [m["step"] for m in metrics] == [1, 2, 3]
+    assert [m["step"] for m in metrics] == [0, 1, 2, 3]  # step 0: the starting accuracy
     assert "heldout_acc" in metrics[-1] and metrics[-1]["samples_per_s"] > 0
     assert list_checkpoints(run_dir)[-1].name == "step_000003"

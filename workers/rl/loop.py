@@ -75,6 +75,7 @@ class RLRun:
         c = self.config
         if self.start_acc is None:
             self.start_acc = self.evaluate()
+            self.metrics.log({"step": 0, "heldout_acc": self.start_acc})  # the curve starts at the checkpoint
         print(f"held-out accuracy at start: {self.start_acc:.3f} ({len(self.heldout)} tasks)", file=sys.stderr)
         bar = tqdm(range(self.start_step + 1, c.steps + 1), desc="rl", file=sys.stderr, disable=not c.progress,
                    initial=self.start_step, total=c.steps)
