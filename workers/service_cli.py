@@ -55,6 +55,7 @@ def serve(args: argparse.Namespace) -> int:
     if config.host not in ("127.0.0.1", "localhost", "::1") and not config.token:
         print(f"warning: serving on {config.host} without a token; anyone who can reach it can run jobs",
               file=sys.stderr)
+    _check_bindable(config.host, config.port)
     from .pool import init_ray
 
     # Ray first: ray.init installs its own SIGTERM handler, and uvicorn's (graceful shutdown) must win.
@@ -63,6 +64,20 @@ def serve(args: argparse.Namespace) -> int:
           file=sys.stderr)
     uvicorn.run(create_app(config), host=config.host, port=config.port, log_level="warning")
     return 0
+
+
+def _check_bindable(host: str, port: int) -> None:
+    """Fail before starting Ray when the address is taken (uvicorn would only log it)."""
+    import socket
+
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind((host, port))
+        except OSError as exc:
+            raise OSError(f"cannot listen on {host}:{port} ({exc.strerror}); pick another --port or stop "
+                          "what is using it") from None
 
 
 def demo(args: argparse.Namespace) -> int:
