@@ -53,7 +53,7 @@ def _check_capacity(config: PoolConfig) -> None:
 class WorkerPool:
     """Actors for one service or demo; Ray must already be initialised (see `init_ray`)."""
 
-    def __init__(self, config: PoolConfig | None = None, item_timeout_s: float = 900.0):
+    def __init__(self, config: PoolConfig | None = None, item_timeout_s: float | None = None):
         import ray
 
         from . import actors
@@ -61,7 +61,7 @@ class WorkerPool:
         if not ray.is_initialized():
             raise RuntimeError("Ray is not initialised: call workers.pool.init_ray() first")
         self.config = config or PoolConfig()
-        self.item_timeout_s = item_timeout_s
+        self.item_timeout_s = item_timeout_s or self.config.item_timeout_s
         _check_capacity(self.config)
         self._actors = actors
         retries = dict(max_restarts=self.config.max_actor_restarts,

@@ -69,7 +69,8 @@ def test_an_item_whose_worker_keeps_dying_is_an_error_not_a_hang(ray_cluster):
 
 
 def test_a_hung_item_restarts_its_worker(ray_cluster):
-    pool = WorkerPool(PoolConfig(coder_workers=1, max_item_attempts=2, in_flight_per_worker=1, model={"enabled": False}), item_timeout_s=2)
+    pool = WorkerPool(PoolConfig(coder_workers=1, max_item_attempts=2, in_flight_per_worker=1, item_timeout_s=2,
+                                 model={"enabled": False}))
     try:
         results = run(pool, [{"task_id": "HumanEval/0", "completion": SLEEPY}] + canonical_samples(2), {"timeout_s": 60})
     finally:
