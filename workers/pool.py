@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import math
 import os
+import threading
 import time
 from collections import deque
 from typing import Callable, Iterable
@@ -71,6 +72,8 @@ class WorkerPool:
             for _ in range(self.config.coder_workers)
         ]
         self._retries = retries
+        self._lock = threading.Lock()
+        self._slot_groups: dict[str, _Slots] = {}
         self._model = None
         self._provers: list | None = None
 
@@ -125,43 +128,56 @@ class WorkerPool:
             on_result: Callable[[int, dict], None], should_stop: Callable[[], bool] = lambda: False) -> bool:
         """Run (index, item) pairs through the workers; `on_result(index, result)` once per item.
 
-        Returns False if `should_stop()` turned true first (unfinished items are simply not reported).
+        Safe to call from several threads (one per job): the per-worker slots are shared, so
+        `in_flight_per_worker` bounds a worker's queue across all jobs. Returns False if
+        `should_stop()` turned true first (unfinished items are simply not reported).
         """
         import ray
 
         workers = self.workers(kind)
         if not workers:
             raise RuntimeError(f"the pool has no {WORKER_KIND[kind]} workers for {kind} jobs")
-        cap = self.config.in_flight_per_worker
-        load = [0] * len(workers)
-        busy_since = [0.0] * len(workers)  # when the worker's current head item started (approx.)
+        slots = self._slots(WORKER_KIND[kind], len(workers))
         in_flight: dict = {}  # ref -> (worker, index)
         source = iter(items)
         exhausted = False
         params_ref = ray.put(params)  # once per job, not once per item (inline problem sets can be large)
-        while True:
-            if should_stop():
-                return False
-            while not exhausted and min(load) < cap:
-                nxt = next(source, None)
-                if nxt is None:
-                    exhausted = True
-                    break
-                w = load.index(min(load))
-                ref = workers[w].run.remote(kind, nxt[1], params_ref)
-                in_flight[ref] = (w, nxt[0])
-                if load[w] == 0:
-                    busy_since[w] = time.monotonic()
-                load[w] += 1
-            if not in_flight:
-                return True
-            ready, _ = ray.wait(list(in_flight), num_returns=1, timeout=0.5)
-            for ref in ready:
-                w, idx = in_flight.pop(ref)
-                load[w] -= 1
-                busy_since[w] = time.monotonic()
-                on_result(idx, self._result(ref, kind))
-            self._kill_hung(workers, load, busy_since)
+        try:
+            while True:
+                if should_stop():
+                    return False
+                while not exhausted:
+                    w = slots.acquire()
+                    if w is None:
+                        break
+                    nxt = next(source, None)
+                    if nxt is None:
+                        slots.release(w)
+                        exhausted = True
+                        break
+                    in_flight[workers[w].run.remote(kind, nxt[1], params_ref)] = (w, nxt[0])
+                if not in_flight:
+                    if exhausted:
+                        return True
+                    time.sleep(0.05)  # every slot is taken by other jobs
+                    continue
+                ready, _ = ray.wait(list(in_flight), num_returns=1, timeout=0.5)
+                for ref in ready:
+                    w, idx = in_flight.pop(ref)
+                    slots.release(w)
+                    on_result(idx, self._result(ref, kind))
+                for w in slots.hung(self.item_timeout_s):
+                    log.warning("%s worker %d exceeded item_timeout_s=%.0f; restarting it", kind, w, self.item_timeout_s)
+                    ray.kill(workers[w], no_restart=False)
+        finally:
+            for w, _ in in_flight.values():  # stopped early: give the slots back
+                slots.release(w)
+
+    def _slots(self, group: str, n: int) -> "_Slots":
+        with self._lock:
+            if group not in self._slot_groups or self._slot_groups[group].n != n:
+                self._slot_groups[group] = _Slots(n, self.config.in_flight_per_worker)
+            return self._slot_groups[group]
 
     def _result(self, ref, kind: str) -> dict:
         import ray
@@ -178,17 +194,6 @@ class WorkerPool:
         except Exception as exc:  # ObjectLost, ActorUnavailable...: still this item's verdict
             return error_result(exc, "worker unavailable")
 
-    def _kill_hung(self, workers: list, load: list[int], busy_since: list[float]) -> None:
-        # A hung item (a wedged Lean process, say) kills its worker; Ray restarts it and retries.
-        import ray
-
-        now = time.monotonic()
-        for w, n in enumerate(load):
-            if n and now - busy_since[w] > self.item_timeout_s:
-                log.warning("worker %d exceeded item_timeout_s=%.0f; restarting it", w, self.item_timeout_s)
-                ray.kill(workers[w], no_restart=False)
-                busy_since[w] = now
-
     def shutdown(self) -> None:
         """Kill this pool's actors (the Ray cluster itself stays up)."""
         import ray
@@ -199,3 +204,43 @@ class WorkerPool:
             except Exception:
                 pass
         self.coders, self._provers, self._model = [], None, None
+
+
+class _Slots:
+    """Per-worker queue slots shared by all jobs, and when each worker last made progress."""
+
+    def __init__(self, n: int, cap: int):
+        self.n, self.cap = n, cap
+        self.load = [0] * n
+        self.progress = [time.monotonic()] * n  # last dispatch-to-idle or completion on that worker
+        self._lock = threading.Lock()
+
+    def acquire(self) -> int | None:
+        """The least-loaded worker with a free slot (now counted as taken), or None."""
+        with self._lock:
+            w = min(range(self.n), key=self.load.__getitem__)
+            if self.load[w] >= self.cap:
+                return None
+            if self.load[w] == 0:
+                self.progress[w] = max(self.progress[w], time.monotonic())
+            self.load[w] += 1
+            return w
+
+    def release(self, w: int) -> None:
+        with self._lock:
+            self.load[w] -= 1
+            self.progress[w] = max(self.progress[w], time.monotonic())
+
+    def hung(self, timeout: float) -> list[int]:
+        """Busy workers with no finished item for `timeout` s (the caller restarts them).
+
+        A reported worker's clock restarts one `timeout` in the future: its restart (process
+        start, imports) must not count against the items retried on it.
+        """
+        now, out = time.monotonic(), []
+        with self._lock:
+            for w in range(self.n):
+                if self.load[w] and now - self.progress[w] > timeout:
+                    self.progress[w] = now + timeout
+                    out.append(w)
+        return out

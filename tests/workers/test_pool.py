@@ -69,7 +69,7 @@ def test_an_item_whose_worker_keeps_dying_is_an_error_not_a_hang(ray_cluster):
 
 
 def test_a_hung_item_restarts_its_worker(ray_cluster):
-    pool = WorkerPool(PoolConfig(coder_workers=1, max_item_attempts=2, in_flight_per_worker=1, item_timeout_s=2,
+    pool = WorkerPool(PoolConfig(coder_workers=1, max_item_attempts=2, in_flight_per_worker=1, item_timeout_s=4,
                                  model={"enabled": False}))
     try:
         results = run(pool, [{"task_id": "HumanEval/0", "completion": SLEEPY}] + canonical_samples(2), {"timeout_s": 60})
@@ -108,3 +108,20 @@ def test_proof_jobs_reach_lean_and_the_model_worker(ray_cluster, tmp_path):
     assert out[0]["status"] == "proved" and out[0]["proof"] and out[0]["generator"] == "builtin"
     assert out[1]["status"] in ("proved", "failed"), out[1]  # a random model: no error is what matters
     assert out[1]["samples"] >= 1 and stats["prompts"] >= 1  # its proposals came from the model worker
+
+
+def test_concurrent_jobs_share_the_workers_and_each_gets_all_its_items(ray_cluster):
+    pool = WorkerPool(PoolConfig(coder_workers=2, in_flight_per_worker=1, model={"enabled": False}))
+    outs = [{}, {}]
+    try:
+        threads = [threading.Thread(target=lambda o=o, n=n: o.update(run(pool, canonical_samples(n))))
+                   for o, n in zip(outs, (12, 9))]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(timeout=300)
+        assert pool._slot_groups["coder"].load == [0, 0]  # every slot given back
+    finally:
+        pool.shutdown()
+    assert [sorted(o) for o in outs] == [list(range(12)), list(range(9))]
+    assert all(len(v) == 1 and v[0]["passed"] for o in outs for v in o.values())
