@@ -19,7 +19,7 @@ def small_config(run_dir, steps, resume=False):
     return tiny_preset(
         run_dir=run_dir, steps=steps, prompts_per_step=4, eval_size=8, checkpoint_every=1, resume=resume,
         grpo=GRPOConfig(group_size=4, kl_coef=0.0), sampling=SamplingConfig(max_new_tokens=8),
-        rollout_chunks=2, progress=False,
+        rollout_chunks=2, progress=False, overlap=True,
     )
 
 
@@ -42,6 +42,8 @@ def test_loop_syncs_weights_checkpoints_and_resumes_with_the_same_data(ray_clust
     assert [p.name for p in list_checkpoints(run_dir)] == ["step_000001", "step_000002"]
     state = load_trainer_state(list_checkpoints(run_dir)[-1])
     assert state["step"] == 2 and state["cursor"] == 8 and state["version"] == 2
+    # step 1's checkpoint was taken while step 2's prompts were already drawn: its cursor excludes them
+    assert load_trainer_state(list_checkpoints(run_dir)[0])["cursor"] == 4
 
     # a later step left behind by a killed run is discarded on resume
     with (run_dir / "rollouts.jsonl").open("a") as fh:
@@ -50,8 +52,9 @@ def test_loop_syncs_weights_checkpoints_and_resumes_with_the_same_data(ray_clust
     assert second["start_acc"] == first["start_acc"]  # carried in the checkpoint, not re-measured
 
     rows = rollouts(run_dir)
-    # weights synced every step: samples of step k come from policy version k-1
-    assert {(r["step"], r["version"]) for r in rows} == {(1, 0), (2, 1), (3, 2)}
+    # overlap: step 2 was generated (on version 0) while the learner trained on step 1; after the
+    # resume nothing is prefetched, so step 3 samples the restored, synced version 2
+    assert {(r["step"], r["version"]) for r in rows} == {(1, 0), (2, 0), (3, 2)}
     # step 3 after the resume used exactly the prompts an uninterrupted run would have used
     train, _ = load_prompt_set(small_config(run_dir, steps=3))
     stream = PromptStream(train, seed=0)

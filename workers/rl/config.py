@@ -43,8 +43,9 @@ class RLConfig(BaseModel):
     reward: RewardConfig = Field(default_factory=RewardConfig)
     rollout_workers: int = Field(1, ge=1)
     reward_workers: int = Field(1, ge=1)
+    overlap: bool = Field(False, description="generate step k+1 while the learner trains on step k (one step off-policy)")
     rollout_chunks: int = Field(2, ge=1, description="prompt chunks per step, so rewards overlap generation")
-    checkpoint_every: int = Field(10, ge=1)
+    checkpoint_every: int = Field(1, ge=1, description="1: a kill -9 loses at most the step in flight")
     keep_checkpoints: int = Field(2, ge=1)
     seed: int = 0
     threads: int = Field(1, ge=1, description="torch threads per actor")
@@ -75,7 +76,7 @@ def tiny_preset(**overrides) -> RLConfig:
         grpo=GRPOConfig(group_size=8, kl_coef=0.0, aggregation="token_mean"),
         sampling=SamplingConfig(max_new_tokens=12, temperature=1.0),
         reward=RewardConfig(correct_weight=1.0, format_weight=0.0, timeout_s=5.0),
-        eval_size=300, checkpoint_every=10, run_dir=Path("runs/rl-tiny"),
+        eval_size=300, checkpoint_every=1, run_dir=Path("runs/rl-tiny"), overlap=True,
     )
     base.update(overrides)
     return RLConfig(**base)

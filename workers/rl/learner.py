@@ -21,7 +21,7 @@ from core_model.grpo import (
 )
 
 from .config import RLConfig
-from .policy import Sample, load_policy, pack, sequence_logprobs
+from .policy import Sample, load_policy, pack, rollout_logprobs, sequence_logprobs
 
 
 class Learner:
@@ -60,13 +60,21 @@ class Learner:
             return {**stats, "loss": 0.0, "kl": 0.0, "clip_frac": 0.0, "entropy": 0.0,
                     "grad_norm": 0.0, "learner_s": time.perf_counter() - t0}
         ids, attn, targets, mask = pack(samples, self.pad_id)
+        old_logp, ref_logp = None, None
+        stale = any(s.policy_version != self.version for s in samples)
         with torch.no_grad():
-            old_logp, _ = sequence_logprobs(self.model, ids, attn, targets)
-            ref_logp = None
+            if stale and self.config.sampling.temperature == 1.0 and all(x.logprobs for x in samples):
+                # off-policy samples (overlap): the sampler's own logprobs give the true importance ratio
+                old_logp = rollout_logprobs(samples, mask)
+            elif self.config.updates_per_step > 1 or stale:
+                old_logp, _ = sequence_logprobs(self.model, ids, attn, targets)
+            # else: one update on fresh samples, ratio 1: old = current logp, detached (saves a forward)
             if self.reference is not None:
                 ref_logp, _ = sequence_logprobs(self.reference, ids, attn, targets)
         for _ in range(self.config.updates_per_step):
             logp, entropy = sequence_logprobs(self.model, ids, attn, targets)
+            if old_logp is None:
+                old_logp = logp.detach()
             loss, s = grpo_loss(logp, old_logp, adv, mask, cfg, ref_logprobs=ref_logp)
             if self.config.aux_loss_coef > 0:
                 loss = loss + self.config.aux_loss_coef * self.model.aux_loss()

@@ -63,6 +63,7 @@ class RLRun:
         self.metrics = MetricsLog(config.run_dir, resume_after=self.start_step if ckpt is not None else None)
         self.rollout_log = RolloutLog(Path(config.run_dir) / "rollouts.jsonl", self.start_step)
         self.last_versions: list[int] = []
+        self._prefetched: tuple[list[Sample], int, float] | None = None
 
     def evaluate(self) -> float:
         c = self.config
@@ -98,22 +99,33 @@ class RLRun:
                 "run_dir": str(c.run_dir), "plot": str(plot)}
 
     def save(self, step: int) -> str:
-        extra = {"cursor": self.stream.cursor, "start_acc": self.start_acc,
+        # prompts already drawn for a prefetched next step are drawn again after a resume
+        cursor = self.stream.cursor - (self.config.prompts_per_step if self._prefetched else 0)
+        extra = {"cursor": cursor, "start_acc": self.start_acc,
                  "config": self.config.model_dump(mode="json")}
         return self.ray.get(self.learner.save_checkpoint.remote(str(self.config.run_dir), step, extra,
                                                                  self.config.keep_checkpoints))
 
     def step(self, step: int) -> dict:
-        """One RL step; returns its metrics row."""
+        """One RL step; returns its metrics row.
+
+        With `overlap`, the rollouts of step+1 run (on the weights the actors hold) while the learner
+        trains on step's samples: one step off-policy, recorded in each sample's policy_version.
+        """
         c, ray = self.config, self.ray
         t0 = time.perf_counter()
-        refs, version = ray.get(self.learner.publish.remote())
-        self.last_versions = ray.get([r.set_weights.remote(refs, version) for r in self.rollouts])
-        tasks = self.stream.next_batch(c.prompts_per_step)
-        samples, timeouts = self._rollout_and_score(step, tasks)
+        if self._prefetched is None:
+            self._sync_weights()
+            self._prefetched = self._generate(step)
+        samples, timeouts, gen_s = self._prefetched
+        self._prefetched = None
         self.rollout_log.write(step, samples)
-        gen_s = time.perf_counter() - t0
-        stats = ray.get(self.learner.step.remote(samples))
+        learn = self.learner.step.remote(samples)
+        if c.overlap and step < c.steps:
+            self._prefetched = self._generate(step + 1)
+        stats = ray.get(learn)
+        if c.overlap:
+            self._sync_weights()
         step_s = time.perf_counter() - t0
         rewards = [s.reward for s in samples]
         mean = sum(rewards) / len(rewards)
@@ -126,6 +138,16 @@ class RLRun:
             "samples_per_s": len(samples) / step_s, "step_s": step_s,
             "policy_version": min(s.policy_version for s in samples), "reward_timeouts": timeouts, **stats,
         }
+
+    def _sync_weights(self) -> None:
+        # one put by the learner; every rollout actor fetches the same object
+        refs, version = self.ray.get(self.learner.publish.remote())
+        self.last_versions = self.ray.get([r.set_weights.remote(refs, version) for r in self.rollouts])
+
+    def _generate(self, step: int) -> tuple[list[Sample], int, float]:
+        t0 = time.perf_counter()
+        samples, timeouts = self._rollout_and_score(step, self.stream.next_batch(self.config.prompts_per_step))
+        return samples, timeouts, time.perf_counter() - t0
 
     def _rollout_and_score(self, step: int, tasks: list[Task]) -> tuple[list[Sample], int]:
         c, ray = self.config, self.ray

@@ -83,3 +83,14 @@ def sequence_logprobs(model, input_ids: torch.Tensor, attention: torch.Tensor,
     """Per-token logprob and entropy of targets under `model`: [b,s-1] each."""
     logits = model(input_ids, attention_mask=attention)[:, :-1]  # [b,s-1,v]
     return token_logprobs(logits, targets)
+
+
+def rollout_logprobs(samples: list[Sample], comp_mask: torch.Tensor) -> torch.Tensor:
+    """The sampler's per-token logprobs laid out like `pack`'s completion mask: [b, s-1]."""
+    out = torch.zeros(comp_mask.shape, dtype=torch.float32)
+    for i, s in enumerate(samples):
+        n = int(comp_mask[i].sum())
+        if len(s.logprobs) != n:
+            raise ValueError(f"sample {i} has {len(s.logprobs)} logprobs for {n} completion tokens")
+        out[i, comp_mask[i]] = torch.tensor(s.logprobs, dtype=torch.float32)
+    return out
