@@ -1,6 +1,6 @@
 """Make the embedded tiny checkpoint: byte-level tokenizer + a small MoE model SFT'd on the tiny task set.
 
-    python -m workers.rl.make_tiny [--out core_model/assets/tiny] [--steps 300]
+    python -m workers.rl.make_tiny [--out core_model/assets/tiny] [--steps 500] [--continue-steps 800]
 
 The SFT is kept short on purpose: the checkpoint should be partly right on held-out tasks (20-50%),
 so GRPO's reward has signal and room to improve it.
@@ -48,7 +48,8 @@ TINY_MODEL = {
 }
 
 
-def make_tiny(out: str | Path, steps: int = 300, seed: int = 0, threads: int = 2, lr: float = 3e-3,
+def make_tiny(out: str | Path, steps: int = 500, continue_steps: int = 800, seed: int = 0, threads: int = 2,
+              lr: float = 5e-3,
               progress: bool = True) -> dict:
     """Train the tiny checkpoint into `out` and return its metrics (held-out accuracy included)."""
     from core_model import load_tokenizer, train_bpe
@@ -71,13 +72,13 @@ def make_tiny(out: str | Path, steps: int = 300, seed: int = 0, threads: int = 2
         # 256 bytes + 3 specials and no merges: every character is one token, digits stay digits.
         texts = [t.prompt + sft_text(t) for t in train_tasks]
         train_bpe(texts, vocab_size=259).save(tmp / "tok")
-        config = TrainConfig(
-            output_dir=str(tmp / "run"), data=str(data), data_format="sft", max_data_bytes=None,
-            model=TINY_MODEL, tokenizer=str(tmp / "tok"), seq_len=80, batch_size=64, max_steps=steps,
-            lr=lr, warmup_steps=min(20, steps), min_lr_ratio=0.1, weight_decay=0.0, seed=seed,
-            num_threads=threads, progress=progress,
-        )
-        metrics = train(config)
+        common = dict(data=str(data), data_format="sft", max_data_bytes=None, seq_len=80, batch_size=64,
+                      warmup_steps=10, weight_decay=0.0, num_threads=threads, progress=progress)
+        # Two cosine cycles, as the shipped checkpoint was made (500 steps at 5e-3, then 800 at 3e-3).
+        train(TrainConfig(output_dir=str(tmp / "phase1"), model=TINY_MODEL, tokenizer=str(tmp / "tok"),
+                          max_steps=steps, lr=lr, seed=seed, **common))
+        metrics = train(TrainConfig(output_dir=str(tmp / "run"), init_from=str(tmp / "phase1"),
+                                    max_steps=continue_steps, lr=lr * 0.6, seed=seed + 1, **common))
         out.mkdir(parents=True, exist_ok=True)
         for name in SHIPPED:
             shutil.copy2(tmp / "run" / name, out / name)
@@ -94,12 +95,14 @@ def main(argv: list[str] | None = None) -> int:
 
     p = argparse.ArgumentParser(prog="python -m workers.rl.make_tiny", description=__doc__.splitlines()[0])
     p.add_argument("--out", default=str(EMBEDDED_TINY_PATH), help="checkpoint directory to write")
-    p.add_argument("--steps", type=int, default=300, help="SFT optimizer steps (fewer: a weaker start)")
-    p.add_argument("--lr", type=float, default=3e-3)
+    p.add_argument("--steps", type=int, default=500, help="SFT steps of the first cycle (fewer: a weaker start)")
+    p.add_argument("--continue-steps", type=int, default=800, help="SFT steps of the second cycle")
+    p.add_argument("--lr", type=float, default=5e-3)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=2)
     args = p.parse_args(argv)
-    result = make_tiny(args.out, steps=args.steps, seed=args.seed, threads=args.threads, lr=args.lr)
+    result = make_tiny(args.out, steps=args.steps, continue_steps=args.continue_steps, seed=args.seed,
+                       threads=args.threads, lr=args.lr)
     print(json.dumps(result, indent=2))
     return 0
 
