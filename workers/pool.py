@@ -12,7 +12,6 @@ import math
 import os
 import threading
 import time
-from collections import deque
 from typing import Callable, Iterable
 
 from .config import PoolConfig

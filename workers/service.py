@@ -273,6 +273,11 @@ def _add_job_routes(app: FastAPI, state: dict, auth, config: ServiceConfig) -> N
             job["results"] = list(state["store"].results(job["id"]))
         return JSONResponse(status_code=200 if done else 202, content=job)
 
+    @app.get("/v1/jobs", tags=["jobs"], dependencies=dep)
+    def list_jobs(limit: int = 50) -> list[dict]:
+        """The newest jobs of every kind, newest first."""
+        return [j.to_dict() for j in state["store"].list(min(max(limit, 1), 1000))]
+
     for kind, route in ROUTES.items():
         _add_kind_routes(app, state, dep, kind, route, job_or_404)
 

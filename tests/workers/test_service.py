@@ -76,6 +76,8 @@ def test_bad_requests_get_clear_status_codes(service):
         assert r.status_code == 404 and "'nope'" in r.json()["detail"]
     assert http.delete("/v1/gradings/nope").status_code == 404
     assert "/v1/gradings" in http.get("/openapi.json").json()["paths"]
+    assert anon.get("/v1/jobs").status_code == 401
+    assert all(j["kind"] in ("grading", "proof", "math") for j in http.get("/v1/jobs?limit=5").json())
 
 
 def test_proof_job_without_lean_reports_each_item(service):
