@@ -57,3 +57,17 @@ def test_a_missing_checkpoint_is_a_clear_503(ray_cluster, tmp_path):
     with ServerThread(create_app(cfg)) as srv:
         r = client(srv.url).post("/v1/completions", json={"prompt": "x"})
     assert r.status_code == 503 and "nothing" in r.json()["detail"] and "config.json" in r.json()["detail"]
+
+
+def test_a_pool_can_generate_through_an_openai_endpoint(ray_cluster, model_service, tmp_path):
+    # The second service's model worker is an OpenAI client of the first: vLLM/SGLang would sit there.
+    cfg = ServiceConfig(db=str(tmp_path / "j.sqlite"),
+                        pool=PoolConfig(coder_workers=0, prover_workers=0,
+                                        model={"backend": {"kind": "openai", "url": model_service.url + "/v1",
+                                                           "model": "upstream"}}))
+    body = {"prompt": ["def f():", "x ="], "max_tokens": 5, "temperature": 0}
+    with ServerThread(create_app(cfg)) as front:
+        via = client(front.url).post("/v1/completions", json=body)
+    direct = client(model_service.url).post("/v1/completions", json=body)
+    assert via.status_code == 200, via.text
+    assert [c["text"] for c in via.json()["choices"]] == [c["text"] for c in direct.json()["choices"]]
