@@ -31,7 +31,9 @@ class Learner:
         self.config = config
         torch.manual_seed(config.seed)
         self.model, self.tokenizer = load_policy(model_dir or config.model_dir(), config.threads)
-        self.model.train()
+        # on a GPU node the placement group gave this actor a GPU; rollout actors stay where they are
+        self.device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        self.model.to(self.device).train()
         # With kl_coef == 0 no reference is kept: half the memory and no extra forward pass.
         self.reference = None
         if config.grpo.kl_coef > 0:
@@ -47,7 +49,7 @@ class Learner:
 
     def weights(self) -> dict[str, torch.Tensor]:
         """The current policy weights (CPU tensors, detached) for the rollout actors."""
-        return {k: v.detach().cpu().clone() for k, v in self.model.state_dict().items()}
+        return {k: v.detach().to("cpu", copy=True) for k, v in self.model.state_dict().items()}
 
     def step(self, samples: list[Sample]) -> dict[str, float]:
         """One RL step: advantages from rewards, `updates_per_step` GRPO updates; returns stats."""
@@ -59,13 +61,13 @@ class Learner:
             self.version += 1
             return {**stats, "loss": 0.0, "kl": 0.0, "clip_frac": 0.0, "entropy": 0.0,
                     "grad_norm": 0.0, "learner_s": time.perf_counter() - t0}
-        ids, attn, targets, mask = pack(samples, self.pad_id)
+        ids, attn, targets, mask = (t.to(self.device) for t in pack(samples, self.pad_id))
         old_logp, ref_logp = None, None
         stale = any(s.policy_version != self.version for s in samples)
         with torch.no_grad():
             if stale and self.config.sampling.temperature == 1.0 and all(x.logprobs for x in samples):
                 # off-policy samples (overlap): the sampler's own logprobs give the true importance ratio
-                old_logp = rollout_logprobs(samples, mask)
+                old_logp = rollout_logprobs(samples, mask.cpu()).to(self.device)
             elif self.config.updates_per_step > 1 or stale:
                 old_logp, _ = sequence_logprobs(self.model, ids, attn, targets)
             # else: one update on fresh samples, ratio 1: old = current logp, detached (saves a forward)
