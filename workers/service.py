@@ -239,6 +239,11 @@ def _add_job_routes(app: FastAPI, state: dict, auth, config: ServiceConfig) -> N
     dep = [Depends(auth)]
 
     def create(kind: str, items: list[dict], params: dict) -> dict:
+        pool_cfg = getattr(state["pool"], "config", None)
+        field = "prover_workers" if kind == "proof" else "coder_workers"
+        if pool_cfg is not None and getattr(pool_cfg, field) == 0:
+            raise HTTPException(503, f"this service runs no {field.split('_')[0]} workers (pool.{field} is 0); "
+                                     f"restart it with --{field.replace('_', '-')} N")
         if len(items) > config.max_items_per_job:
             raise HTTPException(413, f"{len(items)} items exceed max_items_per_job={config.max_items_per_job}; split the job")
         job_id = state["store"].create(kind, items, params)
