@@ -88,7 +88,13 @@ def build_config(args: argparse.Namespace):
             fields["reward"][key] = value
     if args.code_partial:
         fields["reward"]["code_partial"] = True
-    return RLConfig(**fields)
+    from pydantic import ValidationError
+
+    try:
+        return RLConfig(**fields)
+    except ValidationError as exc:  # one line per bad field, without pydantic's URLs
+        problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'config'}: {e['msg']}" for e in exc.errors())
+        raise ValueError(problems) from None
 
 
 def cmd_train(args: argparse.Namespace) -> int:
