@@ -102,3 +102,16 @@ def test_weaker_sandbox_is_refused_unless_allowed(tmp_path):
     assert allowed.returncode == 0, allowed.stderr
     row = (tmp_path / "samples.jsonl_results.jsonl").read_text()
     assert '"seccomp"' not in row and '"landlock"' in row  # the result records what was active
+
+
+def test_tests_that_expect_an_exception():
+    tests = ("def check(candidate):\n    try:\n        candidate(-1)\n        assert False, 'should raise'\n"
+             "    except ValueError:\n        pass\n    assert candidate(4) == 2\n")
+    program = "def root(x):\n    if x < 0:\n        raise ValueError('negative')\n    return int(x ** 0.5)\n"
+    assert run_tests(program, tests, LIMITS, entry_point="root").passed
+    lenient = "def root(x):\n    return int(abs(x) ** 0.5)\n"
+    v = run_tests(lenient, tests, LIMITS, entry_point="root")
+    assert v.status == "failed" and "should raise" in v.detail
+    wrong_type = "def root(x):\n    if x < 0:\n        raise TypeError('nope')\n    return 2\n"
+    v = run_tests(wrong_type, tests, LIMITS, entry_point="root")
+    assert v.status == "runtime_error" and v.detail == "TypeError: nope"
