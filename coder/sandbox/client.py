@@ -41,7 +41,11 @@ class _ForkServerClient:
         self.alive = True
         self.hello: Future = Future()
         threading.Thread(target=self._read_loop, name="sandbox-reader", daemon=True).start()
-        self.protections: dict[str, bool] = self.hello.result(timeout=_START_TIMEOUT_S)
+        try:
+            self.protections: dict[str, bool] = self.hello.result(timeout=_START_TIMEOUT_S)
+        except TimeoutError:
+            self.proc.kill()
+            raise SandboxUnavailable(f"the sandbox fork server did not start within {_START_TIMEOUT_S:g} s") from None
 
     def _read_loop(self) -> None:
         try:
