@@ -56,7 +56,8 @@ class ServiceClient:
     def health(self) -> dict:
         return self._request("GET", "/healthz").json()
 
-    def submit_grading(self, samples: list[dict], problems: str = "humaneval", limits: dict | None = None) -> dict:
+    def submit_grading(self, samples: list[dict], problems: str | list[dict] = "humaneval",
+                       limits: dict | None = None) -> dict:
         """Submit {task_id, completion} samples; returns the queued job."""
         body = {"problems": problems, "samples": samples, "limits": limits or {}}
         return self._request("POST", "/v1/gradings", json=body).json()

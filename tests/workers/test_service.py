@@ -135,3 +135,21 @@ def test_math_check_comes_back_inline(service):
     assert http.get(f"/v1/math/checks/{body['id']}").json()["done"] == 4
     r = http.post("/v1/math/check", json={"items": [{"pred": "1"}]})
     assert r.status_code == 422 and "items.0.ref" in r.json()["detail"]
+
+
+def test_python_client(service):
+    from workers.client import ServiceClient, ServiceError
+
+    c = ServiceClient(service.url, token=TOKEN)
+    assert c.health()["status"] == "ok"
+    checked = c.check_math([{"pred": "2/4", "ref": "\\frac12"}], wait_s=120)
+    assert checked["results"][0]["status"] == "equivalent"
+    job = c.submit_grading(canonical_samples(2))
+    assert c.wait("grading", job["id"], poll_s=0.1, timeout=120, progress=False)["counts"] == {"passed": 2}
+    assert [r["task_id"] for r in c.results("grading", job["id"])] == ["HumanEval/0", "HumanEval/1"]
+    assert c.cancel("grading", job["id"])["status"] == "completed"  # finished jobs stay finished
+    with pytest.raises(ServiceError, match="404: no proof job with id 'x'") as err:
+        c.job("proof", "x")
+    assert err.value.status == 404
+    with pytest.raises(ServiceError, match="401"):
+        ServiceClient(service.url).job("grading", job["id"])
