@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import socket
+import tempfile
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -207,26 +208,33 @@ return open("scratch.txt").read() == "hello"
 
 
 def test_reading_another_runs_files(host):
+    marker = f"SECRET-{os.getpid()}-{id(host)}"
     with ThreadPoolExecutor(2) as pool:
-        owner = pool.submit(attack, """
+        owner = pool.submit(attack, f"""
 import time
-open("secret.txt", "w").write("SECRET")
-time.sleep(2.5)
+with open("secret.txt", "w") as f:
+    f.write({marker!r})
+time.sleep(4)
 return True
-""", Limits(timeout_s=5))
-        threading.Event().wait(0.8)  # let the owner write its file first
-        thief = pool.submit(attack, """
-import os, glob
+""", Limits(timeout_s=8))
+        # Wait (on the host side) until the owner's file really exists, so the thief has a target.
+        secret = None
+        while secret is None and not owner.done():
+            candidates = [*Path("/dev/shm").glob("proofcode-sandbox-*/run-*/secret.txt"),
+                          *Path(tempfile.gettempdir()).glob("proofcode-sandbox-*/run-*/secret.txt")]
+            secret = next((p for p in candidates if p.read_text() == marker), None)
+            threading.Event().wait(0.02)
+        assert secret is not None, owner.result()
+        thief = pool.submit(attack, f"""
+import os
 found = False
-base = os.path.dirname(os.getcwd())
-for pattern in (base + "/*/secret.txt", "/tmp/proofcode-sandbox-*/*/secret.txt", "/dev/shm/*/*/secret.txt"):
-    for path in glob.glob(pattern):
-        try:
-            found = found or open(path).read() == "SECRET"
-        except OSError:
-            pass
+for path in ({str(secret)!r}, os.path.join(os.path.dirname(os.getcwd()), {secret.parent.name!r}, "secret.txt")):
+    try:
+        found = found or open(path).read() == {marker!r}
+    except OSError:
+        pass
 try:
-    found = found or bool(os.listdir(base))
+    found = found or bool(os.listdir(os.path.dirname(os.getcwd())))
 except OSError:
     pass
 return found
