@@ -20,7 +20,8 @@ def model_service(ray_cluster, tmp_path_factory):
     ckpt = random_tiny_checkpoint(tmp_path_factory.mktemp("tiny") / "ckpt")
     cfg = ServiceConfig(db=str(tmp_path_factory.mktemp("db") / "jobs.sqlite"),
                         pool=PoolConfig(coder_workers=0, prover_workers=0,
-                                        model={"backend": {"checkpoint": str(ckpt)}, "max_batch_size": 4}))
+                                        model={"backend": {"checkpoint": str(ckpt)}, "max_batch_size": 4,
+                                               "batch_window_s": 1.0}))
     with ServerThread(create_app(cfg)) as srv:
         yield srv
 
@@ -73,3 +74,23 @@ def test_a_pool_can_generate_through_an_openai_endpoint(ray_cluster, model_servi
     direct = client(model_service.url).post("/v1/completions", json=body)
     assert via.status_code == 200, via.text
     assert [c["text"] for c in via.json()["choices"]] == [c["text"] for c in direct.json()["choices"]]
+
+
+def test_concurrent_http_callers_share_model_batches(model_service):
+    import threading
+
+    pool = model_service.app.state.proofcode["pool"]
+    before = pool.model_info()["stats"]
+    answers = []
+    body = {"prompt": "def g(x):", "max_tokens": 4, "temperature": 0}
+    threads = [threading.Thread(target=lambda: answers.append(client(model_service.url).post("/v1/completions", json=body)))
+               for _ in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=120)
+    after = pool.model_info()["stats"]
+    assert [a.status_code for a in answers] == [200] * 6
+    assert len({a.json()["choices"][0]["text"] for a in answers}) == 1  # greedy: every caller got its own same answer
+    requests, batches = after["requests"] - before["requests"], after["batches"] - before["batches"]
+    assert requests == 6 and batches < requests  # some callers shared a forward pass
