@@ -89,7 +89,8 @@ class ForkServer:
                     else:
                         self._reap(self.children[key.fd])
                 self._enforce_deadlines()
-                self._refill()
+                if not self.children:
+                    self._refill()
         finally:
             for child in list(self.children.values()):
                 _kill(child.pid)
@@ -209,6 +210,7 @@ class ForkServer:
             verdict.setdefault("stdout", out[0].decode(errors="replace"))
             verdict.setdefault("stderr", err[0].decode(errors="replace"))
         self._finish(child.job, verdict)
+        self._refill()  # after the verdict is sent: forking then does not delay a run in flight
 
     def _judge(self, child: _Child, status: int, usage, out, err) -> dict:
         limits = child.job["limits"]
