@@ -226,9 +226,16 @@ def _remote_prove(client: ServiceClient, args) -> int:
                          "(the service's model worker) or builtin")
     if getattr(args, "backend", "repl") != "repl":
         raise ValueError("--server runs the REPL backend; LeanDojo (--backend dojo) runs locally only")
+    from prover.run import done_names, job_names  # the local command's naming and resume rules
+
     theorems = load_theorems(args.input)[: getattr(args, "limit", None)]
-    items = [{"name": t.name, "header": t.header, "statement": t.statement, "informal_prefix": t.informal_prefix}
-             for t in theorems]
+    output = getattr(args, "output", None)
+    skip = done_names(Path(output)) if output and not getattr(args, "no_resume", False) else set()
+    items = [{"name": name, "header": t.header, "statement": t.statement, "informal_prefix": t.informal_prefix}
+             for name, t in zip(job_names(theorems), theorems) if name not in skip]
+    if not items:
+        print(f"proved 0/0; {len(skip)} already done" + (f"; results in {output}" if output else ""), file=sys.stderr)
+        return 0
     search = {"algorithm": args.search, "budget_seconds": args.budget_seconds, "max_expansions": args.max_expansions,
               "max_samples": args.max_samples, "num_candidates": args.num_candidates,
               "tactic_timeout": args.tactic_timeout}
@@ -244,7 +251,6 @@ def _remote_prove(client: ServiceClient, args) -> int:
         raise ServiceError(f"proof job {job['id']} ended {job['status']}" + (f": {job['error']}" if job.get("error") else ""))
     records = [{k: v for k, v in r.items() if k not in ("index", "header", "statement", "informal_prefix", "passed")}
                for r in client.results("proof", job["id"])]
-    output = getattr(args, "output", None)
     stream = open(output, "a", encoding="utf-8") if output else sys.stdout
     try:
         for r in records:
@@ -257,5 +263,6 @@ def _remote_prove(client: ServiceClient, args) -> int:
         counts[r["status"]] = counts.get(r["status"], 0) + 1
     rest = ", ".join(f"{s} {counts[s]}" for s in ("failed", "timeout", "error") if counts.get(s))
     text = f"proved {counts.get('proved', 0)}/{len(records)}" + (f" ({rest})" if rest else "")
+    text += f"; {len(skip)} already done" if skip else ""
     print(text + (f"; results in {output}" if output else ""), file=sys.stderr)
     return 0

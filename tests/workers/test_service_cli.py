@@ -110,6 +110,10 @@ def test_prove_with_server_reports_missing_lean_per_theorem(served, shared_fixtu
     assert len(records) == 2 and all(r["status"] == "error" for r in records)
     assert all("Lean" in r["error"] or "Lean" in r.get("detail", "") for r in records), records[0]
     assert "proved 0/2 (error 2)" in out.stderr
+    again = cli("prove", str(shared_fixtures / "lean" / "minif2f" / "minif2f.jsonl"), "--limit", "3",
+                "--server", url, "--generator", "builtin", "-o", str(out_path), env={"PROOFCODE_TOKEN": "tok"})
+    assert again.returncode == 0 and "proved 0/1 (error 1); 2 already done" in again.stderr  # resumes like local
+    assert len(out_path.read_text().splitlines()) == 3
 
 
 def test_demo_runs_end_to_end(ray_cluster, tmp_path):
