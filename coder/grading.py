@@ -117,6 +117,9 @@ def grade_samples(samples_path: str | Path, problems: dict[str, Problem], limits
     require_protections(limits)  # refuse before touching the results file
     results_path = results_path_for(samples_path)
     done = _load_done(results_path)
+    for n, s in samples:  # a result only counts for the very sample now on that line
+        if n in done and any(done[n].get(k) != s.get(k) for k in ("task_id", "completion", "solution")):
+            del done[n]
     todo = [(n, s) for n, s in samples if n not in done]
     workers = workers or os.cpu_count() or 1
     from tqdm import tqdm

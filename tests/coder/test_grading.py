@@ -69,6 +69,12 @@ def test_resume_skips_graded_samples_and_recovers_torn_line(humaneval, tmp_path)
     assert [r["line"] for r in rows] == [1, 2, 3]
     assert rows[0]["detail"] == "from the first run"  # not regraded
     assert summary["pass@1"] == 1.0 and summary["n_samples"] == 3
+    # An edited samples file: the changed line is graded again, the others are kept.
+    _write(samples, [{"task_id": t, "completion": humaneval[t].canonical_solution if i else "    return None\n"}
+                     for i, t in enumerate(ids)])
+    summary = grade_samples(samples, humaneval, LIMITS, workers=1, ks=[1], progress=False)
+    rows = [json.loads(line) for line in results.read_text().splitlines()]
+    assert [r["passed"] for r in rows] == [False, True, True]
 
 
 @pytest.mark.parametrize("line, message", [
