@@ -28,8 +28,8 @@ def test_train_then_generate_end_to_end(tmp_path):
     assert out.returncode == 0, out.stderr
     metrics = json.loads(out.stdout)
     assert metrics["step"] == 6 and metrics["output_dir"] == str(tmp_path / "out")
-    saved = json.loads((tmp_path / "out" / "trainer_state.pt").exists() and (tmp_path / "out" / "config.json").read_text())
-    assert saved["hidden_size"] == 32
+    assert (tmp_path / "out" / "trainer_state.pt").is_file()
+    assert json.loads((tmp_path / "out" / "config.json").read_text())["hidden_size"] == 32
     gen = proofcode("generate", "--model", str(tmp_path / "out"), "--prompt", "def ", "--prompt", "import",
                     "--max-new-tokens", "5", "--temperature", "0.8", "--seed", "3", "--json")
     assert gen.returncode == 0, gen.stderr
