@@ -121,50 +121,53 @@ def run_remote(args) -> int:
         client.close()
 
 
-def _read_jsonl(path: str | Path, what: str) -> list[dict]:
+def _read_jsonl(path: str | Path, what: str) -> list[tuple[int, dict]]:
+    """(line number, row) for each non-empty line; errors name the file and line."""
     p = Path(path)
     if not p.is_file():
         raise FileNotFoundError(f"{what} file {p} not found")
     rows = []
-    for n, line in enumerate(p.read_text().splitlines(), 1):
+    for n, line in enumerate(p.read_text(encoding="utf-8").splitlines(), 1):
         if line.strip():
             try:
-                rows.append(json.loads(line))
+                rows.append((n, json.loads(line)))
             except json.JSONDecodeError as exc:
                 raise ValueError(f"{p}:{n}: not valid JSON ({exc})") from None
     return rows
 
 
+def _done_rows(out: Path) -> dict[int, dict]:
+    # Rows of an earlier run by sample line, as the local command resumes (a torn last line is dropped).
+    done = {}
+    if out.is_file():
+        for line in out.read_text(encoding="utf-8").splitlines():
+            try:
+                row = json.loads(line)
+                done[int(row["line"])] = row
+            except (ValueError, KeyError, TypeError):
+                continue
+    return done
+
+
 def _remote_grade(client: ServiceClient, args) -> int:
-    """Mirror of `coder.cli.cmd_grade`: same results file (SAMPLES.jsonl_results.jsonl), rows and summary."""
+    """Mirror of `coder.cli.cmd_grade`: same results file (SAMPLES.jsonl_results.jsonl), rows, resume and summary."""
     samples_path = Path(args.samples)
     rows = _read_jsonl(samples_path, "samples")
     if not rows:
         raise ValueError(f"{samples_path} contains no samples")
-    samples = []
-    for n, r in enumerate(rows, 1):
-        code = r.get("completion", r.get("solution"))
-        if "task_id" not in r or not isinstance(code, str):
+    for n, r in rows:
+        if "task_id" not in r or not isinstance(r.get("completion", r.get("solution")), str):
             raise ValueError(f"{samples_path}:{n}: a sample needs 'task_id' and a string 'completion' or 'solution'")
-        key = "completion" if "completion" in r else "solution"
-        samples.append({"task_id": str(r["task_id"]), key: code})
-    problems = getattr(args, "problems", None)
-    # A local problems file travels inline: the server may not see this machine's files.
-    source = _read_jsonl(problems, "problems") if problems else (getattr(args, "benchmark", None) or "humaneval")
-    limits = {"timeout_s": args.timeout} if getattr(args, "timeout", None) else {}
-    if getattr(args, "allow_weaker_sandbox", False):
-        limits["allow_weaker_sandbox"] = True
-    job = client.submit_grading(samples, problems=source, limits=limits)
-    print(f"submitted grading job {job['id']} ({job['total']} samples) to {client.url}", file=sys.stderr)
-    job = client.wait("grading", job["id"], progress=not getattr(args, "no_progress", False))
-    if job["status"] != "completed":
-        raise ServiceError(f"grading job {job['id']} ended {job['status']}"
-                           + (f": {job['error']}" if job.get("error") else ""))
-    results = client.results("grading", job["id"])
     out = Path(str(samples_path) + "_results.jsonl")
-    out_rows = [_result_row(rows[r["index"]], r) for r in results]
-    with open(out, "w") as f:
-        f.writelines(json.dumps(row) + "\n" for row in out_rows)
+    done = _done_rows(out)
+    todo = [(n, r) for n, r in rows if n not in done]
+    if todo:
+        for n, row in zip([n for n, _ in todo], _grade_on_server(client, args, [r for _, r in todo])):
+            done[n] = {**row, "line": n}
+    out_rows = [done[n] for n, _ in rows]
+    tmp = out.with_name(out.name + ".tmp")
+    tmp.write_text("".join(json.dumps(row) + "\n" for row in out_rows), encoding="utf-8")
+    os.replace(tmp, out)
     summary = _summary(out_rows, _ks(getattr(args, "k", "1,10,100")), out)
     if getattr(args, "json", False):
         print(json.dumps(summary))
@@ -178,11 +181,31 @@ def _remote_grade(client: ServiceClient, args) -> int:
     return 0
 
 
+def _grade_on_server(client: ServiceClient, args, samples: list[dict]) -> list[dict]:
+    """Submit, follow with a progress bar, and return one local-format result row per sample, in order."""
+    items = [{"task_id": str(r["task_id"]), **({"completion": r["completion"]} if "completion" in r
+                                               else {"solution": r["solution"]})} for r in samples]
+    problems = getattr(args, "problems", None)
+    # A local problems file travels inline: the server may not see this machine's files.
+    source = [r for _, r in _read_jsonl(problems, "problems")] if problems else (getattr(args, "benchmark", None) or "humaneval")
+    limits = {"timeout_s": args.timeout} if getattr(args, "timeout", None) else {}
+    if getattr(args, "allow_weaker_sandbox", False):
+        limits["allow_weaker_sandbox"] = True
+    job = client.submit_grading(items, problems=source, limits=limits)
+    print(f"submitted grading job {job['id']} ({job['total']} samples) to {client.url}", file=sys.stderr)
+    job = client.wait("grading", job["id"], progress=not getattr(args, "no_progress", False))
+    if job["status"] != "completed":
+        raise ServiceError(f"grading job {job['id']} ended {job['status']}"
+                           + (f": {job['error']}" if job.get("error") else ""))
+    results = client.results("grading", job["id"])
+    return [_result_row(samples[r["index"]], r) for r in results]
+
+
 def _result_row(sample: dict, verdict: dict) -> dict:
-    # The same row `proofcode grade` writes locally (line numbers count non-empty lines here).
+    # The same row `proofcode grade` writes locally; the caller sets `line`.
     row = dict(sample)
     status, detail = verdict.get("status"), verdict.get("detail", "")
-    row.update(line=verdict["index"] + 1, result="passed" if verdict.get("passed") else f"{status}: {detail}",
+    row.update(result="passed" if verdict.get("passed") else f"{status}: {detail}",
                passed=bool(verdict.get("passed")), verdict=status, detail=detail,
                time_s=verdict.get("time_s"), protections=verdict.get("protections"))
     return row

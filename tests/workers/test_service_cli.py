@@ -96,8 +96,17 @@ def test_grade_with_server_writes_what_the_local_command_writes(served):
     assert [r["line"] for r in results] == [1, 2, 3, 4, 5] and results[4]["verdict"] == "failed"
     assert "verdicts: failed=1, passed=4" in out.stdout
 
+    again = cli("grade", str(samples), "--server", url, "--k", "1", env={"PROOFCODE_TOKEN": "tok"})
+    assert again.returncode == 0 and "submitted" not in again.stderr and "pass@1: 0.8750" in again.stdout  # resumed
+
+    with samples.open("a") as f:  # one new sample: only it goes to the server
+        f.write(json.dumps(canonical_samples(5)[4]) + "\n")
     bad = cli("grade", str(samples), "--server", url)  # no token
     assert bad.returncode == 2 and "401" in bad.stderr and "bearer token" in bad.stderr and "Traceback" not in bad.stderr
+    more = cli("grade", str(samples), "--server", url, "--k", "1", env={"PROOFCODE_TOKEN": "tok"})
+    assert more.returncode == 0 and "(1 samples)" in more.stderr and "samples: 6" in more.stdout
+    lines = [json.loads(x)["line"] for x in (tmp / "samples.jsonl_results.jsonl").read_text().splitlines()]
+    assert lines == [1, 2, 3, 4, 5, 6]
 
 
 def test_prove_with_server_reports_missing_lean_per_theorem(served, shared_fixtures):
