@@ -126,17 +126,21 @@ def grade_samples(samples_path: str | Path, problems: dict[str, Problem], limits
 
     bar = tqdm(total=len(samples), initial=len(samples) - len(todo), desc="grading", unit="sample",
                file=sys.stderr, disable=not progress)
-    with open(results_path, "a", encoding="utf-8") as out, ThreadPoolExecutor(workers) as pool:
-        futures = {pool.submit(grade_sample, problems[s["task_id"]], s.get("solution", s.get("completion")),
-                               limits, is_solution="solution" in s): (n, s) for n, s in todo}
-        for future in as_completed(futures):
-            n, s = futures[future]
-            row = _result_row(n, s, future.result())
-            out.write(json.dumps(row) + "\n")
-            out.flush()  # a crash loses nothing already graded
-            done[n] = row
-            bar.update(1)
-    bar.close()
+    pool = ThreadPoolExecutor(workers)
+    try:
+        with open(results_path, "a", encoding="utf-8") as out:
+            futures = {pool.submit(grade_sample, problems[s["task_id"]], s.get("solution", s.get("completion")),
+                                   limits, is_solution="solution" in s): (n, s) for n, s in todo}
+            for future in as_completed(futures):
+                n, s = futures[future]
+                row = _result_row(n, s, future.result())
+                out.write(json.dumps(row) + "\n")
+                out.flush()  # a crash or Ctrl-C loses nothing already graded
+                done[n] = row
+                bar.update(1)
+    finally:  # on Ctrl-C or an error, do not start the samples still queued
+        pool.shutdown(wait=True, cancel_futures=True)
+        bar.close()
     rows = [done[n] for n, _ in samples]
     _rewrite_in_order(results_path, rows)
     return summarize(rows, ks, results_path)
