@@ -49,3 +49,29 @@ def test_grade_errors_are_one_line(tmp_path):
     assert "Traceback" not in out.stderr
     bad_k = proofcode("grade", str(samples), "--k", "0")
     assert bad_k.returncode == 2 and "--k" in bad_k.stderr
+
+
+def test_interrupted_grading_resumes(tmp_path):
+    import signal
+    import time
+
+    samples = tmp_path / "slow.jsonl"
+    slow = "    import time\n    time.sleep(0.2)\n    return False\n"
+    samples.write_text("".join(json.dumps({"task_id": "HumanEval/0", "completion": slow}) + "\n" for _ in range(30)))
+    results = tmp_path / "slow.jsonl_results.jsonl"
+    # SIGINT reaches Python only if not inherited as ignored; restore the default handler explicitly.
+    code = ("import signal, sys; signal.signal(signal.SIGINT, signal.default_int_handler); "
+            "from workers.cli import main; sys.exit(main(sys.argv[1:]))")
+    proc = subprocess.Popen([sys.executable, "-c", code, "grade", str(samples), "--workers", "2", "--no-progress"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    while proc.poll() is None and (not results.exists() or not results.read_text().count("\n")):
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    kept = results.read_text().count("\n")
+    assert 1 <= kept < 30
+    again = proofcode("grade", str(samples), "--json", "--no-progress", "--k", "1")
+    assert again.returncode == 0, again.stderr
+    assert json.loads(again.stdout)["verdicts"] == {"failed": 30}
+    assert len(results.read_text().splitlines()) == 30
