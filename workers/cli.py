@@ -36,7 +36,18 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+# Defaults for a local run, set here at the edge before anything imports ray or lean_dojo:
+# a local Ray binds to 127.0.0.1 and reports no usage; LeanDojo uses no remote trace cache.
+LOCAL_ENV_DEFAULTS = {
+    "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0",
+    "RAY_USAGE_STATS_ENABLED": "0",
+    "DISABLE_REMOTE_CACHE": "1",
+}
+
+
 def main(argv: list[str] | None = None) -> int:
+    for key, value in LOCAL_ENV_DEFAULTS.items():
+        os.environ.setdefault(key, value)
     parser = build_parser()
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):
