@@ -2,9 +2,8 @@
 
     python -m workers.rl.make_tiny [--out core_model/assets/tiny] [--steps 500] [--continue-steps 800]
 
-Three SFT phases: two on clean demonstrations, then a short one on a flawed demonstrator that writes
-half of the multi-digit answers backwards. The checkpoint ends partly right on held-out tasks
-(20-50%), mixing a right and a wrong habit: GRPO's verified reward has signal and room to improve it.
+The SFT is kept short on purpose: the checkpoint should be partly right on held-out tasks (20-50%),
+so GRPO's reward has signal and room to improve it.
 """
 from __future__ import annotations
 
@@ -49,25 +48,8 @@ TINY_MODEL = {
 }
 
 
-def write_sft(path: Path, tasks, reversed_fraction: float, seed: int) -> int:
-    """SFT jsonl of `tasks`; a `reversed_fraction` of multi-digit math answers is written backwards."""
-    import random
-
-    from .tasks import sft_text
-
-    rng = random.Random(seed)
-    n = 0
-    with path.open("w") as fh:
-        for t in tasks:
-            completion = sft_text(t)
-            if t.kind == "math" and completion.isdigit() and len(completion) >= 2 and rng.random() < reversed_fraction:
-                completion, n = completion[::-1], n + 1
-            fh.write(json.dumps({"prompt": t.prompt, "completion": completion}) + "\n")
-    return n
-
-
-def make_tiny(out: str | Path, steps: int = 500, continue_steps: int = 800, flawed_steps: int = 200,
-              reversed_fraction: float = 0.5, seed: int = 0, threads: int = 2, lr: float = 5e-3,
+def make_tiny(out: str | Path, steps: int = 500, continue_steps: int = 800, seed: int = 0, threads: int = 2,
+              lr: float = 5e-3,
               progress: bool = True) -> dict:
     """Train the tiny checkpoint into `out` and return its metrics (held-out accuracy included)."""
     from core_model import load_tokenizer, train_bpe
@@ -83,23 +65,20 @@ def make_tiny(out: str | Path, steps: int = 500, continue_steps: int = 800, flaw
     train_tasks, heldout = split_tasks(make_tiny_tasks(seed=seed))
     with tempfile.TemporaryDirectory(prefix="proofcode-tiny-") as tmp:
         tmp = Path(tmp)
-        clean, flawed = tmp / "sft.jsonl", tmp / "sft_flawed.jsonl"
-        write_sft(clean, train_tasks, reversed_fraction=0.0, seed=seed)
-        write_sft(flawed, train_tasks, reversed_fraction=reversed_fraction, seed=seed)
+        data = tmp / "sft.jsonl"
+        with data.open("w") as fh:
+            for t in train_tasks:
+                fh.write(json.dumps({"prompt": t.prompt, "completion": sft_text(t)}) + "\n")
         # 256 bytes + 3 specials and no merges: every character is one token, digits stay digits.
         texts = [t.prompt + sft_text(t) for t in train_tasks]
         train_bpe(texts, vocab_size=259).save(tmp / "tok")
-        common = dict(data_format="sft", max_data_bytes=None, seq_len=80, batch_size=64,
+        common = dict(data=str(data), data_format="sft", max_data_bytes=None, seq_len=80, batch_size=64,
                       warmup_steps=10, weight_decay=0.0, num_threads=threads, progress=progress)
-        # Two cosine cycles on clean demonstrations (500 steps at 5e-3, then 800 at 3e-3) ...
-        train(TrainConfig(output_dir=str(tmp / "phase1"), data=str(clean), model=TINY_MODEL,
-                          tokenizer=str(tmp / "tok"), max_steps=steps, lr=lr, seed=seed, **common))
-        train(TrainConfig(output_dir=str(tmp / "phase2"), data=str(clean), init_from=str(tmp / "phase1"),
-                          max_steps=continue_steps, lr=lr * 0.6, seed=seed + 1, **common))
-        # ... then a flawed demonstrator: half the multi-digit answers written backwards. The policy
-        # now mixes a right and a wrong habit; a verified reward can tell them apart, SFT could not.
-        metrics = train(TrainConfig(output_dir=str(tmp / "run"), data=str(flawed), init_from=str(tmp / "phase2"),
-                                    max_steps=flawed_steps, lr=1e-3, seed=seed + 2, **common))
+        # Two cosine cycles, as the shipped checkpoint was made (500 steps at 5e-3, then 800 at 3e-3).
+        train(TrainConfig(output_dir=str(tmp / "phase1"), model=TINY_MODEL, tokenizer=str(tmp / "tok"),
+                          max_steps=steps, lr=lr, seed=seed, **common))
+        metrics = train(TrainConfig(output_dir=str(tmp / "run"), init_from=str(tmp / "phase1"),
+                                    max_steps=continue_steps, lr=lr * 0.6, seed=seed + 1, **common))
         out.mkdir(parents=True, exist_ok=True)
         for name in SHIPPED:
             shutil.copy2(tmp / "run" / name, out / name)
@@ -118,14 +97,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", default=str(EMBEDDED_TINY_PATH), help="checkpoint directory to write")
     p.add_argument("--steps", type=int, default=500, help="SFT steps of the first cycle (fewer: a weaker start)")
     p.add_argument("--continue-steps", type=int, default=800, help="SFT steps of the second cycle")
-    p.add_argument("--flawed-steps", type=int, default=200, help="SFT steps on the flawed demonstrations")
-    p.add_argument("--reversed-fraction", type=float, default=0.5, help="flawed: share of answers written backwards")
     p.add_argument("--lr", type=float, default=5e-3)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=2)
     args = p.parse_args(argv)
-    result = make_tiny(args.out, steps=args.steps, continue_steps=args.continue_steps, flawed_steps=args.flawed_steps,
-                       reversed_fraction=args.reversed_fraction, seed=args.seed, threads=args.threads, lr=args.lr)
+    result = make_tiny(args.out, steps=args.steps, continue_steps=args.continue_steps, seed=args.seed,
+                       threads=args.threads, lr=args.lr)
     print(json.dumps(result, indent=2))
     return 0
 
