@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import warnings
 import statistics
 import sys
 import time
@@ -21,6 +22,7 @@ os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+warnings.filterwarnings("ignore", category=FutureWarning)  # transformers' deprecation notices
 
 MAX_NEW = 12
 
@@ -54,6 +56,7 @@ def trl_factory(args, run_dir: Path):
     import torch
     from datasets import Dataset
     from transformers import AutoModelForCausalLM, PreTrainedTokenizerFast, TrainerCallback
+    from transformers.trainer_callback import PrinterCallback
     from trl import GRPOConfig as TRLConfig
     from trl import GRPOTrainer
 
@@ -89,6 +92,7 @@ def trl_factory(args, run_dir: Path):
 
     trainer = GRPOTrainer(model=model, reward_funcs=[reward], args=config, train_dataset=data,
                           processing_class=tokenizer, callbacks=[Count()])
+    trainer.remove_callback(PrinterCallback)  # keep the table readable: no per-step log dicts
 
     def round_(n_steps: int) -> tuple[float, int]:
         trainer.args.max_steps = n_steps
