@@ -5,7 +5,6 @@ A plain class; `workers.rl.actors.LearnerActor` is its Ray shell.
 from __future__ import annotations
 
 import copy
-import math
 import random
 import time
 from pathlib import Path
@@ -144,8 +143,3 @@ class Learner:
     def save_model(self, directory: str | Path) -> None:
         self.model.save_pretrained(directory)
         self.tokenizer.save(directory)
-
-
-def mean(xs) -> float:
-    xs = list(xs)
-    return sum(xs) / len(xs) if xs else math.nan
