@@ -105,17 +105,21 @@ class _ForkServerClient:
 
 
 _lock = threading.Lock()
-_server: _ForkServerClient | None = None
+_servers: list[_ForkServerClient] = []
+# A server forks, reaps and replays serially, so concurrent callers get up to one server per core.
+_MAX_SERVERS = max(1, min(os.cpu_count() or 1, 4))
 
 
 def _get_server() -> _ForkServerClient:
-    """The process's fork server, started on first use and restarted if it died or we forked."""
-    global _server
+    """The least busy of this process's fork servers; one more is started (up to one per core) when all
+    are busy, and dead ones (or ones inherited across a fork) are replaced."""
     with _lock:
-        s = _server
-        if s is None or not s.alive or s.owner_pid != os.getpid() or s.proc.poll() is not None:
-            _server = s = _ForkServerClient()
-        return s
+        _servers[:] = [s for s in _servers if s.alive and s.owner_pid == os.getpid() and s.proc.poll() is None]
+        server = min(_servers, key=lambda s: len(s.pending), default=None)
+        if server is None or (server.pending and len(_servers) < _MAX_SERVERS):
+            server = _ForkServerClient()
+            _servers.append(server)
+        return server
 
 
 def sandbox_info() -> dict[str, bool]:
