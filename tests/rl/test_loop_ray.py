@@ -67,3 +67,33 @@ def test_loop_syncs_weights_checkpoints_and_resumes_with_the_same_data(ray_clust
     assert [m["step"] for m in metrics] == [0, 1, 2, 3]  # step 0: the starting accuracy
     assert "heldout_acc" in metrics[-1] and metrics[-1]["samples_per_s"] > 0
     assert list_checkpoints(run_dir)[-1].name == "step_000003"
+
+
+def test_a_hung_reward_call_is_abandoned_scored_zero_and_its_worker_replaced(ray_cluster, tmp_path):
+    import ray
+
+    from workers.rl.policy import Sample
+    from workers.rl.rewards import RewardConfig
+    from workers.rl.tasks import Task
+
+    @ray.remote
+    class Hangs:  # a reward worker stuck in a call that ignores its own limits
+        def score(self, samples):
+            import time
+
+            time.sleep(600)
+
+    run = object.__new__(RLRun)  # only the reward-collection part of a run
+    run.ray = ray
+    run.config = tiny_preset(reward=RewardConfig(timeout_s=0.5), run_dir=tmp_path)
+    run._reward_args = (run.config.reward, None)
+    stuck = Hangs.remote()
+    run.rewarders = [stuck]
+    task = Task(id="t", kind="math", prompt="1+1=", answer="2")
+    chunk = [Sample(task=task, group=0, prompt_ids=[1], completion_ids=[2], text="2", finished=True,
+                    policy_version=0, reward=1.0, correct=True)]
+    samples, timeouts = run._collect_rewards({stuck.score.remote(chunk): (0, chunk)})
+    assert timeouts == 1 and samples[0].reward == 0.0 and not samples[0].correct
+    assert run.rewarders[0] is not stuck
+    fresh = ray.get(run.rewarders[0].score.remote(chunk))  # the replacement scores for real
+    assert fresh[0].reward == 1.0

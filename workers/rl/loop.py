@@ -173,7 +173,7 @@ class RLRun:
         ray = self.ray
         longest = max(len(chunk) for _, chunk in scoring.values())
         ready, late = ray.wait(list(scoring), num_returns=len(scoring),
-                               timeout=self.config.reward.timeout_s * longest + 30)
+                               timeout=self.config.reward.timeout_s * (longest + 1) + 5)
         samples, timeouts = [], 0
         for ref in ready:
             samples.extend(ray.get(ref))
