@@ -92,7 +92,7 @@ def build_train_config(args: argparse.Namespace):
     from pydantic import ValidationError
 
     from .presets import train_preset
-    from .train import TrainConfig
+    from .training import TrainConfig
 
     if not args.preset and not args.config:
         raise ValueError("give --config FILE or --preset NAME (e.g. --preset tiny)")
@@ -117,7 +117,7 @@ def build_train_config(args: argparse.Namespace):
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from .train import train
+    from .training import train
 
     config = build_train_config(args)
     metrics = train(config)
@@ -131,7 +131,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
     import torch
 
     from .checkpoint import load_pretrained
-    from .generate import GenerationConfig, generate
+    from .generation import GenerationConfig, generate
     from .tokenizer import load_tokenizer
 
     model_dir = Path(args.model).expanduser()

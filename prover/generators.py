@@ -104,8 +104,7 @@ class ModelGenerator:
         return cls(load_pretrained(path), load_tokenizer(path), config)
 
     def _sample(self, prompt: str, n: int, max_tokens: int, stop: list[str]) -> list[tuple[str, float]]:
-        # `core_model.generate` is both a module and a function; import the function from the module.
-        from core_model.generate import GenerationConfig, generate
+        from core_model import GenerationConfig, generate
 
         cfg = GenerationConfig(max_new_tokens=max_tokens, temperature=self.config.temperature,
                                top_p=self.config.top_p, stop=stop, seed=self._seeds.next())

@@ -11,7 +11,7 @@ from typing import Literal
 
 from pydantic import BaseModel, Field, model_validator
 
-from .final_check import CheckPolicy
+from .verification import CheckPolicy
 from .generators import BuiltinGenerator, GeneratorConfig, ModelGenerator, OpenAIConfig, OpenAIGenerator
 from .protocol import EnvError, Generator, ProofEnv, Theorem
 from .proof_search import SearchConfig, search

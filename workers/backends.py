@@ -64,8 +64,7 @@ class CoreModelBackend:
         self.name = self.path.name
 
     def complete(self, prompts: list[str], params: SamplingParams) -> list[dict]:
-        # `core_model.generate` resolves to the submodule once it is imported, so name the function.
-        from core_model.generate import GenerationConfig, generate
+        from core_model import GenerationConfig, generate
 
         cfg = GenerationConfig(
             max_new_tokens=params.max_tokens, temperature=params.temperature, top_p=params.top_p,

@@ -1,7 +1,7 @@
 """Proof search: best-first over tactic states, whole-proof sampling with truncate-and-resume, RMaxTS.
 
     result = search(theorem, env, generator, SearchConfig(algorithm="best_first"))
-Every proof a search reports as proved has passed `prover.final_check.final_check`.
+Every proof a search reports as proved has passed `prover.final_check`.
 """
 from __future__ import annotations
 

@@ -93,7 +93,7 @@ class Verifier:
         """Run the final check on `proof` (text after `:=`); remember the reasons if it fails."""
         if proof in self._rejected:
             return False
-        from ..final_check import CheckPolicy, final_check
+        from ..verification import CheckPolicy, final_check
 
         self.candidates += 1
         self.budget.lean_calls += 1

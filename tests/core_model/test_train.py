@@ -7,7 +7,7 @@ import torch
 from safetensors.torch import load_file
 
 from core_model import TrainConfig, load_pretrained, load_tokenizer, train
-from core_model.train import lr_lambda
+from core_model.training import lr_lambda
 
 torch.set_num_threads(1)
 

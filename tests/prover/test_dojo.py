@@ -11,7 +11,7 @@ from prover.dojo import DojoConfig, DojoEnv
 
 
 def test_importing_prover_does_not_import_lean_dojo():
-    code = ("import sys, prover, prover.dojo, prover.repl, prover.final_check; "
+    code = ("import sys, prover, prover.dojo, prover.repl, prover.verification; "
             "print(prover.DojoEnv.__name__, 'lean_dojo' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr

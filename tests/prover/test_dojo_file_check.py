@@ -8,7 +8,7 @@ import pytest
 
 from prover import Theorem
 from prover.dojo import lean_file_check
-from prover.final_check import final_check
+from prover.verification import final_check
 
 # Prints one JSON message per line, as `lean --json FILE` does; severity "information" as Lean 4 writes it.
 FAKE_LAKE = r'''

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from prover import CheckOutput, LeanMessage, Theorem
-from prover.final_check import CheckPolicy, final_check, lean_reasons, strip_comments, theorem_name
+from prover.verification import CheckPolicy, final_check, lean_reasons, strip_comments, theorem_name
 from prover.repl import ReplConfig, ReplEnv
 
 FAKE = str(Path(__file__).parent / "fake_repl.py")

@@ -12,7 +12,7 @@ import os
 import pytest
 
 from prover import ProofFinished, TacticError, TacticState, Theorem
-from prover.final_check import CheckPolicy, final_check
+from prover.verification import CheckPolicy, final_check
 from prover.lean_project import find_lake
 
 PROJECT = os.environ.get("PROOFCODE_LEAN_PROJECT")

@@ -53,7 +53,7 @@ def make_tiny(out: str | Path, steps: int = 500, continue_steps: int = 800, seed
               progress: bool = True) -> dict:
     """Train the tiny checkpoint into `out` and return its metrics (held-out accuracy included)."""
     from core_model import load_tokenizer, train_bpe
-    from core_model.train import TrainConfig, train  # the package attribute `train` is the submodule
+    from core_model import TrainConfig, train
 
     from .config import SamplingConfig
     from .evaluate import heldout_accuracy

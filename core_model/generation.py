@@ -7,8 +7,6 @@ log_softmax(logits)), which is what RL importance ratios and best-first search s
 """
 from __future__ import annotations
 
-import sys
-import types
 from dataclasses import dataclass, field
 from typing import Callable, Protocol
 
@@ -154,14 +152,3 @@ def generate(model, tokenizer: TokenizerLike, prompts: list[str], config: Genera
             ids = [bos] + ids
         encoded.append(ids)
     return _generate(model, encoded, config, getattr(tokenizer, "eos_id", None), tokenizer.decode)
-
-
-class _CallableModule(types.ModuleType):
-    """`core_model.generate` names both this module and the function: importing the submodule makes Python set
-    the package attribute to the module, so `from core_model import generate` may return it; let it be called."""
-
-    def __call__(self, *args, **kwargs):
-        return generate(*args, **kwargs)
-
-
-sys.modules[__name__].__class__ = _CallableModule

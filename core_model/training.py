@@ -7,7 +7,6 @@ import logging
 import math
 import sys
 import time
-import types
 from pathlib import Path
 from typing import Literal
 
@@ -251,14 +250,3 @@ def _run_steps(config, model, optimizer, scheduler, batches, state, tokenizer, o
         "tokens_per_s": (state["tokens"] - start_tokens) / max(elapsed, 1e-9),
         "elapsed_s": elapsed,
     }
-
-
-class _CallableModule(types.ModuleType):
-    """`core_model.train` is both this module and the exported function: once the module is imported
-    (e.g. for TrainConfig) the package attribute is the module, so calling it must still run `train`."""
-
-    def __call__(self, config: TrainConfig) -> dict:
-        return train(config)
-
-
-sys.modules[__name__].__class__ = _CallableModule
