@@ -76,8 +76,12 @@ def _exec_tests(tests: str, ns: dict, entry_point: str | None, candidates: dict)
         check(candidates[entry_point])
 
 
-def run_candidate(program: str, tests: str, entry_points: list[str], entry_point: str | None, fd: int) -> None:
-    """Stage 1, in the untrusted child. Never returns normally: ends with os._exit."""
+def run_candidate(program: str, tests: str, entry_points: list[str], entry_point: str | None, fd: int,
+                  done_fd: int | None = None) -> None:
+    """Stage 1, in the untrusted child. Never returns normally: ends with os._exit.
+
+    After the last answer it writes one byte to `done_fd`, so the server can replay while this exits.
+    """
     def status(kind: str, detail: str = "") -> None:
         os.write(fd, (json.dumps({"status": kind, "detail": detail}) + "\n").encode())
 
@@ -105,6 +109,11 @@ def run_candidate(program: str, tests: str, entry_points: list[str], entry_point
     except BaseException as exc:
         status("error", _short(exc))
     _flush()
+    if done_fd is not None:
+        try:
+            os.write(done_fd, b"!")
+        except BaseException:
+            pass
     os._exit(0)
 
 
