@@ -33,18 +33,8 @@ def register(subparsers) -> None:
     info.set_defaults(func=cmd_sandbox_info)
 
 
-def parse_ks(text: str) -> list[int]:
-    try:
-        ks = [int(part) for part in text.split(",") if part.strip()]
-    except ValueError:
-        raise ValueError(f"--k must be comma-separated positive integers, got {text!r}") from None
-    if not ks or min(ks) < 1:
-        raise ValueError(f"--k must be comma-separated positive integers, got {text!r}")
-    return ks
-
-
 def cmd_grade(args: argparse.Namespace) -> int:
-    from coder.grading import grade_samples
+    from coder.grading import format_summary, grade_samples, parse_ks
     from coder.problems import load_problems
     from coder.sandbox import Limits
 
@@ -61,12 +51,7 @@ def cmd_grade(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(summary))
         return 0
-    for key, value in summary.items():
-        if key.startswith("pass@"):
-            print(f"{key}: {value:.4f}")
-    print(f"tasks: {summary['n_tasks']}  samples: {summary['n_samples']}  verdicts: "
-          + ", ".join(f"{k}={v}" for k, v in sorted(summary["verdicts"].items())))
-    print(f"results: {summary['results']}")
+    print(format_summary(summary))
     return 0
 
 

@@ -168,3 +168,24 @@ def summarize(rows: list[dict], ks: Iterable[int] = DEFAULT_KS, results_path: Pa
     if results_path is not None:
         summary["results"] = str(results_path)
     return summary
+
+
+def format_summary(summary: dict) -> str:
+    """The summary as `proofcode grade` prints it: pass@k lines, counts, where the results are."""
+    lines = [f"{key}: {value:.4f}" for key, value in summary.items() if key.startswith("pass@")]
+    lines.append(f"tasks: {summary['n_tasks']}  samples: {summary['n_samples']}  verdicts: "
+                 + ", ".join(f"{k}={v}" for k, v in sorted(summary["verdicts"].items())))
+    if "results" in summary:
+        lines.append(f"results: {summary['results']}")
+    return "\n".join(lines)
+
+
+def parse_ks(text: str) -> list[int]:
+    """`--k 1,10,100` as a list of positive integers; ValueError naming the text otherwise."""
+    try:
+        ks = [int(part) for part in str(text).split(",") if part.strip()]
+    except ValueError:
+        ks = []
+    if not ks or min(ks) < 1:
+        raise ValueError(f"--k must be comma-separated positive integers, got {text!r}")
+    return ks

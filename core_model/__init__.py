@@ -28,6 +28,7 @@ _EXPORTS = {
     "train_bpe": ".tokenizer",
     "TrainConfig": ".training",
     "train": ".training",
+    "model_preset": ".presets",
     "GRPOConfig": ".grpo",
     "grpo_loss": ".grpo",
     "group_advantages": ".grpo",

@@ -151,6 +151,8 @@ def _done_rows(out: Path) -> dict[int, dict]:
 
 def _remote_grade(client: ServiceClient, args) -> int:
     """Mirror of `coder.cli.cmd_grade`: same results file (SAMPLES.jsonl_results.jsonl), rows, resume and summary."""
+    from coder import format_summary, parse_ks, summarize
+
     samples_path = Path(args.samples)
     rows = _read_jsonl(samples_path, "samples")
     if not rows:
@@ -168,16 +170,11 @@ def _remote_grade(client: ServiceClient, args) -> int:
     tmp = out.with_name(out.name + ".tmp")
     tmp.write_text("".join(json.dumps(row) + "\n" for row in out_rows), encoding="utf-8")
     os.replace(tmp, out)
-    summary = _summary(out_rows, _ks(getattr(args, "k", "1,10,100")), out)
+    summary = summarize(out_rows, parse_ks(getattr(args, "k", "1,10,100")), out)
     if getattr(args, "json", False):
         print(json.dumps(summary))
         return 0
-    for key, value in summary.items():
-        if key.startswith("pass@"):
-            print(f"{key}: {value:.4f}")
-    print(f"tasks: {summary['n_tasks']}  samples: {summary['n_samples']}  verdicts: "
-          + ", ".join(f"{k}={v}" for k, v in sorted(summary["verdicts"].items())))
-    print(f"results: {summary['results']}")
+    print(format_summary(summary))
     return 0
 
 
@@ -211,33 +208,6 @@ def _result_row(sample: dict, verdict: dict) -> dict:
     return row
 
 
-def _ks(text: str) -> list[int]:
-    try:
-        ks = [int(p) for p in str(text).split(",") if p.strip()]
-    except ValueError:
-        ks = []
-    if not ks or min(ks) < 1:
-        raise ValueError(f"--k must be comma-separated positive integers, got {text!r}")
-    return ks
-
-
-def _summary(rows: list[dict], ks: list[int], out: Path) -> dict:
-    from collections import Counter, defaultdict
-
-    from coder import pass_at_k
-
-    per_task: dict[str, list[bool]] = defaultdict(list)
-    for row in rows:
-        per_task[row["task_id"]].append(bool(row["passed"]))
-    fewest = min(len(v) for v in per_task.values())
-    summary: dict = {}
-    for k in sorted(set(ks)):
-        if k <= fewest:
-            scores = [pass_at_k(len(v), sum(v), k) for v in per_task.values()]
-            summary[f"pass@{k}"] = sum(scores) / len(scores)
-    summary.update(n_tasks=len(per_task), n_samples=len(rows),
-                   verdicts=dict(Counter(row["verdict"] for row in rows)), results=str(out))
-    return summary
 
 
 def _remote_prove(client: ServiceClient, args) -> int:

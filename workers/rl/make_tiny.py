@@ -14,38 +14,14 @@ import sys
 import tempfile
 from pathlib import Path
 
+from core_model import model_preset
+
 SHIPPED = ("config.json", "model.safetensors", "tokenizer.json", "tokenizer_config.json")
 
-# A DeepSeek-V2 shape (MLA + routed/shared experts) small enough to train and RL on 2 CPU cores.
-TINY_MODEL = {
-    "model_type": "deepseek_v2",
-    "hidden_size": 128,
-    "num_hidden_layers": 3,
-    "num_attention_heads": 4,
-    "num_key_value_heads": 4,
-    "intermediate_size": 384,
-    "moe_intermediate_size": 96,
-    "n_routed_experts": 8,
-    "n_shared_experts": 1,
-    "num_experts_per_tok": 2,
-    "first_k_dense_replace": 1,
-    "moe_layer_freq": 1,
-    "kv_lora_rank": 32,
-    "q_lora_rank": None,
-    "qk_nope_head_dim": 32,
-    "qk_rope_head_dim": 16,
-    "v_head_dim": 32,
-    "topk_method": "greedy",
-    "norm_topk_prob": False,
-    "routed_scaling_factor": 1.0,
-    "aux_loss_alpha": 0.01,
-    "seq_aux": True,
-    "rope_theta": 10000.0,
-    "rms_norm_eps": 1e-6,
-    "max_position_embeddings": 256,
-    "initializer_range": 0.02,
-    "tie_word_embeddings": False,
-}
+# The `tiny` preset (MLA + routed/shared experts), shallower and with shorter positions: the tasks
+# are a few dozen bytes, and it must train and RL on 2 CPU cores.
+TINY_MODEL = {**model_preset("tiny"), "num_hidden_layers": 3, "moe_intermediate_size": 96,
+              "max_position_embeddings": 256}
 
 
 def make_tiny(out: str | Path, steps: int = 500, continue_steps: int = 800, seed: int = 0, threads: int = 2,
