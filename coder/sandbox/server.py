@@ -169,6 +169,7 @@ class ForkServer:
         if pid == 0:  # child
             try:
                 self._confine(workdir, (*fds, job_r, done_w))
+                _warm_up()
                 _run_job(_read_all(4))
             except BaseException as exc:
                 os.write(2, f"sandbox setup failed: {exc}\n".encode())
@@ -215,14 +216,14 @@ class ForkServer:
             verdict = self._judge(child, status, usage, out, err)
         except Exception as exc:
             verdict = {"status": "sandbox_error", "detail": f"judging failed: {exc!r}"}
-        for fd in child.fds:
-            os.close(fd)
-        shutil.rmtree(child.workdir, ignore_errors=True)
         verdict.setdefault("time_s", round(elapsed, 4))
         if child.job["kind"] == "program" or verdict["status"] != "passed":
             verdict.setdefault("stdout", out[0].decode(errors="replace"))
             verdict.setdefault("stderr", err[0].decode(errors="replace"))
         self._finish(child.job, verdict)
+        for fd in child.fds:  # clean-up after the verdict is sent: off the caller's critical path
+            os.close(fd)
+        shutil.rmtree(child.workdir, ignore_errors=True)
         self._refill()  # after the verdict is sent: forking then does not delay a run in flight
 
     def _judge(self, child: _Child, status: int, usage, out, err) -> dict:
@@ -353,6 +354,21 @@ def _read_all(fd: int) -> bytes:
         chunks.append(chunk)
     os.close(fd)
     return b"".join(chunks)
+
+
+_WARM_UP = "def _f(a, b=2):\n    return [a, b, {'k': (a, 1.5)}]\nr = _f(1)\n"
+
+
+def _warm_up() -> None:
+    """In a pre-forked child while it waits: run trusted code down the paths every job takes (compile,
+    exec, a call, encoding an answer), so their copy-on-write page faults happen before the job, not during it."""
+    try:
+        ns: dict = {"__name__": "__warm_up__", "__builtins__": __builtins__}
+        exec(compile(_WARM_UP, "<warm-up>", "exec"), ns)
+        json.dumps({"name": "_f", "args": harness.encode([[1, "a", [2.0]], {}]), "out": harness.encode(ns["r"])})
+        pickle.loads(pickle.dumps({"kind": "tests", "limits": {"timeout_s": 1.0}}, protocol=pickle.HIGHEST_PROTOCOL))
+    except Exception:
+        pass  # only an optimisation
 
 
 def _run_job(data: bytes) -> None:
