@@ -40,7 +40,9 @@ def test_tiny_tasks_are_deterministic_unique_and_split_stably():
 
 
 def test_code_tasks_reference_passes_their_own_tests():
-    for t in [t for t in make_tiny_tasks(n=300) if t.kind == "code"][:20]:
+    code_tasks = [t for t in make_tiny_tasks(n=300) if t.kind == "code"][:20]
+    assert len(code_tasks) == 20 and all(t.tests for t in code_tasks)
+    for t in code_tasks:  # each test is an assert statement; exec raises on a wrong reference
         namespace: dict = {}
         exec(t.prompt + t.answer, namespace)  # our own generated code, not model output
         for test in t.tests:
