@@ -18,7 +18,7 @@ from fastapi import Depends, FastAPI, HTTPException, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, StreamingResponse
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, model_validator
 
 from .config import ServiceConfig
 from .jobs import JobStore
@@ -69,8 +69,9 @@ class ProofRequest(_Body):
 
 
 class AnswerPair(_Body):
-    pred: str
-    ref: str
+    # The short names, or the ones `coder.check_answer` and `proofcode check-answer` use.
+    pred: str = Field(validation_alias=AliasChoices("pred", "predicted"))
+    ref: str = Field(validation_alias=AliasChoices("ref", "reference"))
 
 
 class MathCheckRequest(_Body):

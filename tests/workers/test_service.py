@@ -126,7 +126,7 @@ def test_restarted_service_resumes_the_job(ray_cluster, tmp_path):
 def test_math_check_comes_back_inline(service):
     http = client(service.url, TOKEN)
     items = [{"pred": "\\frac{1}{2}", "ref": "0.5"}, {"pred": "x^2+2x+1", "ref": "(x+1)^2"},
-             {"pred": "3", "ref": "4"}, {"pred": "\\frac{", "ref": "1"}]
+             {"predicted": "3", "reference": "4"}, {"pred": "\\frac{", "ref": "1"}]  # both spellings
     r = http.post("/v1/math/check", json={"items": items, "wait_s": 120})
     assert r.status_code == 200, r.text
     body = r.json()
