@@ -22,6 +22,8 @@ _EXPORTS = {
     "summarize": ".grading",
     "format_summary": ".grading",
     "parse_ks": ".grading",
+    "results_path_for": ".grading",
+    "load_graded": ".grading",
     "check_answer": ".math_answer",
     "extract_answer": ".math_answer",
     "AnswerVerdict": ".math_answer",

@@ -82,7 +82,7 @@ def results_path_for(samples_path: Path) -> Path:
     return Path(str(samples_path) + "_results.jsonl")
 
 
-def _load_done(results_path: Path) -> dict[int, dict]:
+def load_graded(results_path: Path) -> dict[int, dict]:
     """Results of an earlier (possibly interrupted) run, by sample line; a torn last line is dropped."""
     if not results_path.exists():
         return {}
@@ -116,7 +116,7 @@ def grade_samples(samples_path: str | Path, problems: dict[str, Problem], limits
     samples = read_samples(samples_path, problems)
     require_protections(limits)  # refuse before touching the results file
     results_path = results_path_for(samples_path)
-    done = _load_done(results_path)
+    done = load_graded(results_path)
     for n, s in samples:  # a result only counts for the very sample now on that line
         if n in done and any(done[n].get(k) != s.get(k) for k in ("task_id", "completion", "solution")):
             del done[n]

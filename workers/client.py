@@ -136,22 +136,9 @@ def _read_jsonl(path: str | Path, what: str) -> list[tuple[int, dict]]:
     return rows
 
 
-def _done_rows(out: Path) -> dict[int, dict]:
-    # Rows of an earlier run by sample line, as the local command resumes (a torn last line is dropped).
-    done = {}
-    if out.is_file():
-        for line in out.read_text(encoding="utf-8").splitlines():
-            try:
-                row = json.loads(line)
-                done[int(row["line"])] = row
-            except (ValueError, KeyError, TypeError):
-                continue
-    return done
-
-
 def _remote_grade(client: ServiceClient, args) -> int:
     """Mirror of `coder.cli.cmd_grade`: same results file (SAMPLES.jsonl_results.jsonl), rows, resume and summary."""
-    from coder import format_summary, parse_ks, summarize
+    from coder import format_summary, load_graded, parse_ks, results_path_for, summarize
 
     samples_path = Path(args.samples)
     rows = _read_jsonl(samples_path, "samples")
@@ -160,8 +147,8 @@ def _remote_grade(client: ServiceClient, args) -> int:
     for n, r in rows:
         if "task_id" not in r or not isinstance(r.get("completion", r.get("solution")), str):
             raise ValueError(f"{samples_path}:{n}: a sample needs 'task_id' and a string 'completion' or 'solution'")
-    out = Path(str(samples_path) + "_results.jsonl")
-    done = _done_rows(out)
+    out = results_path_for(samples_path)
+    done = load_graded(out)  # resumes as the local command does
     todo = [(n, r) for n, r in rows if n not in done]
     if todo:
         for n, row in zip([n for n, _ in todo], _grade_on_server(client, args, [r for _, r in todo])):
