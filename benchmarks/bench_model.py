@@ -83,6 +83,7 @@ def build_pair(model_fields: dict, device: str, dtype: torch.dtype, via_disk: bo
         missing = [m for m in missing if not m.endswith("inv_freq")]
         if missing or unexpected:
             raise RuntimeError(f"weight copy mismatch: missing {missing[:5]}, unexpected {unexpected[:5]}")
+        ours.pack_experts()  # as load_pretrained does
     return ours.eval(), theirs.eval()
 
 
@@ -112,6 +113,33 @@ class Ours:
 
     def logits(self, ids: torch.Tensor) -> torch.Tensor:
         return self.model(ids)
+
+
+class OursLoop(Ours):
+    """core_model with packed experts switched off: the per-expert loop (an ablation of grouped dispatch)."""
+
+    name = "core_model (expert loop)"
+
+    def _switch(self, on: bool) -> None:
+        from core_model.model import MoE
+
+        for m in self.model.modules():
+            if isinstance(m, MoE) and hasattr(m, "w13"):
+                m._grouped_ok = on
+
+    def prefill(self, ids, max_len, chunk=None):
+        self._switch(False)
+        try:
+            return super().prefill(ids, max_len, chunk)
+        finally:
+            self._switch(True)
+
+    def step(self, cache, tokens):
+        self._switch(False)
+        try:
+            return super().step(cache, tokens)
+        finally:
+            self._switch(True)
 
 
 class Theirs:
@@ -252,6 +280,9 @@ def decode_rows(sides, fields, args, batches, rows: list, log, on_decoded=None) 
         target = ">= 10x" if b >= 8 and args.context >= 2048 else ""
         rows.append((f"decode tok/s (batch {b}, ctx {args.context})", f"{tps['core_model']:,.1f}",
                      f"{tps['transformers']:,.1f}", f"{ratio:.2f}x", target))
+        for extra in sides[2:]:
+            rows.append((f"  {extra.name}", f"{tps[extra.name]:,.1f}", "",
+                         f"{tps[extra.name] / tps['transformers']:.2f}x", "ablation"))
         raw[b] = {"tok_s": tps, "step_s": step_s, "kv_bytes_per_token": kv, "ratio": ratio}
         if on_decoded is not None:
             on_decoded(b, sides, raw[b])
@@ -259,8 +290,10 @@ def decode_rows(sides, fields, args, batches, rows: list, log, on_decoded=None) 
     return raw
 
 
-def run(args, model_fields: dict, dtype: torch.dtype, via_disk: bool, log=print, on_decoded=None) -> tuple[list, dict]:
-    """Build both models, measure everything in args; returns (table rows, raw numbers)."""
+def run(args, model_fields: dict, dtype: torch.dtype, via_disk: bool, log=print, on_decoded=None,
+        loop_ablation: bool = False) -> tuple[list, dict]:
+    """Build both models, measure everything in args; returns (table rows, raw numbers).
+    loop_ablation: also time core_model's decode with its per-expert loop instead of grouped matmuls."""
     device = args.device
     torch.manual_seed(args.seed)
     log(f"building models ({'save + load' if via_disk else 'in-memory weight copy'}) ...")
@@ -275,7 +308,8 @@ def run(args, model_fields: dict, dtype: torch.dtype, via_disk: bool, log=print,
         log(f"timing prefill (batch 1, {args.context} tokens, {args.repeats} each) ...")
         pre_s, _ = time_prefill(sides, ids, args.repeats, device)
     pre = {k: args.context / v for k, v in pre_s.items()}
-    raw["decode"] = decode_rows(sides, model_fields, args, args.batches, rows, log, on_decoded)
+    decoders = sides + [OursLoop(ours_model, device)] if loop_ablation else sides
+    raw["decode"] = decode_rows(decoders, model_fields, args, args.batches, rows, log, on_decoded)
     first = raw["decode"][args.batches[0]]["kv_bytes_per_token"]
     want = expected_kv_bytes(model_fields, dtype)
     kv_ok = "exact" if first["core_model"] == want else f"MISMATCH (want {want})"

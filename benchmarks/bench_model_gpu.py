@@ -70,6 +70,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--tiny", action="store_true", help="tiny model and short context (CPU check of the code paths)")
     p.add_argument("--dtype", choices=["bfloat16", "float16", "float32"], help="default: bfloat16 (float32 with --tiny)")
     p.add_argument("--batches", type=int, nargs="+", help="decode batch sizes (default: 1 32)")
+    p.add_argument("--loop-ablation", action="store_true",
+                   help="also time core_model's decode with the per-expert loop instead of grouped matmuls")
     p.add_argument("--hbm-tbps", type=float, default=4.8, help="peak memory bandwidth in TB/s (H200: 4.8)")
     args = p.parse_args(argv)
     if args.device.startswith("cuda") and not torch.cuda.is_available():
@@ -96,7 +98,8 @@ def main(argv: list[str] | None = None) -> int:
         entry["bytes"] = bytes_per_decode_step(sides[0].model, fields, batch, context_mid, dtype)
         entry["roofline"] = {k: entry["bytes"]["total"] / s / (args.hbm_tbps * 1e12) for k, s in entry["step_s"].items()}
 
-    rows, raw = bench_model.run(args, fields, dtype, via_disk=False, log=log, on_decoded=roofline)
+    rows, raw = bench_model.run(args, fields, dtype, via_disk=False, log=log, on_decoded=roofline,
+                                loop_ablation=args.loop_ablation)
     for b in args.batches:
         entry = raw["decode"][b]
         gb = entry["bytes"]

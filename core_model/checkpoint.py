@@ -138,8 +138,10 @@ def _is_router(name: str) -> bool:
 
 
 def load_pretrained(path: str | Path, dtype: torch.dtype = torch.float32, device: str | torch.device = "cpu",
-                    *, load_mtp: bool = True) -> Transformer:
-    """Load a HF-format DeepSeek-V2/V3 or Llama checkpoint directory into a `Transformer` (eval mode)."""
+                    *, load_mtp: bool = True, pack_experts: bool = True) -> Transformer:
+    """Load a HF-format DeepSeek-V2/V3 or Llama checkpoint directory into a `Transformer` (eval mode).
+
+    pack_experts: stack each MoE layer's experts in place for grouped-matmul inference (`Transformer.pack_experts`)."""
     path = Path(path)
     config_file = path / "config.json"
     if not config_file.is_file():
@@ -178,6 +180,8 @@ def load_pretrained(path: str | Path, dtype: torch.dtype = torch.float32, device
     left = [n for n, p in list(model.named_parameters()) + list(model.named_buffers()) if p.is_meta]
     if left:
         raise CheckpointError(f"{path}: tensor {_external_name(left[0], cfg)!r} was not loaded")
+    if pack_experts:
+        model.pack_experts()
     return model.eval()
 
 
@@ -207,7 +211,10 @@ def save_pretrained(model: Transformer, path: str | Path, max_shard_size: int | 
         if shards[-1] and size + nbytes > limit:
             shards.append({})
             size = 0
-        shards[-1][name] = t.cpu()
+        t = t.cpu()
+        if t.untyped_storage().nbytes() != nbytes:  # a view (packed experts): safetensors refuses shared storage
+            t = t.clone()
+        shards[-1][name] = t
         size += nbytes
     dtype_name = str(model.lm_head.weight.dtype).removeprefix("torch.")
     config = {**cfg.to_dict(), "num_nextn_predict_layers": len(model.mtp) or cfg.num_nextn_predict_layers,

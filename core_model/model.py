@@ -7,6 +7,7 @@ Shapes in comments: b batch, s new tokens, t cached+new tokens, h heads, r kv_lo
 from __future__ import annotations
 
 import json
+import logging
 import math
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
@@ -15,6 +16,8 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+log = logging.getLogger(__name__)
 
 ARCHITECTURES = {
     "deepseek_v2": "DeepseekV2ForCausalLM",
@@ -419,6 +422,12 @@ class MoE(nn.Module):
 
     def dispatch(self, x: torch.Tensor, weights: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
         """Sum_k weights * expert_k(x) for x [T, d]: one call per expert on its contiguous slice."""
+        if self._grouped_ready(x):
+            try:
+                return self._dispatch_grouped(x, weights, idx)
+            except (RuntimeError, NotImplementedError) as e:  # e.g. a GPU or torch build without the kernel
+                self._grouped_ok = False
+                log.warning("grouped expert matmul unavailable (%s); using the per-expert loop", e)
         k = idx.shape[1]
         flat_idx = idx.flatten()
         order = flat_idx.argsort(stable=True)
@@ -428,6 +437,43 @@ class MoE(nn.Module):
         slices = x[token].split(counts)
         outs = [self.experts[e](xs) for e, xs in enumerate(slices) if xs.shape[0]]
         ys = torch.cat(outs) * weights.flatten()[order, None].to(x.dtype)
+        return torch.zeros_like(x).index_add_(0, token, ys)
+
+    @torch.no_grad()
+    def pack_experts(self) -> None:
+        """Move the routed experts' weights into two stacked tensors (each expert's parameters become views of
+        them, so memory does not grow): inference then runs all experts in two grouped matmuls, no host sync."""
+        inter, dim = self.experts[0].gate_proj.weight.shape
+        w13 = self.experts[0].gate_proj.weight.new_empty(self.n_experts, 2 * inter, dim)  # gate rows, then up
+        w2 = self.experts[0].down_proj.weight.new_empty(self.n_experts, dim, inter)
+        for e, mlp in enumerate(self.experts):
+            for lin, dst in ((mlp.gate_proj, w13[e, :inter]), (mlp.up_proj, w13[e, inter:]), (mlp.down_proj, w2[e])):
+                dst.copy_(lin.weight)
+                lin.weight = nn.Parameter(dst, requires_grad=lin.weight.requires_grad)
+        self.register_buffer("w13", w13, persistent=False)
+        self.register_buffer("w2", w2, persistent=False)
+        self._grouped_ok = hasattr(torch, "_grouped_mm")
+
+    def _grouped_ready(self, x: torch.Tensor) -> bool:
+        """Packed, still packed (a `.to()` or a load with assign=True copies parameters apart), and no
+        gradient wanted: training keeps the per-expert loop, whose backward reaches the expert parameters."""
+        if not getattr(self, "_grouped_ok", False) or (x.is_cuda and x.dtype != torch.bfloat16):
+            return False
+        first, last = self.experts[0], self.experts[-1]
+        if first.gate_proj.weight.data_ptr() != self.w13.data_ptr() or last.down_proj.weight.data_ptr() != self.w2[-1].data_ptr():
+            return False
+        return not (torch.is_grad_enabled() and (x.requires_grad or first.gate_proj.weight.requires_grad))
+
+    def _dispatch_grouped(self, x: torch.Tensor, weights: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
+        """dispatch() with torch._grouped_mm over the packed weights: expert offsets stay on the device."""
+        k = idx.shape[1]
+        sorted_ids, order = idx.flatten().sort(stable=True)
+        experts = torch.arange(self.n_experts, device=x.device, dtype=sorted_ids.dtype)
+        offs = torch.searchsorted(sorted_ids, experts, right=True).to(torch.int32)  # end of each expert's rows
+        token = order // k
+        gate, up = torch._grouped_mm(x[token], self.w13.transpose(1, 2), offs=offs).chunk(2, -1)  # [T*k, I] each
+        ys = torch._grouped_mm(F.silu(gate) * up, self.w2.transpose(1, 2), offs=offs)  # [T*k, d]
+        ys = ys * weights.flatten()[order, None].to(x.dtype)
         return torch.zeros_like(x).index_add_(0, token, ys)
 
     def balance_loss(self, scores: torch.Tensor, idx: torch.Tensor, real: torch.Tensor) -> torch.Tensor:
@@ -562,6 +608,13 @@ class Transformer(nn.Module):
         for m in self.model.modules():
             if isinstance(m, MoE):
                 m.update_bias(rate)
+
+    def pack_experts(self) -> "Transformer":
+        """Stack each MoE layer's expert weights for grouped-matmul inference (see `MoE.pack_experts`)."""
+        for m in self.modules():
+            if isinstance(m, MoE):
+                m.pack_experts()
+        return self
 
     def save_pretrained(self, path: str | Path, **kwargs) -> None:
         """Write config.json + safetensors in HF layout (see `core_model.checkpoint.save_pretrained`)."""

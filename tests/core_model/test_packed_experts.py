@@ -1,0 +1,78 @@
+"""Packed experts: stacked weights run by torch._grouped_mm for inference; training and saving unchanged."""
+from __future__ import annotations
+
+import copy
+
+import pytest
+import torch
+
+from core_model import ModelConfig, Transformer, load_pretrained
+from core_model.model import MoE
+
+torch.set_num_threads(1)
+
+# hidden/moe dims are multiples of 16 bytes in fp32: grouped_mm needs aligned strides
+CFG = dict(model_type="deepseek_v3", vocab_size=96, hidden_size=32, intermediate_size=64, moe_intermediate_size=16,
+           num_hidden_layers=3, num_attention_heads=2, q_lora_rank=16, kv_lora_rank=16, qk_nope_head_dim=8,
+           qk_rope_head_dim=4, v_head_dim=8, n_routed_experts=8, num_experts_per_tok=3, n_group=2, topk_group=1,
+           first_k_dense_replace=1, norm_topk_prob=True)
+
+pytestmark = pytest.mark.skipif(not hasattr(torch, "_grouped_mm"), reason="this torch has no torch._grouped_mm")
+
+
+def _pair():
+    torch.manual_seed(0)
+    plain = Transformer(ModelConfig.from_dict(CFG)).eval()
+    return plain, copy.deepcopy(plain).pack_experts()
+
+
+def _grouped_calls(model, ids) -> int:
+    """Forward under no_grad, counting MoE layers that took the grouped path."""
+    calls = []
+    hooks = [m.register_forward_hook(lambda mod, i, o: calls.append(mod._grouped_ready(i[0].reshape(-1, i[0].shape[-1]))))
+             for m in model.modules() if isinstance(m, MoE)]
+    with torch.no_grad():
+        model(ids)
+    for h in hooks:
+        h.remove()
+    return sum(calls)
+
+
+def test_packed_inference_matches_the_expert_loop():
+    plain, packed = _pair()
+    ids = torch.randint(0, 96, (3, 11), generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        torch.testing.assert_close(packed(ids), plain(ids), atol=1e-5, rtol=1e-5)
+    assert _grouped_calls(packed, ids) == 2 and _grouped_calls(plain, ids) == 0
+    # packing moved the weights, it did not copy them: each expert's parameter is a view of the stack
+    moe = next(m for m in packed.modules() if isinstance(m, MoE))
+    assert moe.experts[3].up_proj.weight.data_ptr() == moe.w13[3, CFG["moe_intermediate_size"]:].data_ptr()
+
+
+def test_training_a_packed_model_updates_the_stack():
+    plain, packed = _pair()
+    ids = torch.randint(0, 96, (2, 9), generator=torch.Generator().manual_seed(2))
+    for model in (plain, packed):
+        model.train()
+        model(ids).logsumexp(-1).mean().backward()
+    moe_p, moe_q = (next(m for m in x.modules() if isinstance(m, MoE)) for x in (plain, packed))
+    torch.testing.assert_close(moe_q.experts[5].gate_proj.weight.grad, moe_p.experts[5].gate_proj.weight.grad)
+    with torch.no_grad():
+        for p in packed.parameters():
+            if p.grad is not None:
+                p -= 0.1 * p.grad
+    # the in-place update landed in the stacked tensor that inference reads
+    torch.testing.assert_close(moe_q.w13[5, : CFG["moe_intermediate_size"]], moe_q.experts[5].gate_proj.weight)
+
+
+def test_moved_model_falls_back_to_the_loop_and_saves(tmp_path):
+    plain, packed = _pair()
+    ids = torch.randint(0, 96, (2, 5), generator=torch.Generator().manual_seed(3))
+    packed.to(torch.float64)  # parameters copied apart from the stack: the grouped path must not read stale weights
+    assert _grouped_calls(packed, ids) == 0
+    plain2, packed2 = _pair()
+    packed2.save_pretrained(tmp_path)  # views of one storage: written as separate tensors
+    loaded = load_pretrained(tmp_path)
+    assert _grouped_calls(loaded, ids) == 2
+    with torch.no_grad():
+        torch.testing.assert_close(loaded(ids), plain2(ids), atol=1e-5, rtol=1e-5)
