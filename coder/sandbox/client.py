@@ -26,11 +26,9 @@ class _ForkServerClient:
 
     def __init__(self) -> None:
         parent, child = socket.socketpair()
-        env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "LANG": "C.UTF-8",
-               "PYTHONPATH": os.pathsep.join(filter(None, [str(Path(__file__).resolve().parents[2]),
-                                                           os.environ.get("PYTHONPATH", "")]))}
+        env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "LANG": "C.UTF-8", "PYTHONPATH": _server_path()}
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "coder.sandbox.server", str(child.fileno())],
+            [sys.executable, "-S", "-m", "coder.sandbox.server", str(child.fileno())],
             pass_fds=(child.fileno(),), stdin=subprocess.DEVNULL, env=env, start_new_session=True,
         )
         child.close()
@@ -102,6 +100,14 @@ class _ForkServerClient:
             self.sock.close()
         finally:
             self.proc.wait(timeout=10)
+
+
+def _server_path() -> str:
+    """PYTHONPATH of the fork server: this checkout, then this process's import directories (the
+    server runs with -S, so site-packages and .pth entries come from here)."""
+    here = [str(Path(__file__).resolve().parents[2]), os.environ.get("PYTHONPATH", "")]
+    return os.pathsep.join(dict.fromkeys(filter(None, here + [p for p in sys.path[1:] if os.path.isabs(p)
+                                                               and os.path.isdir(p)])))
 
 
 _lock = threading.Lock()

@@ -1,13 +1,18 @@
 """Kernel protections applied to each sandboxed child: rlimits, Landlock, capabilities, seccomp, netns.
 
-Everything here runs either once in the fork server (`enter_network_namespace`, `probe`) or in a
-freshly forked child just before untrusted code runs (`confine`). Plain ctypes except seccomp,
-which uses `pyseccomp` (a ctypes binding to libseccomp.so.2).
+Everything here runs either once in the fork server (`enter_network_namespace`, `probe`, building a
+`Confinement`) or in a freshly forked child just before untrusted code runs (`Confinement.apply`).
+Plain ctypes except seccomp, which uses `pyseccomp` (a ctypes binding to libseccomp.so.2).
+
+Each page a child writes costs it a copy-on-write fault (several microseconds here) and the
+child's Python code is what writes them, so the server prepares every ctypes structure and
+function pointer once and a child only makes the system calls.
 """
 from __future__ import annotations
 
 import ctypes
 import errno
+import fcntl
 import os
 import resource
 import signal
@@ -15,7 +20,11 @@ import sys
 from pathlib import Path
 
 _libc = ctypes.CDLL(None, use_errno=True)
-_libc.syscall.restype = ctypes.c_long
+# Resolved here, in the server: CDLL resolves a function on first attribute access, and a child
+# doing that would redo (and copy-on-write) the lookup every time.
+_syscall, _prctl, _capset = _libc.syscall, _libc.prctl, _libc.capset
+_syscall.restype = ctypes.c_long
+_HIGH_FD = 1000  # prepared descriptors live above the 0-5 a child rearranges
 
 # Syscall numbers shared by x86_64 and aarch64 (the generic table).
 _SYS_LANDLOCK_CREATE_RULESET, _SYS_LANDLOCK_ADD_RULE, _SYS_LANDLOCK_RESTRICT_SELF = 444, 445, 446
@@ -55,7 +64,7 @@ _SIGNALS = ("kill", "tkill", "tgkill", "rt_sigqueueinfo", "rt_tgsigqueueinfo")
 
 def landlock_abi() -> int:
     """Landlock ABI version of the running kernel, 0 when unavailable."""
-    version = _libc.syscall(_SYS_LANDLOCK_CREATE_RULESET, None, ctypes.c_size_t(0), ctypes.c_uint32(1))
+    version = _syscall(_SYS_LANDLOCK_CREATE_RULESET, None, ctypes.c_size_t(0), ctypes.c_uint32(1))
     return max(int(version), 0)
 
 
@@ -117,39 +126,53 @@ def read_paths(exclude: str | None = None) -> list[str]:
     return sorted(d for d in dirs if os.path.isdir(d) and d != exclude)
 
 
-def landlock_confine(workdir: str, readable: list[str], abi: int) -> None:
-    """Restrict this process: full access under `workdir`, read-only `readable`, nothing else."""
-    handled = _landlock_rights(abi)
-    attr = _RulesetAttr(handled, 0, 0)
-    size = 8
-    if abi >= 4:  # TCP bind/connect handled with no rule: no TCP at all
-        attr.net, size = _NET_BIND_TCP | _NET_CONNECT_TCP, 16
-    if abi >= 6:  # no abstract unix sockets or signals outside this domain
-        attr.scoped, size = _SCOPE_ABSTRACT_UNIX | _SCOPE_SIGNAL, 24
-    ruleset = _libc.syscall(_SYS_LANDLOCK_CREATE_RULESET, ctypes.byref(attr), ctypes.c_size_t(size), 0)
-    if ruleset < 0:
-        raise OSError(ctypes.get_errno(), "landlock_create_ruleset failed")
-    try:
+class LandlockRules:
+    """A Landlock policy prepared once in the fork server: the read-only rules' directory descriptors
+    and ctypes structures, so a child only makes the system calls (`restrict`)."""
+
+    def __init__(self, readable: list[str], abi: int):
+        self.handled = _landlock_rights(abi)
+        self.attr, size = _RulesetAttr(self.handled, 0, 0), 8
+        if abi >= 4:  # TCP bind/connect handled with no rule: no TCP at all
+            self.attr.net, size = _NET_BIND_TCP | _NET_CONNECT_TCP, 16
+        if abi >= 6:  # no abstract unix sockets or signals outside this domain
+            self.attr.scoped, size = _SCOPE_ABSTRACT_UNIX | _SCOPE_SIGNAL, 24
+        self.size = ctypes.c_size_t(size)
         read_dir = _FS_EXECUTE | _FS_READ_FILE | _FS_READ_DIR
-        rules = [(workdir, handled)] + [(d, read_dir) for d in readable]
-        rules += [(d, _FS_READ_FILE | _FS_WRITE_FILE) for d in _DEVICES_RW]
-        rules += [(d, _FS_READ_FILE) for d in _DEVICES_RO]
-        for path, rights in rules:
+        wanted = [(d, read_dir) for d in readable]
+        wanted += [(d, _FS_READ_FILE | _FS_WRITE_FILE) for d in _DEVICES_RW]
+        wanted += [(d, _FS_READ_FILE) for d in _DEVICES_RO]
+        self.rules: list[_PathBeneath] = []  # descriptors stay open for the server's lifetime
+        self.paths: list[str] = []
+        for path, rights in wanted:
             try:
                 fd = os.open(path, os.O_PATH | os.O_CLOEXEC)
             except OSError:
                 continue
+            high = fcntl.fcntl(fd, fcntl.F_DUPFD_CLOEXEC, _HIGH_FD)
+            os.close(fd)
             if not os.path.isdir(path):
                 rights &= _FILE_RIGHTS
-            rule = _PathBeneath(rights & handled, fd)
-            rc = _libc.syscall(_SYS_LANDLOCK_ADD_RULE, ruleset, 1, ctypes.byref(rule), 0)
-            os.close(fd)
-            if rc != 0:
-                raise OSError(ctypes.get_errno(), f"landlock_add_rule failed for {path}")
-        if _libc.syscall(_SYS_LANDLOCK_RESTRICT_SELF, ruleset, 0) != 0:
-            raise OSError(ctypes.get_errno(), "landlock_restrict_self failed")
-    finally:
-        os.close(ruleset)
+            self.rules.append(_PathBeneath(rights & self.handled, high))
+            self.paths.append(path)
+        self.workdir_rule = _PathBeneath(self.handled, -1)
+
+    def restrict(self, workdir: str) -> None:
+        """In the child: full access under `workdir`, read-only the prepared paths, nothing else."""
+        ruleset = _syscall(_SYS_LANDLOCK_CREATE_RULESET, ctypes.byref(self.attr), self.size, 0)
+        if ruleset < 0:
+            raise OSError(ctypes.get_errno(), "landlock_create_ruleset failed")
+        self.workdir_rule.parent_fd = os.open(workdir, os.O_PATH | os.O_CLOEXEC)
+        try:
+            for i, rule in enumerate((self.workdir_rule, *self.rules)):
+                if _syscall(_SYS_LANDLOCK_ADD_RULE, ruleset, 1, ctypes.byref(rule), 0) != 0:
+                    path = self.paths[i - 1] if i else workdir
+                    raise OSError(ctypes.get_errno(), f"landlock_add_rule failed for {path}")
+            if _syscall(_SYS_LANDLOCK_RESTRICT_SELF, ruleset, 0) != 0:
+                raise OSError(ctypes.get_errno(), "landlock_restrict_self failed")
+        finally:
+            os.close(self.workdir_rule.parent_fd)
+            os.close(ruleset)
 
 
 class _CapHeader(ctypes.Structure):
@@ -160,11 +183,13 @@ class _CapData(ctypes.Structure):
     _fields_ = [("effective", ctypes.c_uint32), ("permitted", ctypes.c_uint32), ("inheritable", ctypes.c_uint32)]
 
 
+_CAPS_NONE = (_CapHeader(0x20080522, 0), (_CapData * 2)())  # _LINUX_CAPABILITY_VERSION_3, all zero
+
+
 def drop_capabilities() -> None:
     """Drop every capability (root stays uid 0 but loses its powers: no CAP_KILL, DAC override...)."""
-    header = _CapHeader(0x20080522, 0)  # _LINUX_CAPABILITY_VERSION_3
-    data = (_CapData * 2)()
-    if _libc.capset(ctypes.byref(header), data) != 0:
+    header, data = _CAPS_NONE
+    if _capset(ctypes.byref(header), data) != 0:
         raise OSError(ctypes.get_errno(), "capset failed")
 
 
@@ -200,12 +225,17 @@ class _SockFprog(ctypes.Structure):
     _fields_ = [("len", ctypes.c_ushort), ("filter", ctypes.c_void_p)]
 
 
-def load_seccomp(bpf: bytes) -> None:
-    """Install a compiled filter on this process (needs no_new_privs)."""
-    buf = ctypes.create_string_buffer(bpf, len(bpf))
-    prog = _SockFprog(len(bpf) // 8, ctypes.addressof(buf))
-    if _libc.prctl(22, 2, ctypes.byref(prog), 0, 0) != 0:  # PR_SET_SECCOMP, SECCOMP_MODE_FILTER
-        raise OSError(ctypes.get_errno(), "prctl(PR_SET_SECCOMP) failed")
+class SeccompProgram:
+    """A compiled filter in the ctypes form the kernel takes, built once in the server."""
+
+    def __init__(self, bpf: bytes):
+        self.buf = ctypes.create_string_buffer(bpf, len(bpf))
+        self.prog = _SockFprog(len(bpf) // 8, ctypes.addressof(self.buf))
+
+    def load(self) -> None:
+        """Install the filter on this process (needs no_new_privs)."""
+        if _prctl(22, 2, ctypes.byref(self.prog), 0, 0) != 0:  # PR_SET_SECCOMP, SECCOMP_MODE_FILTER
+            raise OSError(ctypes.get_errno(), "prctl(PR_SET_SECCOMP) failed")
 
 
 def set_rlimits(cpu_s: float, memory_mb: int, file_size_mb: int, open_files: int) -> None:
@@ -220,14 +250,36 @@ def set_rlimits(cpu_s: float, memory_mb: int, file_size_mb: int, open_files: int
     resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
 
 
+_SIGKILL = int(signal.SIGKILL)
+
+
 def die_with_parent() -> None:
     """SIGKILL this child if the fork server goes away."""
-    _libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    _prctl(_PR_SET_PDEATHSIG, _SIGKILL, 0, 0, 0)
 
 
 def no_new_privs() -> None:
-    if _libc.prctl(_PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0:
+    if _prctl(_PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0:
         raise OSError(ctypes.get_errno(), "prctl(PR_SET_NO_NEW_PRIVS) failed")
+
+
+class Confinement:
+    """Every kernel protection but rlimits, prepared once in the fork server; `apply` in each child."""
+
+    def __init__(self, readable: list[str], landlock_abi_version: int, seccomp_bpf: bytes, drop_caps: bool):
+        self.landlock = LandlockRules(readable, landlock_abi_version) if landlock_abi_version >= 1 else None
+        self.seccomp = SeccompProgram(seccomp_bpf) if seccomp_bpf else None
+        self.drop_caps = drop_caps
+
+    def apply(self, workdir: str) -> None:
+        """In the child, before untrusted code: no new privileges, Landlock, no capabilities, seccomp."""
+        no_new_privs()
+        if self.landlock is not None:
+            self.landlock.restrict(workdir)
+        if self.drop_caps:
+            drop_capabilities()
+        if self.seccomp is not None:
+            self.seccomp.load()  # last: it denies prctl, which the steps above use
 
 
 def probe(net_namespace: bool) -> dict[str, bool]:
