@@ -71,7 +71,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--dtype", choices=["bfloat16", "float16", "float32"], help="default: bfloat16 (float32 with --tiny)")
     p.add_argument("--batches", type=int, nargs="+", help="decode batch sizes (default: 1 32)")
     p.add_argument("--loop-ablation", action="store_true",
-                   help="also time core_model's decode with the per-expert loop instead of grouped matmuls")
+                   help="also time core_model's decode without CUDA graphs, and with the per-expert loop")
     p.add_argument("--hbm-tbps", type=float, default=4.8, help="peak memory bandwidth in TB/s (H200: 4.8)")
     args = p.parse_args(argv)
     if args.device.startswith("cuda") and not torch.cuda.is_available():

@@ -17,10 +17,25 @@ class KVCache:
         self.key_mask = torch.zeros(batch_size, max_len, dtype=torch.bool, device=self.device)
         self.seen = torch.zeros(batch_size, dtype=torch.long, device=self.device)  # real tokens per row
         self.layers: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}
+        self.slot: torch.Tensor | None = None  # fixed-shape mode: the next slot, kept on the device
+
+    def make_static(self) -> None:
+        """Fixed-shape decode steps (what a CUDA graph needs): each step writes its token at the device-side
+        `slot` and attends over all max_len slots, the unfilled ones masked out. Needs one prefill first."""
+        if not self.layers:
+            raise ValueError("make_static needs a filled cache: run the prompt through the model first")
+        self.slot = torch.tensor([self.length], device=self.device)
 
     def update(self, layer_idx: int, a: torch.Tensor, b: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Write the new entries a, b [batch, s, ...] after the filled slots; return all entries [batch, t, ...]."""
         s = a.shape[1]
+        if self.slot is not None:
+            if s != 1:
+                raise ValueError(f"a fixed-shape cache takes one token per step, got {s}")
+            ca, cb = self.layers[layer_idx]
+            ca.index_copy_(1, self.slot, a)
+            cb.index_copy_(1, self.slot, b)
+            return ca, cb
         end = self.length + s
         if end > self.max_len:
             raise ValueError(f"KV cache holds {self.max_len} tokens but {end} are needed; "
@@ -36,7 +51,11 @@ class KVCache:
     def advance(self, s: int, attention_mask: torch.Tensor | None = None) -> None:
         """Mark s new slots filled (called once per forward, after all layers)."""
         new = _as_mask(attention_mask, self.batch_size, s, self.device)
-        self.key_mask[:, self.length : self.length + s] = new
+        if self.slot is not None:
+            self.key_mask.index_copy_(1, self.slot, new)
+            self.slot += s
+        else:
+            self.key_mask[:, self.length : self.length + s] = new
         self.seen += new.sum(1)
         self.length += s
 
@@ -58,6 +77,11 @@ def attention_layout(b: int, s: int, attention_mask: torch.Tensor | None, cache:
     if cache is None and attention_mask is None:
         return torch.arange(s, device=device).expand(b, s), None
     new = _as_mask(attention_mask, b, s, device)
+    if cache is not None and cache.slot is not None:  # fixed shape: attend over every slot, filled ones only
+        if cache.length + s > cache.max_len:
+            raise ValueError(f"KV cache holds {cache.max_len} tokens and is full; create it with a larger max_len")
+        positions = cache.seen[:, None] + (new.long().cumsum(1) - 1).clamp(min=0)
+        return positions, cache.key_mask.index_fill(1, cache.slot, True)[:, None, None, :]
     past = 0 if cache is None else cache.length
     seen = torch.zeros(b, dtype=torch.long, device=device) if cache is None else cache.seen
     positions = seen[:, None] + (new.long().cumsum(1) - 1).clamp(min=0)

@@ -28,6 +28,7 @@ class GenerationConfig(BaseModel):
     top_k: int = Field(0, ge=0)
     stop: list[str] = Field(default_factory=list)
     seed: int | None = None
+    cuda_graph: bool = Field(True, description="on a CUDA device, replay each decode step as one captured graph")
 
 
 @dataclass
@@ -98,6 +99,7 @@ def _generate(model, prompt_ids: list[list[int]], cfg: GenerationConfig, eos_id:
     gen.manual_seed(cfg.seed) if cfg.seed is not None else gen.seed()
     cache = KVCache(b, width + cfg.max_new_tokens, device)
     logits = model(ids, attention_mask=mask, cache=cache)[:, -1]
+    decode_step = _decode_step(model, cache, cfg.cuda_graph and cfg.max_new_tokens >= 8)  # capture costs ~3 steps
     out_ids: list[list[int]] = [[] for _ in range(b)]
     out_lp: list[list[float]] = [[] for _ in range(b)]
     reason: list[str | None] = [None] * b
@@ -119,8 +121,19 @@ def _generate(model, prompt_ids: list[list[int]], cfg: GenerationConfig, eos_id:
                 reason[i] = "length"
         if all(r is not None for r in reason):
             break
-        logits = model(tok[:, None], cache=cache)[:, -1]
+        logits = decode_step(tok[:, None])
     return [_completion(p, o, l, r, decode, cfg.stop) for p, o, l, r in zip(prompt_ids, out_ids, out_lp, reason)]
+
+
+def _decode_step(model, cache: KVCache, cuda_graph: bool) -> Callable[[torch.Tensor], torch.Tensor]:
+    """tokens [b, 1] -> next logits [b, V]: a replayed CUDA graph where possible, else the eager forward."""
+    if cuda_graph and cache.device.type == "cuda":
+        from core_model.cuda_graph import graphed_decoder
+
+        runner = graphed_decoder(model, cache)
+        if runner is not None:
+            return runner.step
+    return lambda tokens: model(tokens, cache=cache)[:, -1]
 
 
 def _completion(prompt, ids, lps, reason, decode, stops) -> Completion:

@@ -454,15 +454,20 @@ class MoE(nn.Module):
         self.register_buffer("w2", w2, persistent=False)
         self._grouped_ok = hasattr(torch, "_grouped_mm")
 
-    def _grouped_ready(self, x: torch.Tensor) -> bool:
-        """Packed, still packed (a `.to()` or a load with assign=True copies parameters apart), and no
-        gradient wanted: training keeps the per-expert loop, whose backward reaches the expert parameters."""
-        if not getattr(self, "_grouped_ok", False) or (x.is_cuda and x.dtype != torch.bfloat16):
+    def grouped_available(self, dtype: torch.dtype, device: torch.device) -> bool:
+        """Packed and still packed (a `.to()` or a load with assign=True copies parameters apart); on CUDA
+        torch._grouped_mm takes bf16 only."""
+        if not getattr(self, "_grouped_ok", False) or (device.type == "cuda" and dtype != torch.bfloat16):
             return False
         first, last = self.experts[0], self.experts[-1]
-        if first.gate_proj.weight.data_ptr() != self.w13.data_ptr() or last.down_proj.weight.data_ptr() != self.w2[-1].data_ptr():
+        return first.gate_proj.weight.data_ptr() == self.w13.data_ptr() and last.down_proj.weight.data_ptr() == self.w2[-1].data_ptr()
+
+    def _grouped_ready(self, x: torch.Tensor) -> bool:
+        """grouped_available, and no gradient wanted: training keeps the per-expert loop, whose backward
+        reaches the expert parameters."""
+        if not self.grouped_available(x.dtype, x.device):
             return False
-        return not (torch.is_grad_enabled() and (x.requires_grad or first.gate_proj.weight.requires_grad))
+        return not (torch.is_grad_enabled() and (x.requires_grad or self.experts[0].gate_proj.weight.requires_grad))
 
     def _dispatch_grouped(self, x: torch.Tensor, weights: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
         """dispatch() with torch._grouped_mm over the packed weights: expert offsets stay on the device."""
