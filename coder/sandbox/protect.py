@@ -44,10 +44,11 @@ _SYSTEM_READ_DIRS = ("/usr", "/lib", "/lib64", "/lib32")
 _DEVICES_RW = ("/dev/null",)
 _DEVICES_RO = ("/dev/urandom", "/dev/random", "/dev/zero")
 
-# Syscalls that change host state outside the temp dir, or create processes, or reach other processes.
+# Syscalls that change host state outside the temp dir, or reach other processes: denied to the
+# zygote (which never runs untrusted code) and so to every child it forks.
 _DENIED = (
-    "fork", "vfork", "execve", "execveat", "ptrace", "process_vm_readv", "process_vm_writev",
-    "pidfd_open", "pidfd_getfd", "pidfd_send_signal", "mount", "umount2", "pivot_root", "chroot",
+    "execve", "execveat", "ptrace", "process_vm_readv", "process_vm_writev",
+    "pidfd_getfd", "pidfd_send_signal", "mount", "umount2", "pivot_root", "chroot",
     "unshare", "setns", "reboot", "bpf", "perf_event_open", "userfaultfd", "keyctl", "add_key",
     "request_key", "init_module", "finit_module", "delete_module", "kexec_load", "swapon", "swapoff",
     "io_uring_setup", "io_uring_enter", "io_uring_register", "chmod", "fchmod", "fchmodat",
@@ -55,11 +56,16 @@ _DENIED = (
     "lremovexattr", "fremovexattr", "utime", "utimes", "utimensat", "futimesat", "mknod", "mknodat",
     "socket", "settimeofday", "clock_settime", "sethostname", "setdomainname", "acct", "quotactl",
     "fanotify_init", "name_to_handle_at", "open_by_handle_at", "move_mount", "open_tree", "fsopen",
-    "fsmount", "fspick", "mount_setattr", "syslog", "vhangup", "setpriority", "ioperm", "iopl",
-    "prctl",  # e.g. clearing PR_SET_PDEATHSIG to outlive a dead fork server
+    "fsmount", "fspick", "mount_setattr", "syslog", "vhangup", "setpriority", "ioperm", "iopl", "vfork",
 )
 # Signals to any process (own process group included: a run is one process, it needs none).
 _SIGNALS = ("kill", "tkill", "tgkill", "rt_sigqueueinfo", "rt_tgsigqueueinfo")
+# What the zygote itself needs (forking, a pidfd per child, the child's own prctl calls), denied to
+# each child by a second, small filter it adds before untrusted code runs.
+_DENIED_IN_RUNS = (
+    "fork", "pidfd_open",
+    "prctl",  # e.g. clearing PR_SET_PDEATHSIG to outlive a dead zygote
+)
 
 
 def landlock_abi() -> int:
@@ -193,22 +199,25 @@ def drop_capabilities() -> None:
         raise OSError(ctypes.get_errno(), "capset failed")
 
 
-def compile_seccomp() -> bytes:
-    """BPF program denying process creation, exec, sockets, signals, host-changing syscalls.
+def compile_seccomp(stage: str) -> bytes:
+    """BPF program for the zygote (`stage="zygote"`: exec, sockets, signals, host-changing syscalls)
+    or the extra one each run adds (`"run"`: process creation, pidfd_open, prctl).
 
-    Built once in the fork server (libseccomp takes milliseconds); each child loads the bytes.
+    Built once in the fork server (libseccomp takes milliseconds). The kernel compiles a filter
+    when it is loaded, so the big one is loaded once, by the zygote, and children inherit it.
     """
     import pyseccomp as sc
 
     f = sc.SyscallFilter(sc.ALLOW)
     deny = sc.ERRNO(errno.EPERM)
-    for name in _DENIED + _SIGNALS:
+    for name in (_DENIED + _SIGNALS) if stage == "zygote" else _DENIED_IN_RUNS:
         try:
             f.add_rule(deny, name)
         except Exception:  # syscall absent on this architecture (e.g. fork on aarch64)
             continue
-    f.add_rule(deny, "clone", sc.Arg(0, sc.MASKED_EQ, _CLONE_THREAD, 0))  # threads yes, processes no
-    f.add_rule(sc.ERRNO(errno.ENOSYS), "clone3")  # glibc then falls back to clone, filtered above
+    f.add_rule(sc.ERRNO(errno.ENOSYS), "clone3")  # glibc then falls back to clone, filtered below
+    if stage == "run":
+        f.add_rule(deny, "clone", sc.Arg(0, sc.MASKED_EQ, _CLONE_THREAD, 0))  # threads yes, processes no
     r, w = os.pipe()
     try:
         with os.fdopen(w, "wb") as out:
@@ -264,22 +273,36 @@ def no_new_privs() -> None:
 
 
 class Confinement:
-    """Every kernel protection but rlimits, prepared once in the fork server; `apply` in each child."""
+    """Every kernel protection but rlimits, prepared once in the fork server.
 
-    def __init__(self, readable: list[str], landlock_abi_version: int, seccomp_bpf: bytes, drop_caps: bool):
+    `apply_zygote` once in the zygote: no new privileges, no capabilities, the big seccomp filter.
+    `apply_run` in each child it forks: its own Landlock domain (its temp dir writable, other runs'
+    invisible), then the small filter that takes away process creation and prctl.
+    """
+
+    def __init__(self, readable: list[str], landlock_abi_version: int, seccomp: bool, drop_caps: bool):
         self.landlock = LandlockRules(readable, landlock_abi_version) if landlock_abi_version >= 1 else None
-        self.seccomp = SeccompProgram(seccomp_bpf) if seccomp_bpf else None
+        self.seccomp_zygote = SeccompProgram(compile_seccomp("zygote")) if seccomp else None
+        self.seccomp_run = SeccompProgram(compile_seccomp("run")) if seccomp else None
         self.drop_caps = drop_caps
 
-    def apply(self, workdir: str) -> None:
-        """In the child, before untrusted code: no new privileges, Landlock, no capabilities, seccomp."""
+    def descriptors(self) -> list[int]:
+        """Descriptors the zygote must keep open for its children (Landlock's prepared paths)."""
+        return [rule.parent_fd for rule in self.landlock.rules] if self.landlock else []
+
+    def apply_zygote(self) -> None:
         no_new_privs()
-        if self.landlock is not None:
-            self.landlock.restrict(workdir)
         if self.drop_caps:
             drop_capabilities()
-        if self.seccomp is not None:
-            self.seccomp.load()  # last: it denies prctl, which the steps above use
+        if self.seccomp_zygote is not None:
+            self.seccomp_zygote.load()
+
+    def apply_run(self, workdir: str) -> None:
+        """In the child, before untrusted code (and after every prctl it needs)."""
+        if self.landlock is not None:
+            self.landlock.restrict(workdir)
+        if self.seccomp_run is not None:
+            self.seccomp_run.load()
 
 
 def probe(net_namespace: bool) -> dict[str, bool]:

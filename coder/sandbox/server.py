@@ -1,10 +1,12 @@
-"""The fork server: a pre-imported, single-threaded process that forks one confined child per run.
+"""The fork server: a pre-imported, single-threaded process that runs each job in a fresh confined child.
 
-It is the trusted parent: it enforces the wall clock (SIGKILL of the child's process group),
-reaps children through pidfds, and decides every verdict; for function tests it replays the
-pristine tests against the child's recorded plain-data answers itself (stage 2, see harness). Started by `coder.sandbox.client` as
-`python -m coder.sandbox.server FD`; talks length-prefixed pickles over the inherited socket.
-It lives in its own network namespace (no interfaces up) when the kernel allows.
+It is the trusted judge: it enforces the wall clock (SIGKILL through the child's pidfd) and decides
+every verdict; for function tests it replays the pristine tests against the child's recorded
+plain-data answers itself (stage 2, see harness). The children are forked by the zygote, a process
+this server forks once at start-up (see zygote: it keeps this server's pages out of every fork).
+Started by `coder.sandbox.client` as `python -S -m coder.sandbox.server FD`; talks length-prefixed
+pickles over the inherited socket. It lives in its own network namespace (no interfaces up) when
+the kernel allows.
 """
 from __future__ import annotations
 
@@ -13,11 +15,8 @@ import bisect, collections, copy, datetime, decimal, fractions, functools, hashl
 import heapq, itertools, math, operator, random, re, statistics, string, typing  # noqa: E401,F401
 
 import contextlib
-import ctypes
-import fcntl
 import gc
 import io
-import json
 import os
 import pickle
 import selectors
@@ -30,7 +29,7 @@ import tempfile
 import time
 from dataclasses import dataclass
 
-from coder.sandbox import harness, protect
+from coder.sandbox import harness, protect, zygote
 
 _HEADER = struct.Struct("!I")
 
@@ -42,15 +41,18 @@ def send_msg(sock: socket.socket, obj: object) -> None:
 
 @dataclass
 class _Child:
-    job: dict
-    stage: str  # "run" | "program"
+    """A forked child: waiting for a job in the pool (`job` None), or running one."""
+
     pid: int
     pidfd: int
     workdir: str
-    fds: tuple[int, int, int]
-    started: float
-    deadline: float
-    done_r: int = -1
+    job_w: int
+    fds: tuple[int, int, int]  # stdout, stderr, recording (the server's own descriptors)
+    done_r: int  # the child writes b"!" here after its last answer, just before it exits
+    job: dict | None = None
+    stage: str = "run"  # "run" | "program"
+    started: float = 0.0
+    deadline: float = 0.0
     timed_out: bool = False
     early: tuple[bytes, dict] | None = None  # (recording, replay outcome) judged while the child exited
 
@@ -65,46 +67,45 @@ class ForkServer:
         _remove_stale_roots(shm or tempfile.gettempdir())
         self.root = tempfile.mkdtemp(prefix=f"proofcode-sandbox-{os.getpid()}-", dir=shm)
         checkout = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(harness.__file__))))
-        self.readable = protect.read_paths(exclude=checkout)
-        self.abi = protect.landlock_abi()
-        self.is_root = os.geteuid() == 0
-        seccomp_bpf = protect.compile_seccomp() if self.protections["seccomp"] else b""
-        self.confinement = protect.Confinement(self.readable, self.abi if self.protections["landlock"] else 0,
-                                               seccomp_bpf, drop_caps=self.is_root)
+        abi = protect.landlock_abi() if self.protections["landlock"] else 0
+        confinement = protect.Confinement(protect.read_paths(exclude=checkout), abi,
+                                          seccomp=self.protections["seccomp"], drop_caps=os.geteuid() == 0)
+        self.zygote_pid, self.zygote = zygote.start(confinement, keep=(0, 1, 2))
+        for fd in confinement.descriptors():  # the zygote has them; the server needs none
+            os.close(fd)
         self.sel = selectors.DefaultSelector()
-        self.children: dict[int, _Child] = {}  # pidfd -> child
+        self.running: dict[int, _Child] = {}  # pid -> child with a job
+        self.pool: list[_Child] = []  # confined children waiting for a job
+        self.forking: dict[int, tuple] = {}  # token -> (workdir, job_w, fds, done_r) asked of the zygote
         self.finishing: dict[int, _Child] = {}  # read end of a child's "finished" pipe -> child
+        self.queue: list[dict] = []  # jobs waiting for a child
         self.buf = b""
         self.count = 0
-        self.ready: list[_Ready] = []
         self.pool_size = max(2, min(8, os.cpu_count() or 1))
 
     # ---- main loop -------------------------------------------------------------------------
     def serve(self) -> None:
-        send_msg(self.sock, {"hello": self.protections, "pid": os.getpid()})
+        send_msg(self.sock, {"hello": self.protections, "pid": os.getpid(), "zygote": self.zygote_pid})
         self.sel.register(self.sock, selectors.EVENT_READ)
+        self.sel.register(self.zygote, selectors.EVENT_READ)
+        self._refill()
         try:
             while True:
                 now = time.monotonic()
-                deadlines = [c.deadline for c in self.children.values() if not c.timed_out]
+                deadlines = [c.deadline for c in self.running.values() if not c.timed_out]
                 timeout = max(0.0, min(deadlines) - now) if deadlines else None
                 for key, _ in self.sel.select(timeout):
                     if key.fileobj is self.sock:
                         if not self._read_requests():
                             return
+                    elif key.fileobj is self.zygote:
+                        if not self._zygote_event():
+                            return
                     elif key.fd in self.finishing:
                         self._replay_early(self.finishing.pop(key.fd))
-                    elif key.fd in self.children:
-                        self._reap(self.children[key.fd])
                 self._enforce_deadlines()
-                if not self.children:
-                    self._refill()
         finally:
-            for child in list(self.children.values()):
-                _kill(child.pid)
-            for ready in self.ready:
-                _discard(ready)
-            shutil.rmtree(self.root, ignore_errors=True)
+            self._shut_down()
 
     def _read_requests(self) -> bool:
         data = self.sock.recv(1 << 20)
@@ -115,50 +116,95 @@ class ForkServer:
             (size,) = _HEADER.unpack_from(self.buf)
             if len(self.buf) < _HEADER.size + size:
                 break
-            job = pickle.loads(self.buf[_HEADER.size: _HEADER.size + size])
+            self.queue.append(pickle.loads(self.buf[_HEADER.size: _HEADER.size + size]))
             self.buf = self.buf[_HEADER.size + size:]
-            try:
-                self._start(job)
-            except Exception as exc:  # e.g. fork failed: EAGAIN, ENOMEM
-                self._finish(job, {"status": "sandbox_error", "detail": f"could not start the run: {exc}"})
+        self._dispatch()
+        return True
+
+    def _zygote_event(self) -> bool:
+        event = zygote.read_event(self.zygote)
+        if event is None:
+            return False  # the zygote died: so will its children (parent-death signal); the client restarts us
+        if event[0] == "forked":
+            _, token, pid, pidfd = event
+            workdir, job_w, fds, done_r = self.forking.pop(token)
+            self.pool.append(_Child(pid, pidfd, workdir, job_w, fds, done_r))
+            self._dispatch()
+        elif event[0] == "failed":
+            _, token, message = event
+            _clean_up(*self.forking.pop(token))
+            if self.queue:  # e.g. EAGAIN: fail one waiting job rather than retry forever
+                job = self.queue.pop(0)
+                self._finish(job, {"status": "sandbox_error", "detail": f"could not start the run: fork: {message}"})
+        else:
+            _, pid, status, cpu = event
+            child = self.running.pop(pid, None)
+            if child is not None:
+                self._reap(child, status, cpu)
+            else:  # a pooled child that died waiting (say, the OOM killer)
+                for dead in [c for c in self.pool if c.pid == pid]:
+                    self.pool.remove(dead)
+                    _discard(dead)
+            self._refill()
         return True
 
     def _enforce_deadlines(self) -> None:
         now = time.monotonic()
-        for child in self.children.values():
+        for child in self.running.values():
             if not child.timed_out and now >= child.deadline:
                 child.timed_out = True
-                _kill(child.pid)
+                _kill(child)
+
+    def _shut_down(self) -> None:
+        for child in [*self.running.values(), *self.pool]:
+            _kill(child)
+        self.zygote.close()  # the zygote exits on end of file; its children die with it
+        try:
+            os.kill(self.zygote_pid, signal.SIGKILL)
+            os.waitpid(self.zygote_pid, 0)
+        except OSError:
+            pass
+        shutil.rmtree(self.root, ignore_errors=True)
 
     # ---- starting runs ---------------------------------------------------------------------
     # Children are forked and confined ahead of time (a small pool of fresh, never-used processes
     # blocked reading their job), so a request only costs a pipe write on the critical path.
 
-    def _start(self, job: dict) -> None:
-        while True:
-            ready = self.ready.pop() if self.ready else self._prefork()
+    def _dispatch(self) -> None:
+        """Hand queued jobs to pooled children; ask the zygote for more children as needed."""
+        while self.queue and self.pool:
+            job, child = self.queue.pop(0), self.pool.pop()
             try:
-                _write_all(ready.job_w, pickle.dumps(job, protocol=pickle.HIGHEST_PROTOCOL))
-                break
-            except OSError:  # that child died while waiting (e.g. killed by the OOM killer)
-                _discard(ready)
-            finally:
-                os.close(ready.job_w)
+                self._start(job, child)
+            except Exception as exc:
+                self._finish(job, {"status": "sandbox_error", "detail": f"could not start the run: {exc}"})
+        if self.queue:
+            self._refill()
+
+    def _start(self, job: dict, child: _Child) -> None:
+        try:
+            zygote.write_all(child.job_w, pickle.dumps(job, protocol=pickle.HIGHEST_PROTOCOL))
+        except OSError:  # that child died while waiting: put the job back for the next one
+            _kill(child)
+            _discard(child)
+            self.queue.insert(0, job)
+            return
+        finally:
+            os.close(child.job_w)
+            child.job_w = -1
         now = time.monotonic()
-        stage = "program" if job["kind"] == "program" else "run"
-        child = _Child(job, stage, ready.pid, ready.pidfd, ready.workdir, ready.fds, now,
-                       now + job["limits"]["timeout_s"], ready.done_r)
-        self.children[ready.pidfd] = child
-        self.sel.register(ready.pidfd, selectors.EVENT_READ)
-        if stage == "run":
-            self.finishing[ready.done_r] = child
-            self.sel.register(ready.done_r, selectors.EVENT_READ)
+        child.job, child.stage = job, "program" if job["kind"] == "program" else "run"
+        child.started, child.deadline = now, now + job["limits"]["timeout_s"]
+        self.running[child.pid] = child
+        if child.stage == "run":
+            self.finishing[child.done_r] = child
+            self.sel.register(child.done_r, selectors.EVENT_READ)
 
     def _refill(self) -> None:
-        while len(self.ready) < self.pool_size:
-            self.ready.append(self._prefork())
+        while len(self.pool) + len(self.forking) < self.pool_size + len(self.queue):
+            self._request_child()
 
-    def _prefork(self) -> "_Ready":
+    def _request_child(self) -> None:
         self.count += 1
         workdir = os.path.join(self.root, f"run-{self.count}")
         os.mkdir(workdir, 0o700)
@@ -166,53 +212,28 @@ class ForkServer:
         # directory entries (symlinks, renames), the server reads what was written to these.
         fds = tuple(os.open(os.path.join(workdir, name), os.O_RDWR | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o600)
                     for name in (".stdout", ".stderr", ".record"))
-        job_r, job_w = os.pipe()
+        job_r, job_w = os.pipe2(os.O_CLOEXEC)
         done_r, done_w = os.pipe2(os.O_CLOEXEC)
-        pid = _fork()
-        if pid < 0:
-            raise OSError(ctypes.get_errno(), "fork failed")
-        if pid == 0:  # child
-            try:
-                self._confine(workdir, (*fds, job_r, done_w))
-                _warm_up()
-                _run_job(_read_all(4))
-            except BaseException as exc:
-                os.write(2, f"sandbox setup failed: {exc}\n".encode())
-            os._exit(70)
-        os.close(job_r)
-        os.close(done_w)
-        return _Ready(pid, os.pidfd_open(pid), workdir, job_w, fds, done_r)
-
-    def _confine(self, workdir: str, fds: tuple[int, ...]) -> None:
-        """In the child: own process group, Landlock, caps, seccomp; fds 1-5 = stdout, stderr, recording, job, finished."""
-        os.setpgid(0, 0)
-        protect.die_with_parent()
-        self.confinement.apply(workdir)
-        os.chdir(workdir)
-        high = [fcntl.fcntl(fd, fcntl.F_DUPFD, 1000) for fd in fds]  # out of the way of 0-5
-        for target, fd in enumerate(high, start=1):
-            os.dup2(fd, target)
-        devnull = os.open(os.devnull, os.O_RDONLY)
-        os.dup2(devnull, 0)
-        os.closerange(6, 1 << 16)  # the server's socket, other children's pipes and pidfds, Landlock's
-        tempfile.tempdir = workdir  # the environment is already minimal: the client started us with one
+        try:
+            zygote.request_fork(self.zygote, self.count, workdir, (*fds, job_r, done_w))
+        except OSError:
+            _clean_up(workdir, job_w, fds, done_r)
+            raise
+        finally:
+            os.close(job_r)
+            os.close(done_w)
+        self.forking[self.count] = (workdir, job_w, fds, done_r)
 
     # ---- finishing runs --------------------------------------------------------------------
-    def _reap(self, child: _Child) -> None:
-        _kill(child.pid)  # its process group, before reaping (so the id cannot have been reused)
-        _, status, usage = os.wait4(child.pid, 0)
-        self.sel.unregister(child.pidfd)
-        os.close(child.pidfd)
-        del self.children[child.pidfd]
+    def _reap(self, child: _Child, status: int, cpu: float) -> None:
         if self.finishing.pop(child.done_r, None) is not None:
             self.sel.unregister(child.done_r)
-        os.close(child.done_r)
         elapsed = time.monotonic() - child.started
         limits = child.job["limits"]
         out = _read_capped(child.fds[0], limits["max_output_bytes"])
         err = _read_capped(child.fds[1], limits["max_output_bytes"])
         try:
-            verdict = self._judge(child, status, usage, out, err)
+            verdict = self._judge(child, status, cpu, out, err)
         except Exception as exc:
             verdict = {"status": "sandbox_error", "detail": f"judging failed: {exc!r}"}
         verdict.setdefault("time_s", round(elapsed, 4))
@@ -220,15 +241,11 @@ class ForkServer:
             verdict.setdefault("stdout", out[0].decode(errors="replace"))
             verdict.setdefault("stderr", err[0].decode(errors="replace"))
         self._finish(child.job, verdict)
-        for fd in child.fds:  # clean-up after the verdict is sent: off the caller's critical path
-            os.close(fd)
-        shutil.rmtree(child.workdir, ignore_errors=True)
-        self._refill()  # after the verdict is sent: forking then does not delay a run in flight
+        _discard(child)  # clean-up after the verdict is sent: off the caller's critical path
 
-    def _judge(self, child: _Child, status: int, usage, out, err) -> dict:
+    def _judge(self, child: _Child, status: int, cpu: float, out, err) -> dict:
         limits = child.job["limits"]
         sig = os.WTERMSIG(status) if os.WIFSIGNALED(status) else 0
-        cpu = usage.ru_utime + usage.ru_stime
         if child.timed_out:
             return {"status": "timeout", "detail": f"exceeded the wall-clock limit of {limits['timeout_s']:g} s"}
         if sig == signal.SIGXCPU or (sig == signal.SIGKILL and cpu >= limits["cpu_time_s"]):
@@ -323,73 +340,17 @@ def _program_outcome(job: dict, code: int, out: bytes, err: bytes) -> dict:
     return {"status": "failed", "detail": f"output differs from the expected output (got {got!r})"}
 
 
-@dataclass
-class _Ready:
-    pid: int
-    pidfd: int
-    workdir: str
-    job_w: int
-    fds: tuple[int, int, int]  # stdout, stderr, recording (the server's own descriptors)
-    done_r: int  # the child writes b"!" here after its last answer, just before it exits
+def _discard(child: _Child) -> None:
+    """Release what the server holds for a child that has exited or been killed."""
+    os.close(child.pidfd)
+    _clean_up(child.workdir, child.job_w, child.fds, child.done_r)
 
 
-def _discard(ready: _Ready) -> None:
-    _kill(ready.pid)
-    os.waitpid(ready.pid, 0)
-    for fd in (ready.pidfd, *ready.fds, ready.done_r):
-        os.close(fd)
-    shutil.rmtree(ready.workdir, ignore_errors=True)
-
-
-# fork(2) itself rather than os.fork(): os.fork runs Python's at-fork hooks in the child (random
-# reseeds itself from /dev/urandom, among others), whose copy-on-write page faults cost each child
-# a few hundred microseconds. Safe here because the server has a single thread.
-_fork = ctypes.CDLL(None, use_errno=True).fork
-
-
-def _write_all(fd: int, data: bytes) -> None:
-    view = memoryview(data)
-    while view:
-        view = view[os.write(fd, view):]
-
-
-def _read_all(fd: int) -> bytes:
-    chunks = []
-    while chunk := os.read(fd, 1 << 20):
-        chunks.append(chunk)
-    os.close(fd)
-    return b"".join(chunks)
-
-
-_WARM_UP = "def _f(a, b=2):\n    return [a, b, {'k': (a, 1.5)}]\nr = _f(1)\n"
-
-
-def _warm_up() -> None:
-    """In a pre-forked child while it waits: run trusted code down the paths every job takes (compile,
-    exec, a call, encoding an answer), so their copy-on-write page faults happen before the job, not during it."""
-    try:
-        ns: dict = {"__name__": "__warm_up__", "__builtins__": __builtins__}
-        exec(compile(_WARM_UP, "<warm-up>", "exec"), ns)
-        json.dumps({"name": "_f", "args": harness.encode([[1, "a", [2.0]], {}]), "out": harness.encode(ns["r"])})
-        pickle.loads(pickle.dumps({"kind": "tests", "limits": {"timeout_s": 1.0}}, protocol=pickle.HIGHEST_PROTOCOL))
-    except Exception:
-        pass  # only an optimisation
-
-
-def _run_job(data: bytes) -> None:
-    """In a confined child, once its job arrives: apply the job's limits, then run it (never returns)."""
-    job = pickle.loads(data)  # written by the server, not by untrusted code
-    limits = job["limits"]
-    if job["kind"] == "program" and job.get("stdin"):
-        fd = os.open(".stdin", os.O_RDWR | os.O_CREAT | os.O_TRUNC, 0o600)
-        _write_all(fd, job["stdin"].encode())
-        os.lseek(fd, 0, os.SEEK_SET)
-        os.dup2(fd, 0)
-        os.close(fd)
-    protect.set_rlimits(limits["cpu_time_s"], limits["memory_mb"], limits["file_size_mb"], limits["open_files"])
-    if job["kind"] == "program":
-        harness.run_program(job["program"])
-    harness.run_candidate(job["program"], job["tests"], job["entry_points"], job["entry_point"], 3, done_fd=5)
+def _clean_up(workdir: str, job_w: int, fds: tuple[int, ...], done_r: int) -> None:
+    for fd in (job_w, *fds, done_r):
+        if fd >= 0:
+            os.close(fd)
+    shutil.rmtree(workdir, ignore_errors=True)
 
 
 def _read_capped(fd: int, cap: int) -> tuple[bytes, bool]:
@@ -405,12 +366,12 @@ def _read_capped(fd: int, cap: int) -> tuple[bytes, bool]:
     return data[:cap], len(data) > cap
 
 
-def _kill(pid: int) -> None:
-    for target in (lambda: os.killpg(pid, signal.SIGKILL), lambda: os.kill(pid, signal.SIGKILL)):
-        try:
-            target()
-        except (ProcessLookupError, PermissionError):
-            pass
+def _kill(child: _Child) -> None:
+    """SIGKILL through the pidfd: it cannot hit a recycled pid. A child cannot fork, so it is one process."""
+    try:
+        signal.pidfd_send_signal(child.pidfd, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError, OSError):
+        pass
 
 
 def _site_builtins() -> None:
@@ -431,8 +392,8 @@ def main() -> None:
     signal.pthread_sigmask(signal.SIG_SETMASK, [])
     _site_builtins()
     sock = socket.socket(fileno=int(sys.argv[1]))
-    server = ForkServer(sock)
-    gc.freeze()  # children then do not touch (copy) every pre-imported object's page when collecting
+    server = ForkServer(sock)  # forks the zygote
+    gc.freeze()  # the pre-imported objects are never garbage: collections need not scan them
     server.serve()
 
 

@@ -45,10 +45,12 @@ def host(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == before
     from coder.sandbox import client
 
-    server_pid = client._get_server().proc.pid
-    others = {pid: ppid for pid, ppid in _session(server_pid).items() if pid != server_pid}
-    # Only the server's pool of fresh, idle children (at most 8) may exist; no grandchildren.
-    assert all(ppid == server_pid for ppid in others.values()), f"a sandboxed process outlived its run: {others}"
+    server = client._get_server()
+    server_pid, zygote_pid = server.proc.pid, server.zygote_pid
+    others = {pid: ppid for pid, ppid in _session(server_pid).items() if pid not in (server_pid, zygote_pid)}
+    # Only the zygote's pool of fresh, idle children (at most 8) may exist; no grandchildren.
+    assert _session(server_pid).get(zygote_pid) == server_pid
+    assert all(ppid == zygote_pid for ppid in others.values()), f"a sandboxed process outlived its run: {others}"
     assert len(others) <= 8, others
 
 
@@ -332,3 +334,72 @@ import ctypes
 return ctypes.CDLL(None).prctl(1, 0, 0, 0, 0) == 0  # PR_SET_PDEATHSIG, 0
 """)
     assert v.status == "failed", v
+
+
+def test_cannot_signal_trace_or_inspect_the_zygote_or_server(host):
+    # The run's parent is the zygote (which forks every run) and its grandparent the fork server.
+    from coder.sandbox import client
+
+    server_pid = client._get_server().proc.pid
+    v = attack(f"""
+import ctypes, os, signal
+libc = ctypes.CDLL(None, use_errno=True)
+ok = []
+for pid in (os.getppid(), {server_pid}):
+    for op in (lambda: os.kill(pid, 0), lambda: os.kill(pid, signal.SIGSTOP), lambda: os.killpg(pid, signal.SIGKILL),
+               lambda: os.pidfd_open(pid), lambda: open(f"/proc/{{pid}}/mem", "rb").read(1),
+               lambda: os.listdir(f"/proc/{{pid}}/fd"), lambda: os.readlink(f"/proc/{{pid}}/cwd")):
+        try:
+            op()
+            ok.append(op)
+        except OSError:
+            pass
+    if libc.ptrace(16, pid, 0, 0) == 0:  # PTRACE_ATTACH
+        ok.append("ptrace")
+return bool(ok)
+""")
+    assert v.status == "failed", v
+    again = run_program("print('alive')", limits=FAST, expected_output="alive")
+    assert again.status == "passed", again
+
+
+def test_run_inherits_no_descriptor_but_its_own(host):
+    # fds 0-5 are /dev/null, stdout, stderr, the recording, the (read) job pipe, the "finished" pipe;
+    # the zygote's socket to the server, other runs' pidfds and Landlock's directories must be gone.
+    v = attack("""
+import os, stat
+extra = []
+for fd in range(1 << 12):
+    try:
+        mode = os.fstat(fd).st_mode
+    except OSError:
+        continue
+    if fd > 5 or stat.S_ISSOCK(mode):
+        extra.append(fd)
+return bool(extra)
+""")
+    assert v.status == "failed", v
+
+
+def test_runs_die_with_the_zygote_and_the_server_recovers():
+    from coder.sandbox import client
+
+    server = client._get_server()
+    assert run_tests("def sq(x):\n    return x * x\n", "assert sq(3) == 9\n", FAST).passed
+    pool = [pid for pid, ppid in _session(server.proc.pid).items() if ppid == server.zygote_pid]
+    assert pool, "the zygote keeps pre-forked children"
+    os.kill(server.zygote_pid, 9)
+    server.proc.wait(timeout=10)  # the server notices and exits; the client starts a new one
+    for _ in range(500):  # pre-forked children get SIGKILL when their parent dies
+        if not any(os.path.exists(f"/proc/{pid}") and _state(pid) != "Z" for pid in pool):
+            break
+        threading.Event().wait(0.01)
+    assert not any(os.path.exists(f"/proc/{pid}") and _state(pid) != "Z" for pid in pool), pool
+    assert run_tests("def sq(x):\n    return x * x\n", "assert sq(3) == 9\n", FAST).passed
+
+
+def _state(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return "Z"

@@ -1,0 +1,212 @@
+"""The zygote: a process forked once from the fork server, already as confined as every run shares
+(no new privileges, no capabilities, the big seccomp filter), that forks one child per run.
+
+Why a separate process: a fork makes every page of the forking process copy-on-write, so a server
+that forked each child paid a page fault (several microseconds here) for each of the hundreds of
+pages it wrote per run while replaying and bookkeeping. The zygote writes only a few pages per fork.
+And the kernel compiles the big seccomp filter once, for the zygote; children inherit it and add
+their own Landlock domain and a small filter (`Confinement.apply_run`).
+
+The zygote is trusted: it never runs untrusted code. Its children cannot reach it: no signals
+(seccomp; Landlock scopes signals to a child's own domain), no ptrace or /proc, and every
+descriptor but their own five is closed before their job arrives.
+
+Protocol on a SOCK_SEQPACKET socket pair (one message per datagram):
+  server -> zygote   b"F" token workdir   + descriptors (stdout, stderr, recording, job, finished)
+  zygote -> server   b"F" token pid       + the child's pidfd            (forked; confining itself)
+                     b"E" token message                                  (could not fork)
+                     b"X" pid status cpu_seconds                         (exited and reaped)
+"""
+from __future__ import annotations
+
+import ctypes
+import fcntl
+import gc
+import json
+import os
+import pickle
+import select
+import socket
+import struct
+import tempfile
+
+from coder.sandbox import harness, protect
+
+_TOKEN = struct.Struct("!Q")
+_FORKED = struct.Struct("!Qi")
+_PID = struct.Struct("!i")
+_EXITED = struct.Struct("!iid")
+_N_FDS = 5
+
+# fork(2) itself rather than os.fork(): os.fork runs Python's at-fork hooks in the child (random
+# reseeds itself from /dev/urandom, among others), whose copy-on-write page faults cost each child
+# a few hundred microseconds. Safe because the zygote has a single thread.
+_fork = ctypes.CDLL(None, use_errno=True).fork
+
+
+def start(confinement: protect.Confinement, keep: tuple[int, ...] = (0, 1, 2)) -> tuple[int, socket.socket]:
+    """Fork the zygote from the (single-threaded) server; returns its pid and the server's end of the socket."""
+    server_end, zygote_end = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+    server_pid = os.getpid()
+    pid = os.fork()
+    if pid == 0:
+        try:
+            server_end.close()
+            _close_all_but({*keep, zygote_end.fileno(), *confinement.descriptors()})
+            protect.die_with_parent()
+            if os.getppid() != server_pid:  # the server died before the line above
+                os._exit(0)
+            confinement.apply_zygote()
+            gc.freeze()  # children then do not copy every object's page when they collect
+            _serve(zygote_end, confinement)
+        except BaseException as exc:
+            os.write(2, f"proofcode sandbox zygote failed: {exc!r}\n".encode())
+        os._exit(70)
+    zygote_end.close()
+    return pid, server_end
+
+
+def request_fork(sock: socket.socket, token: int, workdir: str, fds: tuple[int, ...]) -> None:
+    """Ask the zygote for a child in `workdir` with `fds` (stdout, stderr, recording, job, finished)."""
+    socket.send_fds(sock, [b"F" + _TOKEN.pack(token) + os.fsencode(workdir)], list(fds))
+
+
+def read_event(sock: socket.socket) -> tuple | None:
+    """The zygote's next message: ("forked", token, pid, pidfd), ("failed", token, message),
+    ("exited", pid, status, cpu_seconds); None when the zygote is gone."""
+    data, fds, _, _ = socket.recv_fds(sock, 4096, 1)
+    if not data:
+        for fd in fds:
+            os.close(fd)
+        return None
+    kind, body = data[:1], data[1:]
+    if kind == b"F":
+        token, pid = _FORKED.unpack(body)
+        return "forked", token, pid, fds[0]
+    if kind == b"E":
+        return "failed", _TOKEN.unpack_from(body)[0], body[_TOKEN.size:].decode(errors="replace")
+    return ("exited", *_EXITED.unpack(body))
+
+
+def _close_all_but(keep: set[int]) -> None:
+    low = 0
+    for fd in sorted(keep) + [1 << 16]:
+        if fd > low:
+            os.closerange(low, fd)
+        low = fd + 1
+
+
+def _serve(sock: socket.socket, confinement: protect.Confinement) -> None:
+    """The zygote's loop: fork on request, report exits. Returns never; exits when the server goes."""
+    me, sock_fd = os.getpid(), sock.fileno()
+    poller = select.poll()
+    poller.register(sock_fd, select.POLLIN)
+    children: dict[int, int] = {}  # pidfd -> pid
+    try:
+        _loop(sock, confinement, me, poller, children)
+    except (BrokenPipeError, ConnectionResetError):
+        os._exit(0)  # the server went away
+
+
+def _loop(sock: socket.socket, confinement: protect.Confinement, me: int, poller, children: dict[int, int]) -> None:
+    sock_fd = sock.fileno()
+    while True:
+        for fd, _ in poller.poll():
+            if fd != sock_fd:
+                pid = children.pop(fd)
+                poller.unregister(fd)
+                os.close(fd)
+                _, status, usage = os.wait4(pid, 0)
+                sock.send(b"X" + _EXITED.pack(pid, status, usage.ru_utime + usage.ru_stime))
+                continue
+            data, fds, _, _ = socket.recv_fds(sock, 4096, _N_FDS)
+            if not data:
+                os._exit(0)  # the server closed its end
+            token = data[1:1 + _TOKEN.size]
+            pid = _fork()
+            if pid == 0:
+                _child(os.fsdecode(data[1 + _TOKEN.size:]), fds, confinement, me)
+            for received in fds:
+                os.close(received)
+            if pid < 0:
+                sock.send(b"E" + token + os.strerror(ctypes.get_errno()).encode())
+                continue
+            pidfd = os.pidfd_open(pid)
+            children[pidfd] = pid
+            poller.register(pidfd, select.POLLIN)
+            socket.send_fds(sock, [b"F" + token + _PID.pack(pid)], [pidfd])
+
+
+def _child(workdir: str, fds: list[int], confinement: protect.Confinement, zygote_pid: int) -> None:
+    """A forked child: confine, warm up, wait for the job, run it. Never returns."""
+    stderr = fds[1]
+    try:
+        os.setpgid(0, 0)
+        protect.die_with_parent()
+        if os.getppid() != zygote_pid:  # the zygote died before the line above
+            os._exit(70)
+        _arrange(workdir, fds)
+        stderr = 2
+        confinement.apply_run(workdir)  # after the prctl above; it needs the prepared descriptors
+        os.closerange(6, 1 << 16)  # the zygote's socket and pidfds, Landlock's descriptors
+        _warm_up()
+        _run_job(_read_all(4))
+    except BaseException as exc:
+        os.write(stderr, f"sandbox setup failed: {exc}\n".encode())
+    os._exit(70)
+
+
+def _arrange(workdir: str, fds: list[int]) -> None:
+    """fds 0-5 = /dev/null, stdout, stderr, recording, job, finished; cwd and tempfile in `workdir`."""
+    os.chdir(workdir)
+    high = [fcntl.fcntl(fd, fcntl.F_DUPFD, 1000) for fd in fds]  # out of the way of 0-5
+    for target, fd in enumerate(high, start=1):
+        os.dup2(fd, target)
+    devnull = os.open(os.devnull, os.O_RDONLY)
+    os.dup2(devnull, 0)
+    tempfile.tempdir = workdir  # the environment is already minimal: the client started the server with one
+
+
+_WARM_UP = "def _f(a, b=2):\n    return [a, b, {'k': (a, 1.5)}]\nr = _f(1)\n"
+
+
+def _warm_up() -> None:
+    """In a pre-forked child while it waits: run trusted code down the paths every job takes (compile,
+    exec, a call, encoding an answer), so their copy-on-write page faults happen before the job, not during it."""
+    try:
+        ns: dict = {"__name__": "__warm_up__", "__builtins__": __builtins__}
+        exec(compile(_WARM_UP, "<warm-up>", "exec"), ns)
+        json.dumps({"name": "_f", "args": harness.encode([[1, "a", [2.0]], {}]), "out": harness.encode(ns["r"])})
+        pickle.loads(pickle.dumps({"kind": "tests", "limits": {"timeout_s": 1.0}}, protocol=pickle.HIGHEST_PROTOCOL))
+    except Exception:
+        pass  # only an optimisation
+
+
+def _run_job(data: bytes) -> None:
+    """In a confined child, once its job arrives: apply the job's limits, then run it (never returns)."""
+    job = pickle.loads(data)  # written by the server, not by untrusted code
+    limits = job["limits"]
+    if job["kind"] == "program" and job.get("stdin"):
+        fd = os.open(".stdin", os.O_RDWR | os.O_CREAT | os.O_TRUNC, 0o600)
+        write_all(fd, job["stdin"].encode())
+        os.lseek(fd, 0, os.SEEK_SET)
+        os.dup2(fd, 0)
+        os.close(fd)
+    protect.set_rlimits(limits["cpu_time_s"], limits["memory_mb"], limits["file_size_mb"], limits["open_files"])
+    if job["kind"] == "program":
+        harness.run_program(job["program"])
+    harness.run_candidate(job["program"], job["tests"], job["entry_points"], job["entry_point"], 3, done_fd=5)
+
+
+def write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view):]
+
+
+def _read_all(fd: int) -> bytes:
+    chunks = []
+    while chunk := os.read(fd, 1 << 20):
+        chunks.append(chunk)
+    os.close(fd)
+    return b"".join(chunks)
