@@ -22,6 +22,25 @@ TESTS_FILE = "<tests>"
 _DETAIL_CHARS = 300
 
 
+def _not_plain(value: object) -> object:
+    raise TypeError(f"not plain data: {type(value).__name__}")
+
+
+try:  # json's C encoder, built once (in the zygote): json.dumps builds one per call, and in a
+    # fresh child that touches (copy-on-write faults) dozens of pages more.
+    from json.encoder import c_make_encoder as _make_encoder, encode_basestring_ascii as _ascii
+
+    _ENCODER = _make_encoder(None, _not_plain, _ascii, None, ": ", ", ", False, False, True)
+except (ImportError, TypeError):
+    _ENCODER = None
+
+
+def _json_line(obj: object) -> bytes:
+    """`json.dumps(obj) + "\\n"`, encoded (the recording's format)."""
+    text = "".join(_ENCODER(obj, 0)) if _ENCODER is not None else json.dumps(obj)
+    return (text + "\n").encode()
+
+
 def _short(exc: BaseException) -> str:
     message = str(exc)
     text = f"{type(exc).__name__}: {message}" if message else type(exc).__name__
@@ -51,7 +70,7 @@ class _Recorder:
         return result
 
     def _write(self, entry: dict) -> None:
-        os.write(self.fd, (json.dumps(entry) + "\n").encode())
+        os.write(self.fd, _json_line(entry))
 
 
 _CODE_CACHE: dict[tuple[str, str], object] = {}
@@ -83,7 +102,7 @@ def run_candidate(program: str, tests: str, entry_points: list[str], entry_point
     After the last answer it writes one byte to `done_fd`, so the server can replay while this exits.
     """
     def status(kind: str, detail: str = "") -> None:
-        os.write(fd, (json.dumps({"status": kind, "detail": detail}) + "\n").encode())
+        os.write(fd, _json_line({"status": kind, "detail": detail}))
 
     ns: dict = {"__name__": "__candidate__", "__builtins__": builtins}
     try:
