@@ -78,6 +78,8 @@ class ForkServer:
         self.pool: list[_Child] = []  # confined children waiting for a job
         self.forking: dict[int, tuple] = {}  # token -> (workdir, job_w, fds, done_r) asked of the zygote
         self.finishing: dict[int, _Child] = {}  # read end of a child's "finished" pipe -> child
+        self.exits: dict[int, _Child] = {}  # pidfd -> child (pooled or running)
+        self.zombies: list[int] = []  # exited children, judged, for the zygote to reap
         self.queue: list[dict] = []  # jobs waiting for a child
         self.buf = b""
         self.count = 0
@@ -103,6 +105,8 @@ class ForkServer:
                             return
                     elif key.fd in self.finishing:
                         self._replay_early(self.finishing.pop(key.fd))
+                    elif key.fd in self.exits:
+                        self._exited(self.exits.pop(key.fd))
                 self._enforce_deadlines()
         finally:
             self._shut_down()
@@ -127,26 +131,37 @@ class ForkServer:
             return False  # the zygote died: so will its children (parent-death signal); the client restarts us
         if event[0] == "forked":
             _, token, pid, pidfd = event
-            workdir, job_w, fds, done_r = self.forking.pop(token)
-            self.pool.append(_Child(pid, pidfd, workdir, job_w, fds, done_r))
+            child = _Child(pid, pidfd, *self.forking.pop(token))
+            self.pool.append(child)
+            self.exits[pidfd] = child
+            self.sel.register(pidfd, selectors.EVENT_READ)
             self._dispatch()
-        elif event[0] == "failed":
+        else:
             _, token, message = event
             _clean_up(*self.forking.pop(token))
             if self.queue:  # e.g. EAGAIN: fail one waiting job rather than retry forever
                 job = self.queue.pop(0)
                 self._finish(job, {"status": "sandbox_error", "detail": f"could not start the run: fork: {message}"})
-        else:
-            _, pid, status, cpu = event
-            child = self.running.pop(pid, None)
-            if child is not None:
-                self._reap(child, status, cpu)
-            else:  # a pooled child that died waiting (say, the OOM killer)
-                for dead in [c for c in self.pool if c.pid == pid]:
-                    self.pool.remove(dead)
-                    _discard(dead)
-            self._refill()
         return True
+
+    def _exited(self, child: _Child) -> None:
+        """A child's pidfd says it exited: judge it (its exit status is read while it is a zombie)."""
+        self.sel.unregister(child.pidfd)
+        try:
+            status, cpu = zygote.exit_status(child.pid)
+        except (OSError, ValueError, IndexError) as exc:
+            status, cpu = None, repr(exc)
+        self.zombies.append(child.pid)
+        if self.running.pop(child.pid, None) is child:
+            self._reap(child, status, cpu)
+        else:  # died before its job started (say, the OOM killer)
+            if child in self.pool:
+                self.pool.remove(child)
+            _discard(child)
+        self._refill()
+        if self.zombies:
+            zygote.request_reap(self.zygote, self.zombies)
+            self.zombies = []
 
     def _enforce_deadlines(self) -> None:
         now = time.monotonic()
@@ -185,8 +200,7 @@ class ForkServer:
         try:
             zygote.write_all(child.job_w, pickle.dumps(job, protocol=pickle.HIGHEST_PROTOCOL))
         except OSError:  # that child died while waiting: put the job back for the next one
-            _kill(child)
-            _discard(child)
+            _kill(child)  # its pidfd reports the exit; clean-up happens there
             self.queue.insert(0, job)
             return
         finally:
@@ -215,7 +229,8 @@ class ForkServer:
         job_r, job_w = os.pipe2(os.O_CLOEXEC)
         done_r, done_w = os.pipe2(os.O_CLOEXEC)
         try:
-            zygote.request_fork(self.zygote, self.count, workdir, (*fds, job_r, done_w))
+            zygote.request_fork(self.zygote, self.count, workdir, (*fds, job_r, done_w), self.zombies)
+            self.zombies = []
         except OSError:
             _clean_up(workdir, job_w, fds, done_r)
             raise
@@ -225,7 +240,7 @@ class ForkServer:
         self.forking[self.count] = (workdir, job_w, fds, done_r)
 
     # ---- finishing runs --------------------------------------------------------------------
-    def _reap(self, child: _Child, status: int, cpu: float) -> None:
+    def _reap(self, child: _Child, status: int | None, cpu: float | str) -> None:
         if self.finishing.pop(child.done_r, None) is not None:
             self.sel.unregister(child.done_r)
         elapsed = time.monotonic() - child.started
@@ -233,6 +248,8 @@ class ForkServer:
         out = _read_capped(child.fds[0], limits["max_output_bytes"])
         err = _read_capped(child.fds[1], limits["max_output_bytes"])
         try:
+            if status is None:
+                raise RuntimeError(f"could not read the run's exit status: {cpu}")
             verdict = self._judge(child, status, cpu, out, err)
         except Exception as exc:
             verdict = {"status": "sandbox_error", "detail": f"judging failed: {exc!r}"}

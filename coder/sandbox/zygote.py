@@ -11,11 +11,16 @@ The zygote is trusted: it never runs untrusted code. Its children cannot reach i
 (seccomp; Landlock scopes signals to a child's own domain), no ptrace or /proc, and every
 descriptor but their own five is closed before their job arrives.
 
+The zygote is off the critical path of a run's end: the server watches each child's pidfd and
+reads its exit status and CPU time from /proc/PID/stat while it is a zombie (the zygote reaps only
+the children the server names, so the pid cannot be recycled meanwhile).
+
 Protocol on a SOCK_SEQPACKET socket pair (one message per datagram):
-  server -> zygote   b"F" token workdir   + descriptors (stdout, stderr, recording, job, finished)
-  zygote -> server   b"F" token pid       + the child's pidfd            (forked; confining itself)
-                     b"E" token message                                  (could not fork)
-                     b"X" pid status cpu_seconds                         (exited and reaped)
+  server -> zygote   b"F" token n pid*n workdir + descriptors (stdout, stderr, recording, job, finished):
+                     reap those n exited children, then fork a child for `workdir`
+                     b"R" n pid*n                   reap those exited children
+  zygote -> server   b"F" token pid + the child's pidfd        (forked; it is confining itself)
+                     b"E" token message                         (could not fork)
 """
 from __future__ import annotations
 
@@ -24,7 +29,6 @@ import fcntl
 import gc
 import os
 import pickle
-import select
 import socket
 import struct
 import tempfile
@@ -33,8 +37,9 @@ from coder.sandbox import harness, protect
 
 _TOKEN = struct.Struct("!Q")
 _FORKED = struct.Struct("!Qi")
+_FORK = struct.Struct("!QH")  # token, number of pids to reap
+_COUNT = struct.Struct("!H")
 _PID = struct.Struct("!i")
-_EXITED = struct.Struct("!iid")
 _N_FDS = 5
 
 # fork(2) itself rather than os.fork(): os.fork runs Python's at-fork hooks in the child (random
@@ -66,14 +71,21 @@ def start(confinement: protect.Confinement, keep: tuple[int, ...] = (0, 1, 2)) -
     return pid, server_end
 
 
-def request_fork(sock: socket.socket, token: int, workdir: str, fds: tuple[int, ...]) -> None:
-    """Ask the zygote for a child in `workdir` with `fds` (stdout, stderr, recording, job, finished)."""
-    socket.send_fds(sock, [b"F" + _TOKEN.pack(token) + os.fsencode(workdir)], list(fds))
+def request_fork(sock: socket.socket, token: int, workdir: str, fds: tuple[int, ...], reap: list[int]) -> None:
+    """Ask the zygote to reap the exited children `reap`, then fork a child in `workdir` with `fds`
+    (stdout, stderr, recording, job, finished)."""
+    message = b"F" + _FORK.pack(token, len(reap)) + b"".join(map(_PID.pack, reap)) + os.fsencode(workdir)
+    socket.send_fds(sock, [message], list(fds))
+
+
+def request_reap(sock: socket.socket, reap: list[int]) -> None:
+    """Ask the zygote to reap the exited children `reap`."""
+    sock.send(b"R" + _COUNT.pack(len(reap)) + b"".join(map(_PID.pack, reap)))
 
 
 def read_event(sock: socket.socket) -> tuple | None:
-    """The zygote's next message: ("forked", token, pid, pidfd), ("failed", token, message),
-    ("exited", pid, status, cpu_seconds); None when the zygote is gone."""
+    """The zygote's next message: ("forked", token, pid, pidfd) or ("failed", token, message); None
+    when the zygote is gone."""
     data, fds, _, _ = socket.recv_fds(sock, 4096, 1)
     if not data:
         for fd in fds:
@@ -83,9 +95,20 @@ def read_event(sock: socket.socket) -> tuple | None:
     if kind == b"F":
         token, pid = _FORKED.unpack(body)
         return "forked", token, pid, fds[0]
-    if kind == b"E":
-        return "failed", _TOKEN.unpack_from(body)[0], body[_TOKEN.size:].decode(errors="replace")
-    return ("exited", *_EXITED.unpack(body))
+    return "failed", _TOKEN.unpack_from(body)[0], body[_TOKEN.size:].decode(errors="replace")
+
+
+def exit_status(pid: int) -> tuple[int, float]:
+    """(status as wait(2) reports it, CPU seconds) of an exited, not yet reaped child, from /proc."""
+    with open(f"/proc/{pid}/stat", "rb") as f:
+        fields = f.read().rsplit(b")", 1)[1].split()
+    if fields[0] not in (b"Z", b"X"):
+        raise OSError(f"process {pid} has not exited (state {fields[0].decode()})")
+    # Fields 14-15 utime/stime (clock ticks) and 52 exit_code, counted from the one after "(comm)" as 3.
+    return int(fields[49]), (int(fields[11]) + int(fields[12])) / _CLK_TCK
+
+
+_CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 
 def _close_all_but(keep: set[int]) -> None:
@@ -97,44 +120,40 @@ def _close_all_but(keep: set[int]) -> None:
 
 
 def _serve(sock: socket.socket, confinement: protect.Confinement) -> None:
-    """The zygote's loop: fork on request, report exits. Returns never; exits when the server goes."""
-    me, sock_fd = os.getpid(), sock.fileno()
-    poller = select.poll()
-    poller.register(sock_fd, select.POLLIN)
-    children: dict[int, int] = {}  # pidfd -> pid
+    """The zygote's loop: reap and fork on request. Never returns; exits when the server goes."""
+    me = os.getpid()
     try:
-        _loop(sock, confinement, me, poller, children)
+        while True:
+            data, fds, _, _ = socket.recv_fds(sock, 4096, _N_FDS)
+            if not data:
+                os._exit(0)  # the server closed its end
+            if data[:1] == b"R":
+                _reap(data, 1 + _COUNT.size, _COUNT.unpack_from(data, 1)[0])
+                continue
+            token, n = _FORK.unpack_from(data, 1)
+            workdir = os.fsdecode(data[1 + _FORK.size + n * _PID.size:])
+            _reap(data, 1 + _FORK.size, n)
+            pid = _fork()
+            if pid == 0:
+                _child(workdir, fds, confinement, me)
+            for received in fds:
+                os.close(received)
+            if pid < 0:
+                sock.send(b"E" + _TOKEN.pack(token) + os.strerror(ctypes.get_errno()).encode())
+                continue
+            pidfd = os.pidfd_open(pid)
+            socket.send_fds(sock, [b"F" + _FORKED.pack(token, pid)], [pidfd])
+            os.close(pidfd)
     except (BrokenPipeError, ConnectionResetError):
         os._exit(0)  # the server went away
 
 
-def _loop(sock: socket.socket, confinement: protect.Confinement, me: int, poller, children: dict[int, int]) -> None:
-    sock_fd = sock.fileno()
-    while True:
-        for fd, _ in poller.poll():
-            if fd != sock_fd:
-                pid = children.pop(fd)
-                poller.unregister(fd)
-                os.close(fd)
-                _, status, usage = os.wait4(pid, 0)
-                sock.send(b"X" + _EXITED.pack(pid, status, usage.ru_utime + usage.ru_stime))
-                continue
-            data, fds, _, _ = socket.recv_fds(sock, 4096, _N_FDS)
-            if not data:
-                os._exit(0)  # the server closed its end
-            token = data[1:1 + _TOKEN.size]
-            pid = _fork()
-            if pid == 0:
-                _child(os.fsdecode(data[1 + _TOKEN.size:]), fds, confinement, me)
-            for received in fds:
-                os.close(received)
-            if pid < 0:
-                sock.send(b"E" + token + os.strerror(ctypes.get_errno()).encode())
-                continue
-            pidfd = os.pidfd_open(pid)
-            children[pidfd] = pid
-            poller.register(pidfd, select.POLLIN)
-            socket.send_fds(sock, [b"F" + token + _PID.pack(pid)], [pidfd])
+def _reap(data: bytes, offset: int, n: int) -> None:
+    for i in range(n):
+        try:
+            os.waitpid(_PID.unpack_from(data, offset + i * _PID.size)[0], 0)
+        except ChildProcessError:
+            pass
 
 
 def _child(workdir: str, fds: list[int], confinement: protect.Confinement, zygote_pid: int) -> None:
