@@ -76,14 +76,17 @@ class ForkServer:
         self.sel = selectors.DefaultSelector()
         self.running: dict[int, _Child] = {}  # pid -> child with a job
         self.pool: list[_Child] = []  # confined children waiting for a job
-        self.forking: dict[int, tuple] = {}  # token -> (workdir, job_w, fds, done_r) asked of the zygote
+        self.forking: dict[int, list[tuple]] = {}  # token -> [(workdir, job_w, fds, done_r)] asked of the zygote
+        self.n_forking = 0
         self.finishing: dict[int, _Child] = {}  # read end of a child's "finished" pipe -> child
         self.exits: dict[int, _Child] = {}  # pidfd -> child (pooled or running)
         self.zombies: list[int] = []  # exited children, judged, for the zygote to reap
         self.queue: list[dict] = []  # jobs waiting for a child
         self.buf = b""
         self.count = 0
-        self.pool_size = max(2, min(8, os.cpu_count() or 1))
+        # Refilled in batches (see zygote) from below `pool_low` up to `pool_size` idle children.
+        self.pool_low = max(2, min(8, os.cpu_count() or 1))
+        self.pool_size = 2 * self.pool_low
 
     # ---- main loop -------------------------------------------------------------------------
     def serve(self) -> None:
@@ -126,22 +129,23 @@ class ForkServer:
         return True
 
     def _zygote_event(self) -> bool:
-        event = zygote.read_event(self.zygote)
+        event = zygote.read_event(self.zygote, self.pool_size + len(self.queue))
         if event is None:
             return False  # the zygote died: so will its children (parent-death signal); the client restarts us
-        if event[0] == "forked":
-            _, token, pid, pidfd = event
-            child = _Child(pid, pidfd, *self.forking.pop(token))
+        token, forked, error = event
+        asked = self.forking.pop(token)
+        self.n_forking -= len(asked)
+        for (pid, pidfd), resources in zip(forked, asked):
+            child = _Child(pid, pidfd, *resources)
             self.pool.append(child)
             self.exits[pidfd] = child
             self.sel.register(pidfd, selectors.EVENT_READ)
-            self._dispatch()
-        else:
-            _, token, message = event
-            _clean_up(*self.forking.pop(token))
-            if self.queue:  # e.g. EAGAIN: fail one waiting job rather than retry forever
-                job = self.queue.pop(0)
-                self._finish(job, {"status": "sandbox_error", "detail": f"could not start the run: fork: {message}"})
+        for resources in asked[len(forked):]:
+            _clean_up(*resources)
+        if error and self.queue and not self.pool:  # e.g. EAGAIN: fail a waiting job rather than retry forever
+            job = self.queue.pop(0)
+            self._finish(job, {"status": "sandbox_error", "detail": f"could not start the run: fork: {error}"})
+        self._dispatch()
         return True
 
     def _exited(self, child: _Child) -> None:
@@ -215,10 +219,31 @@ class ForkServer:
             self.sel.register(child.done_r, selectors.EVENT_READ)
 
     def _refill(self) -> None:
-        while len(self.pool) + len(self.forking) < self.pool_size + len(self.queue):
-            self._request_child()
+        have = len(self.pool) + self.n_forking
+        if have < self.pool_low + len(self.queue):
+            self._request_children(self.pool_size + len(self.queue) - have)
 
-    def _request_child(self) -> None:
+    def _request_children(self, n: int) -> None:
+        runs = []
+        try:
+            for _ in range(n):
+                runs.append(self._new_run_dir())
+            self.count += 1
+            zygote.request_fork(self.zygote, self.count, [(r[0], (*r[2], r[4], r[5])) for r in runs], self.zombies)
+            self.zombies = []
+        except OSError:
+            for workdir, job_w, fds, done_r, _, _ in runs:
+                _clean_up(workdir, job_w, fds, done_r)
+            raise
+        finally:
+            for *_, job_r, done_w in runs:  # the zygote has them now
+                os.close(job_r)
+                os.close(done_w)
+        self.forking[self.count] = [r[:4] for r in runs]
+        self.n_forking += n
+
+    def _new_run_dir(self) -> tuple:
+        """(workdir, job_w, (stdout, stderr, recording), done_r, job_r, done_w) for one child."""
         self.count += 1
         workdir = os.path.join(self.root, f"run-{self.count}")
         os.mkdir(workdir, 0o700)
@@ -228,16 +253,7 @@ class ForkServer:
                     for name in (".stdout", ".stderr", ".record"))
         job_r, job_w = os.pipe2(os.O_CLOEXEC)
         done_r, done_w = os.pipe2(os.O_CLOEXEC)
-        try:
-            zygote.request_fork(self.zygote, self.count, workdir, (*fds, job_r, done_w), self.zombies)
-            self.zombies = []
-        except OSError:
-            _clean_up(workdir, job_w, fds, done_r)
-            raise
-        finally:
-            os.close(job_r)
-            os.close(done_w)
-        self.forking[self.count] = (workdir, job_w, fds, done_r)
+        return workdir, job_w, fds, done_r, job_r, done_w
 
     # ---- finishing runs --------------------------------------------------------------------
     def _reap(self, child: _Child, status: int | None, cpu: float | str) -> None:

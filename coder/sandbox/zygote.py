@@ -15,12 +15,16 @@ The zygote is off the critical path of a run's end: the server watches each chil
 reads its exit status and CPU time from /proc/PID/stat while it is a zombie (the zygote reaps only
 the children the server names, so the pid cannot be recycled meanwhile).
 
+Children are forked in batches: between two forks the zygote runs only a short loop, so it copies
+fewer of its own pages (each fork makes them all copy-on-write again) than a message round per child.
+
 Protocol on a SOCK_SEQPACKET socket pair (one message per datagram):
-  server -> zygote   b"F" token n pid*n workdir + descriptors (stdout, stderr, recording, job, finished):
-                     reap those n exited children, then fork a child for `workdir`
+  server -> zygote   b"F" token n k pid*n workdir*k (NUL-separated) + 5*k descriptors (stdout,
+                     stderr, recording, job, finished of each): reap those n exited children, then
+                     fork a child for each workdir
                      b"R" n pid*n                   reap those exited children
-  zygote -> server   b"F" token pid + the child's pidfd        (forked; it is confining itself)
-                     b"E" token message                         (could not fork)
+  zygote -> server   b"F" token m pid*m message + m pidfds       (the first m forked and confining
+                     themselves; when m < k, `message` says why fork failed)
 """
 from __future__ import annotations
 
@@ -35,9 +39,8 @@ import tempfile
 
 from coder.sandbox import harness, protect
 
-_TOKEN = struct.Struct("!Q")
-_FORKED = struct.Struct("!Qi")
-_FORK = struct.Struct("!QH")  # token, number of pids to reap
+_FORKED = struct.Struct("!QH")  # token, number forked
+_FORK = struct.Struct("!QHH")  # token, number of pids to reap, number of children to fork
 _COUNT = struct.Struct("!H")
 _PID = struct.Struct("!i")
 _N_FDS = 5
@@ -71,11 +74,12 @@ def start(confinement: protect.Confinement, keep: tuple[int, ...] = (0, 1, 2)) -
     return pid, server_end
 
 
-def request_fork(sock: socket.socket, token: int, workdir: str, fds: tuple[int, ...], reap: list[int]) -> None:
-    """Ask the zygote to reap the exited children `reap`, then fork a child in `workdir` with `fds`
-    (stdout, stderr, recording, job, finished)."""
-    message = b"F" + _FORK.pack(token, len(reap)) + b"".join(map(_PID.pack, reap)) + os.fsencode(workdir)
-    socket.send_fds(sock, [message], list(fds))
+def request_fork(sock: socket.socket, token: int, runs: list[tuple[str, tuple[int, ...]]], reap: list[int]) -> None:
+    """Ask the zygote to reap the exited children `reap`, then fork a child per (workdir, descriptors)
+    in `runs` (descriptors: stdout, stderr, recording, job, finished)."""
+    message = (b"F" + _FORK.pack(token, len(reap), len(runs)) + b"".join(map(_PID.pack, reap))
+               + b"\0".join(os.fsencode(workdir) for workdir, _ in runs))
+    socket.send_fds(sock, [message], [fd for _, fds in runs for fd in fds])
 
 
 def request_reap(sock: socket.socket, reap: list[int]) -> None:
@@ -83,19 +87,18 @@ def request_reap(sock: socket.socket, reap: list[int]) -> None:
     sock.send(b"R" + _COUNT.pack(len(reap)) + b"".join(map(_PID.pack, reap)))
 
 
-def read_event(sock: socket.socket) -> tuple | None:
-    """The zygote's next message: ("forked", token, pid, pidfd) or ("failed", token, message); None
-    when the zygote is gone."""
-    data, fds, _, _ = socket.recv_fds(sock, 4096, 1)
+def read_event(sock: socket.socket, max_children: int) -> tuple[int, list[tuple[int, int]], str] | None:
+    """The zygote's answer to a fork request: (token, [(pid, pidfd) of each child forked], why fork
+    failed or ""); None when the zygote is gone."""
+    data, fds, _, _ = socket.recv_fds(sock, 1 << 16, max_children)
     if not data:
         for fd in fds:
             os.close(fd)
         return None
-    kind, body = data[:1], data[1:]
-    if kind == b"F":
-        token, pid = _FORKED.unpack(body)
-        return "forked", token, pid, fds[0]
-    return "failed", _TOKEN.unpack_from(body)[0], body[_TOKEN.size:].decode(errors="replace")
+    token, m = _FORKED.unpack_from(data, 1)
+    offset = 1 + _FORKED.size
+    pids = [_PID.unpack_from(data, offset + i * _PID.size)[0] for i in range(m)]
+    return token, list(zip(pids, fds)), data[offset + m * _PID.size:].decode(errors="replace")
 
 
 def exit_status(pid: int) -> tuple[int, float]:
@@ -124,26 +127,31 @@ def _serve(sock: socket.socket, confinement: protect.Confinement) -> None:
     me = os.getpid()
     try:
         while True:
-            data, fds, _, _ = socket.recv_fds(sock, 4096, _N_FDS)
+            data, fds, _, _ = socket.recv_fds(sock, 1 << 16, 250)
             if not data:
                 os._exit(0)  # the server closed its end
             if data[:1] == b"R":
                 _reap(data, 1 + _COUNT.size, _COUNT.unpack_from(data, 1)[0])
                 continue
-            token, n = _FORK.unpack_from(data, 1)
-            workdir = os.fsdecode(data[1 + _FORK.size + n * _PID.size:])
+            token, n, k = _FORK.unpack_from(data, 1)
+            workdirs = data[1 + _FORK.size + n * _PID.size:].split(b"\0")
             _reap(data, 1 + _FORK.size, n)
-            pid = _fork()
-            if pid == 0:
-                _child(workdir, fds, confinement, me)
+            pids, error = [], ""
+            for i in range(k):  # kept short: every page written here is copied again after each fork
+                pid = _fork()
+                if pid == 0:
+                    _child(os.fsdecode(workdirs[i]), fds[_N_FDS * i:_N_FDS * (i + 1)], confinement, me)
+                if pid < 0:
+                    error = os.strerror(ctypes.get_errno())
+                    break
+                pids.append(pid)
             for received in fds:
                 os.close(received)
-            if pid < 0:
-                sock.send(b"E" + _TOKEN.pack(token) + os.strerror(ctypes.get_errno()).encode())
-                continue
-            pidfd = os.pidfd_open(pid)
-            socket.send_fds(sock, [b"F" + _FORKED.pack(token, pid)], [pidfd])
-            os.close(pidfd)
+            pidfds = [os.pidfd_open(pid) for pid in pids]
+            message = b"F" + _FORKED.pack(token, len(pids)) + b"".join(map(_PID.pack, pids)) + error.encode()
+            socket.send_fds(sock, [message], pidfds)
+            for pidfd in pidfds:
+                os.close(pidfd)
     except (BrokenPipeError, ConnectionResetError):
         os._exit(0)  # the server went away
 
