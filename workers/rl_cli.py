@@ -49,7 +49,10 @@ def register(subparsers) -> None:
     ev.add_argument("--model", default="tiny", help="checkpoint directory, or 'tiny'")
     ev.add_argument("--prompts", default="tiny", help="jsonl prompt set, or 'tiny' (its held-out split)")
     ev.add_argument("--n", type=int, default=300, help="number of held-out tasks")
-    ev.add_argument("--max-new-tokens", type=int, default=12)
+    ev.add_argument("--max-new-tokens", type=int, help="default: the tiny preset's")
+    ev.add_argument("--pass-k", type=int, default=0, metavar="K",
+                    help="also report pass@K of K samples at --temperature (what GRPO's groups can find)")
+    ev.add_argument("--temperature", type=float, default=1.0, help="sampling temperature for --pass-k")
     ev.set_defaults(func=cmd_eval)
 
 
@@ -114,8 +117,8 @@ def cmd_plot(args: argparse.Namespace) -> int:
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
-    from .rl.config import RLConfig, SamplingConfig
-    from .rl.evaluate import heldout_accuracy
+    from .rl.config import RLConfig, tiny_preset
+    from .rl.evaluate import heldout_accuracy, pass_at_k
     from .rl.loop import load_prompt_set
     from .rl.policy import load_policy
     from .rl.rewards import RewardFn
@@ -123,7 +126,14 @@ def cmd_eval(args: argparse.Namespace) -> int:
     config = RLConfig(model=args.model, prompts=args.prompts, eval_size=args.n)
     _, heldout = load_prompt_set(config)
     model, tokenizer = load_policy(config.model_dir(), threads=2)
-    acc = heldout_accuracy(model, tokenizer, heldout, RewardFn(config.reward),
-                           SamplingConfig(max_new_tokens=args.max_new_tokens))
+    sampling = tiny_preset().sampling
+    if args.max_new_tokens:
+        sampling = sampling.model_copy(update={"max_new_tokens": args.max_new_tokens})
+    reward_fn = RewardFn(config.reward)
+    acc = heldout_accuracy(model, tokenizer, heldout, reward_fn, sampling)
     print(f"held-out accuracy: {acc:.3f} ({len(heldout)} tasks)")
+    if args.pass_k:
+        sampled = sampling.model_copy(update={"temperature": args.temperature})
+        pk, mean = pass_at_k(model, tokenizer, heldout, reward_fn, sampled, args.pass_k)
+        print(f"pass@{args.pass_k} at T={args.temperature:g}: {pk:.3f}; mean sampled accuracy {mean:.3f}")
     return 0

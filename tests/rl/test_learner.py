@@ -107,3 +107,18 @@ def test_state_round_trip_continues_identically():
     assert b.version == a.version == 2
     for (k, va), vb in zip(a.model.state_dict().items(), b.model.state_dict().values()):
         assert torch.equal(va, vb), k
+
+
+def test_pass_at_k_at_temperature_zero_is_greedy_accuracy():
+    from workers.rl.evaluate import heldout_accuracy, pass_at_k
+    from workers.rl.policy import load_policy
+    from workers.rl.tasks import split_tasks
+
+    model, tok = load_policy(EMBEDDED_TINY_PATH)
+    held = split_tasks(make_tiny_tasks())[1][:40]
+    sampling = tiny_preset().sampling
+    greedy = heldout_accuracy(model, tok, held, RewardFn(), sampling)
+    # k identical greedy samples: pass@k and the mean both equal greedy accuracy
+    assert pass_at_k(model, tok, held, RewardFn(), sampling.model_copy(update={"temperature": 0.0}), 3) == (greedy, greedy)
+    pk, mean = pass_at_k(model, tok, held, RewardFn(), sampling, 4)
+    assert 0.0 <= mean <= pk <= 1.0

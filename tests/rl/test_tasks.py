@@ -59,3 +59,39 @@ def test_prompt_stream_resumes_with_the_same_order():
     assert sorted(first[:30] + rest[:20]) == sorted(t.id for t in tasks)  # epoch 1 is a permutation
     with pytest.raises(ValueError, match="empty"):
         PromptStream([])
+
+
+def test_worked_solutions_are_correct_digit_steps_ending_in_the_answer():
+    import re
+
+    from coder import extract_answer
+
+    math_tasks = [t for t in make_tiny_tasks(n=2000) if t.kind == "math"]
+    families = {next(op for op in ("x", "+", "-", "*") if op in t.prompt) for t in math_tasks}
+    assert families == {"x", "+", "-", "*"}
+    for t in math_tasks:
+        body, final = re.fullmatch(r"\[(.*)\](-?\d+)", t.solution).groups()
+        assert final == t.answer and extract_answer(t.solution) == t.answer
+        for step in body.split(","):  # each step is true arithmetic on at most two-digit numbers
+            lhs, rhs = step.split("=")
+            assert eval(lhs.replace("/", "//")) == int(rhs), (t.prompt, step)  # our own generated digits
+        if "x" in t.prompt:  # ax+b=c,x=
+            a, b, c = map(int, re.fullmatch(r"(\d)x\+(\d)=(\d+),x=", t.prompt).groups())
+            assert a * int(t.answer) + b == c
+        else:
+            assert eval(t.prompt.rstrip("=")) == int(t.answer)
+
+
+def test_sft_records_drill_the_worked_solution_without_choosing_it():
+    import random
+
+    from workers.rl.make_tiny import _sft_record
+
+    task = next(t for t in make_tiny_tasks(n=50) if t.kind == "math")
+    rng = random.Random(0)
+    drills = [_sft_record(task, rng, worked_fraction=0.0, drill_fraction=1.0) for _ in range(3)]
+    assert drills[0] == {"prompt": task.prompt + "[", "completion": task.solution[1:]}
+    plain = [_sft_record(task, rng, worked_fraction=0.0, drill_fraction=0.0) for _ in range(20)]
+    assert all(r == {"prompt": task.prompt, "completion": task.answer} for r in plain)
+    mixed = [_sft_record(task, rng, worked_fraction=0.5, drill_fraction=0.0)["completion"] for _ in range(200)]
+    assert 60 < sum(c == task.solution for c in mixed) < 140 and set(mixed) == {task.solution, task.answer}

@@ -74,7 +74,7 @@ def tiny_preset(**overrides) -> RLConfig:
     base = dict(
         model="tiny", prompts="tiny", steps=200, prompts_per_step=32, lr=1e-4, warmup_steps=0,
         grpo=GRPOConfig(group_size=8, kl_coef=0.0, aggregation="token_mean"),
-        sampling=SamplingConfig(max_new_tokens=12, temperature=1.0),
+        sampling=SamplingConfig(max_new_tokens=24, temperature=1.0),
         reward=RewardConfig(correct_weight=1.0, format_weight=0.0, timeout_s=5.0),
         eval_size=300, checkpoint_every=1, run_dir=Path("runs/rl-tiny"), overlap=True,
     )

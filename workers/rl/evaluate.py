@@ -19,3 +19,20 @@ def heldout_accuracy(model, tokenizer, tasks: list[Task], reward_fn: RewardFn, s
         for s in sample(model, tokenizer, chunk, 1, greedy, seed=0, version=-1):
             correct += reward_fn(s.task, s.text, s.finished).correct
     return correct / len(tasks)
+
+
+def pass_at_k(model, tokenizer, tasks: list[Task], reward_fn: RewardFn, sampling: SamplingConfig, k: int,
+              seed: int = 0, batch_size: int = 32) -> tuple[float, float]:
+    """(pass@k, mean sampled accuracy) of `tasks` at `sampling.temperature`: what GRPO's groups can find."""
+    if not tasks:
+        raise ValueError("no tasks to evaluate")
+    if k < 1:
+        raise ValueError(f"k={k}: need at least one sample per task")
+    solved = correct = 0
+    for i in range(0, len(tasks), batch_size):
+        chunk = tasks[i : i + batch_size]
+        samples = sample(model, tokenizer, chunk, k, sampling, seed=seed + i, version=-1)
+        ok = [reward_fn(s.task, s.text, s.finished).correct for s in samples]
+        correct += sum(ok)
+        solved += sum(any(ok[j * k : (j + 1) * k]) for j in range(len(chunk)))
+    return solved / len(tasks), correct / (len(tasks) * k)

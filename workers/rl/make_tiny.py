@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import random
 import shutil
 import sys
 import tempfile
@@ -25,28 +26,32 @@ TINY_MODEL = {**model_preset("tiny"), "num_hidden_layers": 3, "moe_intermediate_
 
 
 def make_tiny(out: str | Path, steps: int = 500, continue_steps: int = 800, seed: int = 0, threads: int = 2,
-              lr: float = 5e-3,
+              lr: float = 5e-3, n_tasks: int = 12000, worked_fraction: float = 0.15, drill_fraction: float = 0.5,
+              copies: int = 4,
               progress: bool = True) -> dict:
     """Train the tiny checkpoint into `out` and return its metrics (held-out accuracy included)."""
     from core_model import load_tokenizer, train_bpe
     from core_model import TrainConfig, train
 
-    from .config import SamplingConfig
+    from .config import tiny_preset
     from .evaluate import heldout_accuracy
     from .policy import load_policy
     from .rewards import RewardConfig, RewardFn
     from .tasks import make_tiny_tasks, sft_text, split_tasks
 
     out = Path(out)
-    train_tasks, heldout = split_tasks(make_tiny_tasks(seed=seed))
+    train_tasks, heldout = split_tasks(make_tiny_tasks(n=n_tasks, seed=seed))
+    pick = random.Random(seed)
     with tempfile.TemporaryDirectory(prefix="proofcode-tiny-") as tmp:
         tmp = Path(tmp)
         data = tmp / "sft.jsonl"
         with data.open("w") as fh:
-            for t in train_tasks:
-                fh.write(json.dumps({"prompt": t.prompt, "completion": sft_text(t)}) + "\n")
+            # each task several times, the style drawn per copy: no task is tied to one style
+            for _ in range(copies):
+                for t in train_tasks:
+                    fh.write(json.dumps(_sft_record(t, pick, worked_fraction, drill_fraction)) + "\n")
         # 256 bytes + 3 specials and no merges: every character is one token, digits stay digits.
-        texts = [t.prompt + sft_text(t) for t in train_tasks]
+        texts = [t.prompt + sft_text(t, True) for t in train_tasks]
         train_bpe(texts, vocab_size=259).save(tmp / "tok")
         common = dict(data=str(data), data_format="sft", max_data_bytes=None, seq_len=80, batch_size=64,
                       warmup_steps=10, weight_decay=0.0, num_threads=threads, progress=progress)
@@ -60,10 +65,21 @@ def make_tiny(out: str | Path, steps: int = 500, continue_steps: int = 800, seed
             shutil.copy2(tmp / "run" / name, out / name)
     load_tokenizer(out)  # the shipped files load as a checkpoint
     model, tokenizer = load_policy(out, threads)
-    sampling = SamplingConfig(max_new_tokens=12)
+    sampling = tiny_preset().sampling
     acc = heldout_accuracy(model, tokenizer, heldout[:300], RewardFn(RewardConfig()), sampling)
     return {"heldout_acc": acc, "heldout": min(300, len(heldout)), "train_tasks": len(train_tasks),
             "loss": metrics.get("loss"), "out": str(out)}
+
+
+def _sft_record(task, rng: random.Random, worked_fraction: float, drill_fraction: float) -> dict:
+    """One SFT example. A drill opens the worked solution in the prompt, so it teaches how to carry one
+    out without teaching the model to open one; the rest show a worked solution `worked_fraction` of
+    the time. The start thus has the skill but rarely uses it unprompted: RL's job is to learn when."""
+    from .tasks import sft_text
+
+    if task.solution and rng.random() < drill_fraction:
+        return {"prompt": task.prompt + task.solution[0], "completion": task.solution[1:]}
+    return {"prompt": task.prompt, "completion": sft_text(task, rng.random() < worked_fraction)}
 
 
 def main(argv: list[str] | None = None) -> int:

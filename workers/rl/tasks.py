@@ -28,6 +28,7 @@ class Task(BaseModel):
     tests: list[str] | None = None
     header: str | None = None
     formal_statement: str | None = None
+    solution: str | None = None  # a worked solution ending in the answer (generated tasks only)
 
 
 def load_tasks(path: str | Path, limit: int | None = None) -> list[Task]:
@@ -85,20 +86,32 @@ def _final_answer(answer: str) -> str:
 _WORD_OPS = (("add", "+"), ("subtract", "-"), ("multiply by", "*"))
 
 
-def _math_problem(rng: random.Random) -> tuple[str, str]:
-    # Sized so a tiny char-level model gets some right after a short SFT: signal for GRPO.
+def _math_problem(rng: random.Random) -> tuple[str, str, str]:
+    """(prompt, answer, worked solution). The worked solution does one digit at a time in brackets
+    before the answer: `47+38=` -> `[7+8=15,4+3+1=8]85`. A tiny model cannot compute the answer
+    reliably in one step, but it can execute the digit steps, so working it out is the skill that pays."""
     family = rng.choice(("add", "add", "sub", "mul", "linear"))
     if family == "add":
-        a, b = rng.randint(1, 79), rng.randint(1, 49)
-        return f"{a}+{b}=", str(a + b)
+        a, b = rng.randint(10, 99), rng.randint(10, 99)
+        u = a % 10 + b % 10
+        tens = f"{a // 10}+{b // 10}" + ("+1" if u >= 10 else "")
+        return f"{a}+{b}=", str(a + b), f"[{a % 10}+{b % 10}={u},{tens}={a // 10 + b // 10 + u // 10}]{a + b}"
     if family == "sub":
-        a, b = rng.randint(10, 99), rng.randint(1, 9)
-        return f"{a}-{b}=", str(a - b)
+        a = rng.randint(20, 99)
+        b = rng.randint(10, a - 1)
+        if a % 10 >= b % 10:
+            units, tens = f"{a % 10}-{b % 10}={a % 10 - b % 10}", f"{a // 10}-{b // 10}={a // 10 - b // 10}"
+        else:  # borrow ten from the tens digit
+            units = f"1{a % 10}-{b % 10}={10 + a % 10 - b % 10}"
+            tens = f"{a // 10}-1-{b // 10}={a // 10 - 1 - b // 10}"
+        return f"{a}-{b}=", str(a - b), f"[{units},{tens}]{a - b}"
     if family == "mul":
-        a, b = rng.randint(2, 9), rng.randint(2, 12)
-        return f"{a}*{b}=", str(a * b)
-    x, a, b = rng.randint(1, 9), rng.randint(2, 5), rng.randint(1, 9)
-    return f"{a}x+{b}={a * x + b},x=", str(x)  # linear equation solved for x
+        a, b = rng.randint(10, 99), rng.randint(2, 9)
+        p = (a % 10) * b
+        return f"{a}*{b}=", str(a * b), f"[{a % 10}*{b}={p},{a // 10}*{b}+{p // 10}={a // 10 * b + p // 10}]{a * b}"
+    x, a, b = rng.randint(1, 9), rng.randint(2, 9), rng.randint(1, 9)
+    c = a * x + b  # linear equation solved for x
+    return f"{a}x+{b}={c},x=", str(x), f"[{c}-{b}={c - b},{c - b}/{a}={x}]{x}"
 
 
 def _code_problem(rng: random.Random) -> tuple[str, str, list[str]]:
@@ -112,7 +125,7 @@ def _code_problem(rng: random.Random) -> tuple[str, str, list[str]]:
     return prompt, expr, tests
 
 
-def make_tiny_tasks(n: int = 4000, seed: int = 0, code_fraction: float = 0.1) -> list[Task]:
+def make_tiny_tasks(n: int = 12000, seed: int = 0, code_fraction: float = 0.1) -> list[Task]:
     """The embedded task set: arithmetic/linear equations (sympy-checked) and tiny Python functions (sandbox)."""
     rng = random.Random(seed)
     seen: set[str] = set()
@@ -124,8 +137,8 @@ def make_tiny_tasks(n: int = 4000, seed: int = 0, code_fraction: float = 0.1) ->
             prompt, completion, tests = _code_problem(rng)
             task = Task(id="", kind="code", prompt=prompt, answer=completion, tests=tests)
         else:
-            prompt, answer = _math_problem(rng)
-            task = Task(id="", kind="math", prompt=prompt, answer=answer)
+            prompt, answer, worked = _math_problem(rng)
+            task = Task(id="", kind="math", prompt=prompt, answer=answer, solution=worked)
         if prompt in seen:
             continue
         seen.add(prompt)
@@ -149,11 +162,11 @@ def split_tasks(tasks: list[Task], fraction: float = 0.1) -> tuple[list[Task], l
     return train, held
 
 
-def sft_text(task: Task) -> str:
-    """The reference completion of a generated task (what the tiny model is supervised on)."""
+def sft_text(task: Task, worked: bool = False) -> str:
+    """The reference completion of a generated task: the bare answer, or (`worked`) its worked solution."""
     if task.answer is None:
         raise ValueError(f"task {task.id} has no reference completion")
-    return task.answer
+    return task.solution if worked and task.solution else task.answer
 
 
 class PromptStream:
