@@ -176,7 +176,8 @@ def _child(workdir: str, fds: list[int], confinement: protect.Confinement, zygot
         stderr = 2
         confinement.apply_run(workdir)  # after the prctl above; it needs the prepared descriptors
         os.closerange(6, 1 << 16)  # the zygote's socket and pidfds, Landlock's descriptors
-        _warm_up()
+        # No warm-up here while waiting: on a busy machine it competes with the runs in flight, and
+        # the zygote's pre-warming already took most of what it saved.
         _run_job(_read_all(4))
     except BaseException as exc:
         os.write(stderr, f"sandbox setup failed: {exc}\n".encode())
@@ -194,38 +195,27 @@ def _arrange(workdir: str, fds: list[int]) -> None:
     tempfile.tempdir = workdir  # the environment is already minimal: the client started the server with one
 
 
-_WARM_UP = "def _f(a, b=2):\n    return [a, b, {'k': (a, 1.5)}]\nr = _f(1)\n"
 _PREWARM_PROGRAM = "from typing import List\n\ndef add(xs: List[int], k: int = 1) -> List[int]:\n    return [x + k for x in xs]\n"
 _PREWARM_TESTS = "def check(candidate):\n    assert candidate([1, 2], 3) == [4, 5]\n    assert candidate([]) == []\n"
+_PREWARM_JOB = {"kind": "tests", "program": _PREWARM_PROGRAM, "limits": {"timeout_s": 1.0, "memory_mb": 64}}
 
 
 def _prewarm(rounds: int = 20) -> None:
-    """In the zygote, before it forks anything: run a small job down the paths every job takes, often
-    enough that CPython has specialised (rewritten) their bytecode here, once, instead of in every child."""
+    """In the zygote, before it forks anything: run a small job down the paths every job takes
+    (unpickling it, compile, exec, recorded calls), often enough that CPython has specialised
+    (rewritten) that bytecode here, once, instead of in every child."""
     devnull = os.open(os.devnull, os.O_WRONLY)
     try:
         for _ in range(rounds):
-            _warm_up()
+            job = pickle.loads(pickle.dumps(_PREWARM_JOB, protocol=pickle.HIGHEST_PROTOCOL))
             ns: dict = {"__name__": "__prewarm__", "__builtins__": __builtins__}
-            exec(compile(_PREWARM_PROGRAM, "<candidate>", "exec"), ns)
+            exec(compile(job["program"], "<candidate>", "exec"), ns)
             recorder = harness._Recorder("add", ns["add"], devnull)
             harness._exec_tests(_PREWARM_TESTS, dict(ns), "add", {"add": recorder})
     except Exception:
         pass  # only an optimisation
     finally:
         os.close(devnull)
-
-
-def _warm_up() -> None:
-    """In a pre-forked child while it waits: run trusted code down the paths every job takes (compile,
-    exec, a call, encoding an answer), so their copy-on-write page faults happen before the job, not during it."""
-    try:
-        ns: dict = {"__name__": "__warm_up__", "__builtins__": __builtins__}
-        exec(compile(_WARM_UP, "<warm-up>", "exec"), ns)
-        harness._json_line({"name": "_f", "args": harness.encode([[1, "a", [2.0]], {}]), "out": harness.encode(ns["r"])})
-        pickle.loads(pickle.dumps({"kind": "tests", "limits": {"timeout_s": 1.0}}, protocol=pickle.HIGHEST_PROTOCOL))
-    except Exception:
-        pass  # only an optimisation
 
 
 def _run_job(data: bytes) -> None:
