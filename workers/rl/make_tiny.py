@@ -2,8 +2,11 @@
 
     python -m workers.rl.make_tiny [--out core_model/assets/tiny] [--steps 500] [--continue-steps 800]
 
-The SFT is kept short on purpose: the checkpoint should be partly right on held-out tasks (20-50%),
-so GRPO's reward has signal and room to improve it.
+The checkpoint is made to have a skill it rarely uses: every math task can be answered directly
+(`85`, mostly wrong for a model this small) or with a worked solution (`[7+8=15,4+3+1=8]85`, mostly
+right). Drills teach carrying worked solutions out; few full examples open one. So greedy decoding
+answers directly (~15% held-out) while sampling opens worked solutions now and then (pass@8 ~70%):
+the gap GRPO can close.
 """
 from __future__ import annotations
 
@@ -90,11 +93,17 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--steps", type=int, default=500, help="SFT steps of the first cycle (fewer: a weaker start)")
     p.add_argument("--continue-steps", type=int, default=800, help="SFT steps of the second cycle")
     p.add_argument("--lr", type=float, default=5e-3)
+    p.add_argument("--tasks", type=int, default=12000, help="size of the generated task set (before the split)")
+    p.add_argument("--worked-fraction", type=float, default=0.15,
+                   help="share of full SFT examples that show the worked solution")
+    p.add_argument("--drill-fraction", type=float, default=0.5,
+                   help="share of math examples whose prompt opens the worked solution ('47+38=[')")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=2)
     args = p.parse_args(argv)
     result = make_tiny(args.out, steps=args.steps, continue_steps=args.continue_steps, seed=args.seed,
-                       threads=args.threads, lr=args.lr)
+                       threads=args.threads, lr=args.lr, n_tasks=args.tasks, worked_fraction=args.worked_fraction,
+                       drill_fraction=args.drill_fraction)
     print(json.dumps(result, indent=2))
     return 0
 
