@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import torch
 
@@ -57,9 +58,12 @@ def test_checkpoints_are_atomic_and_pruned(tmp_path):
 
 
 def test_eval_of_the_embedded_checkpoint(capsys):
-    assert main(["rl", "eval", "--n", "20"]) == 0
+    assert main(["rl", "eval", "--n", "20", "--pass-k", "2"]) == 0
     out = capsys.readouterr().out
     assert out.startswith("held-out accuracy: ") and "(20 tasks)" in out
+    pk, mean = (float(x) for x in re.fullmatch(r"pass@2 at T=1: (\S+); mean sampled accuracy (\S+)",
+                                                  out.splitlines()[1]).groups())
+    assert 0.0 <= mean <= pk <= 1.0
 
 
 def test_config_flags_reach_the_job(tmp_path):
