@@ -33,6 +33,7 @@ from coder.sandbox import harness, protect, zygote
 
 _HEADER = struct.Struct("!I")
 _MAX_ZOMBIES = 4
+_MAX_BATCH = 32  # children per fork request: 5 descriptors each, under SCM_RIGHTS' limit of 253
 _OUTPUTS = (".stdout", ".stderr", ".record")  # files in each run's directory, opened by the server
 _IDLE_S = 0.05
 
@@ -137,7 +138,7 @@ class ForkServer:
         return True
 
     def _zygote_event(self) -> bool:
-        event = zygote.read_event(self.zygote, self.pool_size + len(self.queue))
+        event = zygote.read_event(self.zygote, _MAX_BATCH)
         if event is None:
             return False  # the zygote died: so will its children (parent-death signal); the client restarts us
         token, forked, error = event
@@ -233,7 +234,13 @@ class ForkServer:
     def _refill(self) -> None:
         have = len(self.pool) + self.n_forking
         if have < self.pool_low + len(self.queue):
-            self._request_children(self.pool_size + len(self.queue) - have)
+            try:
+                self._request_children(min(_MAX_BATCH, self.pool_size + len(self.queue) - have))
+            except OSError as exc:  # e.g. EMFILE, ENOSPC: fail what waits rather than the server
+                if not self.pool and not self.n_forking:
+                    for job in self.queue:
+                        self._finish(job, {"status": "sandbox_error", "detail": f"could not start the run: {exc}"})
+                    self.queue = []
 
     def _request_children(self, n: int) -> None:
         runs = []
