@@ -50,6 +50,9 @@ class _ForkServerClient:
         try:
             while True:
                 msg = pickle.loads(self._recv_exact(_HEADER.unpack(self._recv_exact(_HEADER.size))[0]))
+                if "error" in msg:
+                    self.hello.set_exception(SandboxUnavailable(f"the sandbox fork server could not start: {msg['error']}"))
+                    continue
                 if "hello" in msg:
                     self.zygote_pid = msg.get("zygote")
                     self.hello.set_result(msg["hello"])

@@ -449,7 +449,11 @@ def main() -> None:
     signal.pthread_sigmask(signal.SIG_SETMASK, [])
     _site_builtins()
     sock = socket.socket(fileno=int(sys.argv[1]))
-    server = ForkServer(sock)  # forks the zygote
+    try:
+        server = ForkServer(sock)  # forks the zygote
+    except Exception as exc:  # the client raises SandboxUnavailable with this
+        send_msg(sock, {"error": f"{type(exc).__name__}: {exc}"})
+        return
     gc.freeze()  # the pre-imported objects are never garbage: collections need not scan them
     server.serve()
 

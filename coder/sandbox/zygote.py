@@ -23,7 +23,8 @@ Protocol on a SOCK_SEQPACKET socket pair (one message per datagram):
                      stderr, recording, job, finished of each): reap those n exited children, then
                      fork a child for each workdir
                      b"R" n pid*n                   reap those exited children
-  zygote -> server   b"F" token m pid*m message + m pidfds       (the first m forked and confining
+  zygote -> server   b"K"                          (once: confined, pre-warmed, ready)
+                     b"F" token m pid*m message + m pidfds       (the first m forked and confining
                      themselves; when m < k, `message` says why fork failed)
 """
 from __future__ import annotations
@@ -66,11 +67,19 @@ def start(confinement: protect.Confinement, keep: tuple[int, ...] = (0, 1, 2)) -
             confinement.apply_zygote()
             _prewarm()
             gc.freeze()  # children then do not copy every object's page when they collect
+            zygote_end.send(b"K")  # ready
             _serve(zygote_end, confinement)
-        except BaseException as exc:
-            os.write(2, f"proofcode sandbox zygote failed: {exc!r}\n".encode())
+        except BaseException as exc:  # before "ready": the server reports it; after: the server sees EOF
+            try:
+                zygote_end.send(b"!" + f"{type(exc).__name__}: {exc}".encode(errors="replace")[:1000])
+            except OSError:
+                pass
         os._exit(70)
     zygote_end.close()
+    ready = server_end.recv(4096)
+    if ready != b"K":
+        os.waitpid(pid, 0)
+        raise OSError(f"the sandbox zygote failed to start: {ready[1:].decode(errors='replace') or 'it exited'}")
     return pid, server_end
 
 
@@ -91,9 +100,11 @@ def read_event(sock: socket.socket, max_children: int) -> tuple[int, list[tuple[
     """The zygote's answer to a fork request: (token, [(pid, pidfd) of each child forked], why fork
     failed or ""); None when the zygote is gone."""
     data, fds, _, _ = socket.recv_fds(sock, 1 << 16, max_children)
-    if not data:
+    if data[:1] != b"F":  # end of file, or b"!" and why the zygote failed
         for fd in fds:
             os.close(fd)
+        if data:
+            os.write(2, b"proofcode sandbox zygote failed: " + data[1:] + b"\n")
         return None
     token, m = _FORKED.unpack_from(data, 1)
     offset = 1 + _FORKED.size
