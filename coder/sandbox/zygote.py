@@ -61,6 +61,7 @@ def start(confinement: protect.Confinement, keep: tuple[int, ...] = (0, 1, 2)) -
         try:
             server_end.close()
             _close_all_but({*keep, zygote_end.fileno(), *confinement.descriptors()})
+            zygote_end = _above_run_fds(zygote_end)
             protect.die_with_parent()
             if os.getppid() != server_pid:  # the server died before the line above
                 os._exit(0)
@@ -133,6 +134,20 @@ def _close_all_but(keep: set[int]) -> None:
         low = fd + 1
 
 
+def _above_run_fds(sock: socket.socket) -> socket.socket:
+    """Move the socket out of 0-5 and fill 0-5 with /dev/null: the zygote puts each child's descriptors
+    there before forking it, and descriptors it receives then never land in 0-5."""
+    high = socket.socket(fileno=fcntl.fcntl(sock.fileno(), fcntl.F_DUPFD_CLOEXEC, 100))
+    sock.close()
+    devnull = os.open(os.devnull, os.O_RDWR)
+    for fd in range(6):
+        if fd != devnull:
+            os.dup2(devnull, fd)
+    if devnull > 5:
+        os.close(devnull)
+    return high
+
+
 def _serve(sock: socket.socket, confinement: protect.Confinement) -> None:
     """The zygote's loop: reap and fork on request. Never returns; exits when the server goes."""
     me = os.getpid()
@@ -149,15 +164,25 @@ def _serve(sock: socket.socket, confinement: protect.Confinement) -> None:
             _reap(data, 1 + _FORK.size, n)
             pids, error = [], ""
             for i in range(k):  # kept short: every page written here is copied again after each fork
+                workdir = os.fsdecode(workdirs[i])
+                # The child's cwd, tempfile directory and fds 1-5 (stdout, stderr, recording, job,
+                # finished) are set here, so it inherits them: cheaper than each child doing it.
+                os.chdir(workdir)
+                tempfile.tempdir = workdir
+                for target in range(1, _N_FDS + 1):
+                    os.dup2(fds[_N_FDS * i + target - 1], target)
                 pid = _fork()
                 if pid == 0:
-                    _child(os.fsdecode(workdirs[i]), fds[_N_FDS * i:_N_FDS * (i + 1)], confinement, me)
+                    _child(workdir, confinement, me)
                 if pid < 0:
                     error = os.strerror(ctypes.get_errno())
                     break
+                os.setpgid(pid, pid)  # its own process group, as a run always had
                 pids.append(pid)
             for received in fds:
                 os.close(received)
+            for target in range(1, _N_FDS + 1):  # let go of the last child's descriptors
+                os.dup2(0, target)
             pidfds = [os.pidfd_open(pid) for pid in pids]
             message = b"F" + _FORKED.pack(token, len(pids)) + b"".join(map(_PID.pack, pids)) + error.encode()
             socket.send_fds(sock, [message], pidfds)
@@ -175,35 +200,21 @@ def _reap(data: bytes, offset: int, n: int) -> None:
             pass
 
 
-def _child(workdir: str, fds: list[int], confinement: protect.Confinement, zygote_pid: int) -> None:
-    """A forked child: confine, warm up, wait for the job, run it. Never returns."""
-    stderr = fds[1]
+def _child(workdir: str, confinement: protect.Confinement, zygote_pid: int) -> None:
+    """A forked child (cwd, tempfile and fds 0-5 already set by the zygote): confine, wait for the
+    job, run it. Never returns."""
     try:
-        os.setpgid(0, 0)
         protect.die_with_parent()
         if os.getppid() != zygote_pid:  # the zygote died before the line above
             os._exit(70)
-        _arrange(workdir, fds)
-        stderr = 2
         confinement.apply_run(workdir)  # after the prctl above; it needs the prepared descriptors
-        os.closerange(6, 1 << 16)  # the zygote's socket and pidfds, Landlock's descriptors
+        os.closerange(6, 1 << 16)  # the zygote's socket, Landlock's descriptors, other children's fds
         # No warm-up here while waiting: on a busy machine it competes with the runs in flight, and
         # the zygote's pre-warming already took most of what it saved.
         _run_job(_read_all(4))
     except BaseException as exc:
-        os.write(stderr, f"sandbox setup failed: {exc}\n".encode())
+        os.write(2, f"sandbox setup failed: {exc}\n".encode())
     os._exit(70)
-
-
-def _arrange(workdir: str, fds: list[int]) -> None:
-    """fds 0-5 = /dev/null, stdout, stderr, recording, job, finished; cwd and tempfile in `workdir`."""
-    os.chdir(workdir)
-    high = [fcntl.fcntl(fd, fcntl.F_DUPFD, 1000) for fd in fds]  # out of the way of 0-5
-    for target, fd in enumerate(high, start=1):
-        os.dup2(fd, target)
-    devnull = os.open(os.devnull, os.O_RDONLY)
-    os.dup2(devnull, 0)
-    tempfile.tempdir = workdir  # the environment is already minimal: the client started the server with one
 
 
 _PREWARM_PROGRAM = "from typing import List\n\ndef add(xs: List[int], k: int = 1) -> List[int]:\n    return [x + k for x in xs]\n"
