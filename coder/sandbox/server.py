@@ -115,9 +115,11 @@ class ForkServer:
                     elif key.fileobj is self.zygote:
                         if not self._zygote_event():
                             return
-                    elif key.fd in self.finishing:
+                    # Identity, not just the number: an earlier event of this batch may have closed
+                    # the descriptor and a new child reused its number.
+                    elif self.finishing.get(key.fd) is key.data is not None:
                         self._replay_early(self.finishing.pop(key.fd))
-                    elif key.fd in self.exits:
+                    elif self.exits.get(key.fd) is key.data is not None:
                         self._exited(self.exits.pop(key.fd))
                 self._enforce_deadlines()
         finally:
@@ -148,7 +150,7 @@ class ForkServer:
             child = _Child(pid, pidfd, *resources)
             self.pool.append(child)
             self.exits[pidfd] = child
-            self.sel.register(pidfd, selectors.EVENT_READ)
+            self.sel.register(pidfd, selectors.EVENT_READ, child)
         for resources in asked[len(forked):]:
             _clean_up(*resources)
         if error and self.queue and not self.pool:  # e.g. EAGAIN: fail a waiting job rather than retry forever
@@ -229,7 +231,7 @@ class ForkServer:
         self.running[child.pid] = child
         if child.stage == "run":
             self.finishing[child.done_r] = child
-            self.sel.register(child.done_r, selectors.EVENT_READ)
+            self.sel.register(child.done_r, selectors.EVENT_READ, child)
 
     def _refill(self) -> None:
         have = len(self.pool) + self.n_forking
