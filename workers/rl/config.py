@@ -72,7 +72,7 @@ class RLConfig(BaseModel):
 def tiny_preset(**overrides) -> RLConfig:
     """`proofcode rl --preset tiny`: the embedded model on the generated task set, sized for 2 CPU cores."""
     base = dict(
-        model="tiny", prompts="tiny", steps=200, prompts_per_step=32, lr=1e-4, warmup_steps=0,
+        model="tiny", prompts="tiny", steps=120, prompts_per_step=32, lr=1e-4, warmup_steps=0,
         grpo=GRPOConfig(group_size=8, kl_coef=0.0, aggregation="token_mean"),
         sampling=SamplingConfig(max_new_tokens=24, temperature=1.0),
         reward=RewardConfig(correct_weight=1.0, format_weight=0.0, timeout_s=5.0),
