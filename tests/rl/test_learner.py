@@ -122,3 +122,19 @@ def test_pass_at_k_at_temperature_zero_is_greedy_accuracy():
     assert pass_at_k(model, tok, held, RewardFn(), sampling.model_copy(update={"temperature": 0.0}), 3) == (greedy, greedy)
     pk, mean = pass_at_k(model, tok, held, RewardFn(), sampling, 4)
     assert 0.0 <= mean <= pk <= 1.0
+
+
+def test_shipped_checkpoint_can_work_it_out_but_answers_directly():
+    """The start GRPO needs: greedy rarely opens a worked solution, yet carries one out when it is opened."""
+    from workers.rl.evaluate import heldout_accuracy
+    from workers.rl.policy import load_policy, sample
+    from workers.rl.tasks import split_tasks
+
+    model, tok = load_policy(EMBEDDED_TINY_PATH)
+    adds = [t for t in split_tasks(make_tiny_tasks())[1] if t.kind == "math" and "+" in t.prompt][:40]
+    greedy = SamplingConfig(max_new_tokens=24, temperature=0.0)
+    direct = sample(model, tok, adds, 1, greedy, seed=0, version=0)
+    assert sum(s.text.startswith("[") for s in direct) <= 10
+    opened = [t.model_copy(update={"prompt": t.prompt + "["}) for t in adds]
+    worked = sum(RewardFn()(t, "[" + s.text).correct for t, s in zip(adds, sample(model, tok, opened, 1, greedy, 0, 0)))
+    assert worked / len(adds) >= heldout_accuracy(model, tok, adds, RewardFn(), greedy) + 0.3
