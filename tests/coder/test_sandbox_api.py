@@ -117,3 +117,14 @@ def test_tests_that_expect_an_exception():
     wrong_type = "def root(x):\n    if x < 0:\n        raise TypeError('nope')\n    return 2\n"
     v = run_tests(wrong_type, tests, LIMITS, entry_point="root")
     assert v.status == "runtime_error" and v.detail == "TypeError: nope"
+
+
+def test_site_builtins_exist_in_runs():
+    # The fork server runs with -S; programs still get exit/quit (used by stdin/stdout solutions).
+    from coder.sandbox import run_program
+
+    v = run_program("print('a')\nexit(0)\nprint('b')", limits=LIMITS, expected_output="a")
+    assert v.status == "passed", v
+    v = run_program("quit(3)", limits=LIMITS)
+    assert v.status == "runtime_error" and "exit status 3" in v.detail, v
+    assert run_tests("def f():\n    return callable(help) and callable(exit)\n", "assert f() is True\n", LIMITS).passed
