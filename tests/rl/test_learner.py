@@ -25,10 +25,10 @@ def config(**grpo):
 def fixed_samples(learner: Learner, rewards=(1.0, 0.0)) -> list[Sample]:
     """One prompt, two hand-written completions with the given rewards."""
     tok = learner.tokenizer
-    task = Task(id="t", kind="math", prompt="12+7=", answer="19")
+    task = Task(id="t", kind="math", prompt="12+47=", answer="59")  # in the tiny task distribution
     prompt = tok.encode(task.prompt, add_bos=True)
     out = []
-    for text, r in zip(("19", "18"), rewards):
+    for text, r in zip(("59", "58"), rewards):
         ids = tok.encode(text) + [tok.eos_id]
         out.append(Sample(task=task, group=0, prompt_ids=prompt, completion_ids=ids, text=text, finished=True,
                           policy_version=0, reward=r))

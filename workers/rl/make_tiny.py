@@ -30,7 +30,7 @@ TINY_MODEL = {**model_preset("tiny"), "num_hidden_layers": 3, "moe_intermediate_
 
 def make_tiny(out: str | Path, steps: int = 500, continue_steps: int = 800, seed: int = 0, threads: int = 2,
               lr: float = 5e-3, n_tasks: int = 12000, worked_fraction: float = 0.15, drill_fraction: float = 0.5,
-              copies: int = 4,
+              copies: int = 4, rare_boost: int = 4,
               progress: bool = True) -> dict:
     """Train the tiny checkpoint into `out` and return its metrics (held-out accuracy included)."""
     from core_model import load_tokenizer, train_bpe
@@ -50,8 +50,8 @@ def make_tiny(out: str | Path, steps: int = 500, continue_steps: int = 800, seed
         data = tmp / "sft.jsonl"
         with data.open("w") as fh:
             # each task several times, the style drawn per copy: no task is tied to one style
-            for _ in range(copies):
-                for t in train_tasks:
+            for t, repeat in _repeats(train_tasks, copies, rare_boost):
+                for _ in range(repeat):
                     fh.write(json.dumps(_sft_record(t, pick, worked_fraction, drill_fraction)) + "\n")
         # 256 bytes + 3 specials and no merges: every character is one token, digits stay digits.
         texts = [t.prompt + sft_text(t, True) for t in train_tasks]
@@ -72,6 +72,23 @@ def make_tiny(out: str | Path, steps: int = 500, continue_steps: int = 800, seed
     acc = heldout_accuracy(model, tokenizer, heldout[:300], RewardFn(RewardConfig()), sampling)
     return {"heldout_acc": acc, "heldout": min(300, len(heldout)), "train_tasks": len(train_tasks),
             "loss": metrics.get("loss"), "out": str(out)}
+
+
+def _family(task) -> str:
+    if task.kind != "math":
+        return task.kind
+    return "x" if "x" in task.prompt else next(c for c in task.prompt if c in "+-*")
+
+
+def _repeats(tasks, copies: int, rare_boost: int) -> list[tuple]:
+    """(task, copies) pairs; math families with under a quarter of the largest one's tasks (multiply and
+    linear equations have ~700 distinct prompts, addition ~8000) get `rare_boost` times more copies."""
+    sizes: dict[str, int] = {}
+    for t in tasks:
+        if t.kind == "math":
+            sizes[_family(t)] = sizes.get(_family(t), 0) + 1
+    rare = {f for f, n in sizes.items() if n * 4 < max(sizes.values(), default=0)}
+    return [(t, copies * (rare_boost if t.kind == "math" and _family(t) in rare else 1)) for t in tasks]
 
 
 def _sft_record(task, rng: random.Random, worked_fraction: float, drill_fraction: float) -> dict:
@@ -98,12 +115,14 @@ def main(argv: list[str] | None = None) -> int:
                    help="share of full SFT examples that show the worked solution")
     p.add_argument("--drill-fraction", type=float, default=0.5,
                    help="share of math examples whose prompt opens the worked solution ('47+38=[')")
+    p.add_argument("--rare-boost", type=int, default=4,
+                   help="extra copies of the math families with few distinct prompts (multiply, linear)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=2)
     args = p.parse_args(argv)
     result = make_tiny(args.out, steps=args.steps, continue_steps=args.continue_steps, seed=args.seed,
                        threads=args.threads, lr=args.lr, n_tasks=args.tasks, worked_fraction=args.worked_fraction,
-                       drill_fraction=args.drill_fraction)
+                       drill_fraction=args.drill_fraction, rare_boost=args.rare_boost)
     print(json.dumps(result, indent=2))
     return 0
 
