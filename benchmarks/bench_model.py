@@ -106,8 +106,8 @@ class Ours:
         from core_model.model import MoE
 
         for m in self.model.modules():
-            if isinstance(m, MoE) and hasattr(m, "w13"):
-                m._grouped_ok = on
+            if isinstance(m, MoE):
+                m.grouped_enabled = on
 
     def prefill(self, ids: torch.Tensor, max_len: int, chunk: int | None = None):
         """Fill a new cache with ids [b, t]; returns (cache, last logits [b, V])."""

@@ -77,14 +77,13 @@ def attention_layout(b: int, s: int, attention_mask: torch.Tensor | None, cache:
     if cache is None and attention_mask is None:
         return torch.arange(s, device=device).expand(b, s), None
     new = _as_mask(attention_mask, b, s, device)
-    if cache is not None and cache.slot is not None:  # fixed shape: attend over every slot, filled ones only
-        if cache.length + s > cache.max_len:
-            raise ValueError(f"KV cache holds {cache.max_len} tokens and is full; create it with a larger max_len")
-        positions = cache.seen[:, None] + (new.long().cumsum(1) - 1).clamp(min=0)
-        return positions, cache.key_mask.index_fill(1, cache.slot, True)[:, None, None, :]
     past = 0 if cache is None else cache.length
     seen = torch.zeros(b, dtype=torch.long, device=device) if cache is None else cache.seen
     positions = seen[:, None] + (new.long().cumsum(1) - 1).clamp(min=0)
+    if cache is not None and cache.slot is not None:  # fixed shape: attend over every slot, filled ones only
+        if past + s > cache.max_len:
+            raise ValueError(f"KV cache holds {cache.max_len} tokens and is full; create it with a larger max_len")
+        return positions, cache.key_mask.index_fill(1, cache.slot, True)[:, None, None, :]
     keys = new if cache is None else torch.cat([cache.key_mask[:, :past], new], 1)  # [b, t]
     t = past + s
     causal = torch.ones(s, t, dtype=torch.bool, device=device).tril(past)

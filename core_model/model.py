@@ -405,6 +405,7 @@ class MoE(nn.Module):
         self.shared_experts = MLP(cfg.hidden_size, cfg.moe_intermediate_size * n_shared) if n_shared else None
         self.last_aux_loss: torch.Tensor | None = None
         self.last_load: torch.Tensor | None = None  # tokens routed to each expert in the last forward [E]
+        self.grouped_enabled = True  # use the grouped matmuls once packed (False: the per-expert loop)
 
     def forward(self, x: torch.Tensor, token_mask: torch.Tensor | None = None) -> torch.Tensor:
         """x [b, s, d]; token_mask [b, s] (False = padding) keeps padding out of loads and the balance loss."""
@@ -455,9 +456,11 @@ class MoE(nn.Module):
         self._grouped_ok = hasattr(torch, "_grouped_mm")
 
     def grouped_available(self, dtype: torch.dtype, device: torch.device) -> bool:
-        """Packed and still packed (a `.to()` or a load with assign=True copies parameters apart); on CUDA
-        torch._grouped_mm takes bf16 only."""
-        if not getattr(self, "_grouped_ok", False) or (device.type == "cuda" and dtype != torch.bfloat16):
+        """Enabled, packed and still packed (a `.to()` or a load with assign=True copies parameters apart);
+        on CUDA torch._grouped_mm takes bf16 only."""
+        if not (self.grouped_enabled and getattr(self, "_grouped_ok", False)):
+            return False
+        if device.type == "cuda" and dtype != torch.bfloat16:
             return False
         first, last = self.experts[0], self.experts[-1]
         return first.gate_proj.weight.data_ptr() == self.w13.data_ptr() and last.down_proj.weight.data_ptr() == self.w2[-1].data_ptr()
