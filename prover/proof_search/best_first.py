@@ -5,8 +5,8 @@ import heapq
 import itertools
 from dataclasses import dataclass
 
-from ..protocol import Generator, ProofEnv, ProofFinished, TacticError, TacticState, Theorem
-from .config import Budget, SearchConfig, SearchResult, Verifier, tactics_to_proof
+from ..protocol import Generator, ProofEnv, ProofFinished, TacticState, Theorem
+from .config import Budget, SearchConfig, SearchResult, Verifier, open_theorem, tactics_to_proof
 
 
 @dataclass
@@ -19,10 +19,9 @@ class _Node:
 def best_first(theorem: Theorem, env: ProofEnv, generator: Generator, config: SearchConfig,
                budget: Budget, verifier: Verifier) -> SearchResult:
     """Expand the open state with the highest cumulative log-prob; `num_candidates` tactics each."""
-    budget.lean_calls += 1
-    root = env.start(theorem, timeout=budget.timeout(config.check_timeout))
-    if isinstance(root, TacticError):
-        return verifier.unproved(error=f"the statement did not elaborate: {root.message}")
+    root = open_theorem(theorem, env, config, budget, verifier)
+    if isinstance(root, SearchResult):
+        return root
     order = itertools.count()  # ties: first pushed first, so the search is deterministic
     frontier = [(-0.0, next(order), _Node(root, (), 0.0))]
     seen = {root.pp}  # states with the same pretty-printed goals are the same search node

@@ -7,7 +7,7 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
-from ..protocol import ProofEnv, Theorem
+from ..protocol import ProofEnv, TacticError, TacticState, Theorem
 
 Algorithm = Literal["best_first", "sample", "mcts"]
 
@@ -125,3 +125,13 @@ def tactics_to_proof(tactics: list[str] | tuple[str, ...]) -> str:
 def proof_source(theorem: Theorem, proof: str) -> str:
     """The declaration text Lean checks (after the header): statement + proof."""
     return f"{theorem.statement} {proof}"
+
+
+def open_theorem(theorem: Theorem, env: ProofEnv, config: SearchConfig, budget: Budget,
+                 verifier: Verifier) -> TacticState | SearchResult:
+    """The theorem's first tactic state (one Lean call), or the unproved result when it does not elaborate."""
+    budget.lean_calls += 1
+    state = env.start(theorem, timeout=budget.timeout(config.check_timeout))
+    if isinstance(state, TacticError):
+        return verifier.unproved(error=f"the statement did not elaborate: {state.message}")
+    return state

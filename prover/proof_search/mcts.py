@@ -12,8 +12,8 @@ import math
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
-from ..protocol import Generator, ProofEnv, ProofFinished, Proposal, TacticError, TacticResult, TacticState, Theorem
-from .config import Budget, SearchConfig, SearchResult, Verifier, tactics_to_proof
+from ..protocol import Generator, ProofEnv, ProofFinished, Proposal, TacticResult, TacticState, Theorem
+from .config import Budget, SearchConfig, SearchResult, Verifier, open_theorem, tactics_to_proof
 
 
 @dataclass(eq=False)
@@ -83,10 +83,9 @@ class _Tree:
 def mcts(theorem: Theorem, env: ProofEnv, generator: Generator, config: SearchConfig,
          budget: Budget, verifier: Verifier) -> SearchResult:
     """RMaxTS: UCB tree search whose reward is the discovery of new tactic states."""
-    budget.lean_calls += 1
-    start = env.start(theorem, timeout=budget.timeout(config.check_timeout))
-    if isinstance(start, TacticError):
-        return verifier.unproved(error=f"the statement did not elaborate: {start.message}")
+    start = open_theorem(theorem, env, config, budget, verifier)
+    if isinstance(start, SearchResult):
+        return start
     tree = _Tree(theorem, generator, config, _Node(start, ()))
     with ThreadPoolExecutor(max_workers=config.parallel) as pool:
         while budget.expansions < config.max_expansions and not budget.out_of_time():
