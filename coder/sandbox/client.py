@@ -4,6 +4,7 @@ from __future__ import annotations
 import ast
 import functools
 import itertools
+import marshal
 import os
 import pickle
 import socket
@@ -14,6 +15,7 @@ import threading
 from concurrent.futures import Future
 from pathlib import Path
 
+from coder.sandbox import harness
 from coder.sandbox.limits import Limits, SandboxUnavailable, Verdict
 from coder.sandbox.protect import REQUIRED
 
@@ -170,12 +172,20 @@ def _run(job: dict, limits: Limits) -> Verdict:
     raise AssertionError("unreachable")
 
 
+_UNPARSABLE = (SyntaxError, ValueError, MemoryError, RecursionError)  # e.g. 100,000 nested `not`s
+
+
 @functools.lru_cache(maxsize=1024)  # the same tests are used for every sample of a problem
 def _names_used(source: str) -> frozenset[str]:
     try:
         return frozenset(n.id for n in ast.walk(ast.parse(source)) if isinstance(n, ast.Name))
-    except SyntaxError:
+    except _UNPARSABLE:
         return frozenset()
+
+
+@functools.lru_cache(maxsize=1024)
+def _tests_code(tests: str) -> bytes | None:
+    return harness.compile_marshalled(tests, harness.TESTS_FILE)
 
 
 # Modules the trusted replay may import when the tests use one the program imported.
@@ -185,26 +195,51 @@ _STDLIB_FOR_TESTS = frozenset({
 })
 
 
-def _analyse(program: str) -> tuple[list[str] | None, set[str]]:
-    """(top-level function names in order, or None when it does not parse; stdlib modules it imports)."""
+def _parse(program: str, filename: str = harness.CANDIDATE_FILE) -> ast.Module | Exception:
+    """The program's syntax tree, or the error Python's parser raised on it."""
     try:
-        body = ast.parse(program).body
-    except SyntaxError:
+        return ast.parse(program, filename)
+    except _UNPARSABLE as exc:
+        return exc
+
+
+def _parse_error(error: Exception) -> Verdict:
+    if isinstance(error, SyntaxError):
+        why = f"SyntaxError: {error}"
+    else:  # MemoryError / RecursionError: e.g. thousands of nested operators
+        why = f"{type(error).__name__}: nested too deeply for Python's parser"
+    return Verdict(status="runtime_error", detail=f"the program is not valid Python ({why})"[:300])
+
+
+def _analyse(tree: ast.Module | Exception) -> tuple[list[str] | None, set[str]]:
+    """(top-level function names in order, or None when it did not parse; stdlib modules it imports)."""
+    if not isinstance(tree, ast.Module):
         return None, set()
-    functions = [n.name for n in body if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef))]
-    imports = {a.name for n in body if isinstance(n, ast.Import) for a in n.names if a.asname is None}
+    functions = [n.name for n in tree.body if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef))]
+    imports = {a.name for n in tree.body if isinstance(n, ast.Import) for a in n.names if a.asname is None}
     return functions, imports & _STDLIB_FOR_TESTS
+
+
+def _marshalled(tree: ast.Module | Exception, filename: str) -> bytes | None:
+    """The program compiled here, where the compiler is warm, for the child to unmarshal (None: the child
+    compiles it and reports the error)."""
+    if not isinstance(tree, ast.Module):
+        return None
+    try:
+        return marshal.dumps(compile(tree, filename, "exec"))
+    except _UNPARSABLE:
+        return None
 
 
 @functools.lru_cache(maxsize=1024)
 def _prelude_functions(prelude: str) -> frozenset[str]:
-    return frozenset(_analyse(prelude)[0] or ())
+    return frozenset(_analyse(_parse(prelude))[0] or ())
 
 
 def infer_entry_points(program: str, tests: str) -> list[str]:
     """Functions the program defines at top level that the test code refers to by name."""
     used = _names_used(tests)
-    return [name for name in _analyse(program)[0] or [] if name in used]
+    return [name for name in _analyse(_parse(program))[0] or [] if name in used]
 
 
 def run_tests(program: str, tests: str, limits: Limits | None = None, *, entry_point: str | None = None,
@@ -216,22 +251,25 @@ def run_tests(program: str, tests: str, limits: Limits | None = None, *, entry_p
     code (the problem prompt) whose helpers the tests may call.
     """
     limits = limits or Limits()
-    (functions, imports), used = _analyse(program), _names_used(tests)
+    tree = _parse(program)
+    if not isinstance(tree, ast.Module):
+        return _parse_error(tree)
+    (functions, imports), used = _analyse(tree), _names_used(tests)
     entry_points = [name for name in functions or [] if name in used]
     if entry_point is None and "def check" in tests and functions:
         entry_point = functions[-1]
     if entry_point and entry_point not in entry_points:
         entry_points.append(entry_point)
     if not entry_points:
-        return Verdict(status="runtime_error", detail="the program is not valid Python (SyntaxError)"
-                       if functions is None else "the program defines no function the tests call")
+        return Verdict(status="runtime_error", detail="the program defines no function the tests call")
     if prelude and not (_prelude_functions(prelude) - {entry_point}) & used:
         prelude = ""  # the tests call none of its helpers: skip executing it in the replay
     imports = sorted(imports & used)
     if imports:  # MBPP tests may use a module the solution imported (e.g. sys.getsizeof)
         prelude = "".join(f"import {name}\n" for name in imports) + prelude
     job = {"kind": "tests", "program": program, "tests": tests, "entry_point": entry_point,
-           "entry_points": entry_points, "prelude": prelude}
+           "entry_points": entry_points, "prelude": prelude,
+           "program_code": _marshalled(tree, harness.CANDIDATE_FILE), "tests_code": _tests_code(tests)}
     return _run(job, limits)
 
 
@@ -239,5 +277,9 @@ def run_program(program: str, stdin: str = "", limits: Limits | None = None, *,
                 expected_output: str | None = None) -> Verdict:
     """Run untrusted `program` as a script with `stdin`; with `expected_output`, passed means the
     whitespace-separated tokens of stdout match; without it, passed means exit status 0."""
-    job = {"kind": "program", "program": program, "stdin": stdin, "expected_output": expected_output}
+    tree = _parse(program, harness.PROGRAM_FILE)
+    if isinstance(tree, Exception) and not isinstance(tree, SyntaxError):
+        return _parse_error(tree)  # a SyntaxError the child reports as Python would, on stderr
+    job = {"kind": "program", "program": program, "stdin": stdin, "expected_output": expected_output,
+           "program_code": _marshalled(tree, harness.PROGRAM_FILE)}
     return _run(job, limits or Limits())

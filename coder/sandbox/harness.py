@@ -11,6 +11,7 @@ from __future__ import annotations
 import builtins
 import json
 import linecache
+import marshal
 import os
 import random
 import sys
@@ -19,6 +20,8 @@ import traceback
 from coder.sandbox.plain import Unsupported, decode, encode
 
 TESTS_FILE = "<tests>"
+CANDIDATE_FILE = "<candidate>"
+PROGRAM_FILE = "<program>"
 _DETAIL_CHARS = 300
 
 
@@ -76,37 +79,54 @@ class _Recorder:
 _CODE_CACHE: dict[tuple[str, str], object] = {}
 
 
-def _compiled(source: str, filename: str):
+def _compiled(source: str, filename: str, marshalled: bytes | None = None):
     """Compiled code, cached: the server replays the same problem's tests for every sample."""
     key = (source, filename)
     code = _CODE_CACHE.get(key)
     if code is None:
         if len(_CODE_CACHE) >= 512:
             _CODE_CACHE.clear()
-        code = _CODE_CACHE[key] = compile(source, filename, "exec")
+        code = _CODE_CACHE[key] = _code(source, filename, marshalled)
     return code
 
 
-def _exec_tests(tests: str, ns: dict, entry_point: str | None, candidates: dict) -> None:
+def _code(source: str, filename: str, marshalled: bytes | None):
+    """The code of `source`: unmarshalled when the trusted caller compiled it already (compiling in a
+    freshly forked child costs it ~1 ms of copy-on-write faults; unmarshalling a fraction), else compiled."""
+    return marshal.loads(marshalled) if marshalled else compile(source, filename, "exec")
+
+
+def compile_marshalled(source: str, filename: str = TESTS_FILE) -> bytes | None:
+    """`marshal` bytes of `source` compiled as `filename` (what the job's `*_code` fields carry), or None
+    when it does not compile; the child then compiles it and reports the error itself."""
+    try:
+        return marshal.dumps(compile(source, filename, "exec"))
+    except (SyntaxError, ValueError, MemoryError, RecursionError):
+        return None
+
+
+def _exec_tests(tests: str, ns: dict, entry_point: str | None, candidates: dict, code=None) -> None:
     ns.update(candidates)
-    exec(_compiled(tests, TESTS_FILE), ns)
+    exec(code or _compiled(tests, TESTS_FILE), ns)
     check = ns.get("check")
     if entry_point and callable(check) and "def check" in tests:
         check(candidates[entry_point])
 
 
 def run_candidate(program: str, tests: str, entry_points: list[str], entry_point: str | None, fd: int,
-                  done_fd: int | None = None) -> None:
+                  done_fd: int | None = None, program_code: bytes | None = None,
+                  tests_code: bytes | None = None) -> None:
     """Stage 1, in the untrusted child. Never returns normally: ends with os._exit.
 
     After the last answer it writes one byte to `done_fd`, so the server can replay while this exits.
+    `program_code`/`tests_code`: the sources already compiled and marshalled by the caller, or None.
     """
     def status(kind: str, detail: str = "") -> None:
         os.write(fd, _json_line({"status": kind, "detail": detail}))
 
     ns: dict = {"__name__": "__candidate__", "__builtins__": builtins}
     try:
-        exec(compile(program, "<candidate>", "exec"), ns)
+        exec(_code(program, CANDIDATE_FILE, program_code), ns)
     except MemoryError as exc:
         status("memory", _short(exc))
         os._exit(1)
@@ -121,7 +141,7 @@ def run_candidate(program: str, tests: str, entry_points: list[str], entry_point
     test_ns = dict(ns)  # tests may use the program's helpers for inputs; stage 2 checks those inputs
     random.seed(0)
     try:
-        _exec_tests(tests, test_ns, entry_point, recorders)
+        _exec_tests(tests, test_ns, entry_point, recorders, _code(tests, TESTS_FILE, tests_code))
         status("done")
     except MemoryError as exc:
         status("memory", _short(exc))
@@ -181,7 +201,7 @@ class _Replay:
 
 
 def replay(tests: str, prelude: str, entry_points: list[str], entry_point: str | None,
-           records: list[dict]) -> dict:
+           records: list[dict], tests_code: bytes | None = None) -> dict:
     """Stage 2, trusted: run the pristine tests against recorded answers; returns {status, detail}."""
     ns: dict = {"__name__": "__tests__", "__builtins__": builtins}
     if prelude:
@@ -195,7 +215,7 @@ def replay(tests: str, prelude: str, entry_points: list[str], entry_point: str |
     replays = {n: _Replay(n, records, cursor) for n in entry_points}
     random.seed(0)
     try:
-        _exec_tests(tests, ns, entry_point, replays)
+        _exec_tests(tests, ns, entry_point, replays, _compiled(tests, TESTS_FILE, tests_code))
     except _ReplayMismatch as exc:
         return {"status": "failed", "detail": str(exc)}
     except Unsupported as exc:
@@ -218,12 +238,12 @@ def _where(exc: BaseException) -> str:
     return (_short(exc) + where)[: _DETAIL_CHARS * 2]
 
 
-def run_program(program: str) -> None:
+def run_program(program: str, program_code: bytes | None = None) -> None:
     """stdin/stdout problems: run the program as __main__; stdout goes to the captured file."""
     ns: dict = {"__name__": "__main__", "__builtins__": builtins}
     code = 0
     try:
-        exec(compile(program, "<program>", "exec"), ns)
+        exec(_code(program, PROGRAM_FILE, program_code), ns)
     except SystemExit as exc:
         code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
     except MemoryError:
@@ -248,14 +268,14 @@ STATUSES = ("passed", "failed", "timeout", "memory_exceeded", "output_limit", "r
 
 
 def replay_recording(recording: bytes, tests: str, prelude: str, entry_points: list[str],
-                     entry_point: str | None, exit_code: int) -> dict:
+                     entry_point: str | None, exit_code: int, tests_code: bytes | None = None) -> dict:
     """Stage 2 entry: parse the (untrusted) recording, then replay. Child claims only lower a verdict."""
     records, last = [], {}
-    for line in recording.splitlines():
-        try:
-            entry = json.loads(line)
-        except ValueError:
-            return {"status": "failed", "detail": "the recording is malformed (the program wrote to it)"}
+    try:  # one parse for all lines (each is one JSON object without raw newlines)
+        entries = json.loads(b"[" + b",".join(recording.splitlines()) + b"]")
+    except ValueError:
+        entries = None
+    for entry in entries if entries is not None else [None]:
         if not isinstance(entry, dict):
             return {"status": "failed", "detail": "the recording is malformed (the program wrote to it)"}
         if "status" in entry:
@@ -267,7 +287,7 @@ def replay_recording(recording: bytes, tests: str, prelude: str, entry_points: l
         return {"status": "runtime_error", "detail": detail}
     if kind == "memory":
         return {"status": "memory_exceeded", "detail": detail}
-    outcome = replay(tests, prelude, entry_points, entry_point, records)
+    outcome = replay(tests, prelude, entry_points, entry_point, records, tests_code)
     if outcome["status"] == "failed" and not kind:
         outcome["detail"] += f" (the program exited with status {exit_code} before the tests finished)"
     elif outcome["status"] == "failed" and kind == "error" and "stopped answering" in outcome["detail"]:

@@ -252,8 +252,9 @@ def _run_job(data: bytes) -> None:
         os.close(fd)
     protect.set_rlimits(limits["cpu_time_s"], limits["memory_mb"], limits["file_size_mb"], limits["open_files"])
     if job["kind"] == "program":
-        harness.run_program(job["program"])
-    harness.run_candidate(job["program"], job["tests"], job["entry_points"], job["entry_point"], 3, done_fd=5)
+        harness.run_program(job["program"], job.get("program_code"))
+    harness.run_candidate(job["program"], job["tests"], job["entry_points"], job["entry_point"], 3, done_fd=5,
+                          program_code=job.get("program_code"), tests_code=job.get("tests_code"))
 
 
 def write_all(fd: int, data: bytes) -> None:

@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 from concurrent.futures import ThreadPoolExecutor
 
-from coder.sandbox import Limits, Verdict, run_tests
+from coder.sandbox import Limits, Verdict, run_program, run_tests
 from coder.sandbox import client
 from coder.sandbox.plain import Unsupported, decode, encode
 
@@ -128,3 +128,27 @@ def test_site_builtins_exist_in_runs():
     v = run_program("quit(3)", limits=LIMITS)
     assert v.status == "runtime_error" and "exit status 3" in v.detail, v
     assert run_tests("def f():\n    return callable(help) and callable(exit)\n", "assert f() is True\n", LIMITS).passed
+
+
+def test_programs_the_parser_cannot_handle_are_verdicts_not_crashes():
+    # ast.parse raises MemoryError / RecursionError (not SyntaxError) on these; the caller must get a verdict.
+    for body in ("not " * 100_000 + "x", "x" + "+x" * 200_000):
+        program = f"def sq(x):\n    return {body}\n"
+        v = run_tests(program, TESTS, LIMITS, entry_point="sq")
+        assert v.status == "runtime_error" and "nested too deeply" in v.detail, v
+        assert run_program(program, limits=LIMITS).status == "runtime_error"
+
+
+def test_code_compiled_by_the_caller_keeps_names_and_errors():
+    # The caller compiles and marshals the code; the child must see the same file names and still
+    # report errors that only compiling (not parsing) finds.
+    where = "def sq(x):\n    import sys\n    return x * x if sys._getframe().f_code.co_filename == '<candidate>' else 0\n"
+    assert run_tests(where, TESTS, LIMITS, entry_point="sq").status == "passed"
+    v = run_program("import sys\nprint(sys._getframe().f_code.co_filename)", limits=LIMITS, expected_output="<program>")
+    assert v.status == "passed", v
+    v = run_tests("def sq(x):\n    return x * x\nreturn 1\n", TESTS, LIMITS, entry_point="sq")
+    assert v.status == "runtime_error" and "'return' outside function" in v.detail, v
+    v = run_tests("def sq(x):\n    return x *\n", TESTS, LIMITS, entry_point="sq")
+    assert v.status == "runtime_error" and "SyntaxError: invalid syntax (<candidate>, line 2)" in v.detail, v
+    failing = run_tests("def sq(x):\n    return x\n", TESTS, LIMITS, entry_point="sq")
+    assert failing.status == "failed" and "tests line 2" in failing.detail, failing  # tests' own file name
