@@ -47,9 +47,11 @@ def _as_nobody(code: str) -> subprocess.CompletedProcess:
 def test_sandbox_protects_when_not_root():
     if os.geteuid() != 0 or shutil.which("setpriv") is None:
         pytest.skip("needs root and setpriv to run the client as an unprivileged user")
-    probe = _as_nobody("import coder.sandbox, pydantic")
+    # What the client itself does: import this checkout, then start the interpreter again (the fork server).
+    probe = _as_nobody("import coder.sandbox, pydantic, subprocess, sys\n"
+                       "subprocess.run([sys.executable, '-S', '-c', 'pass'], check=True)")
     if probe.returncode != 0:
-        pytest.skip(f"uid 65534 cannot import this checkout with {sys.executable} (a directory on the way "
+        pytest.skip(f"uid 65534 cannot run {sys.executable} or import this checkout (a directory on the way "
                     f"is not readable to it): {probe.stderr.strip().splitlines()[-1:]}")
     done = _as_nobody(CLIENT)
     assert done.returncode == 0, done.stderr
