@@ -253,6 +253,22 @@ class SeccompProgram:
             raise OSError(ctypes.get_errno(), "prctl(PR_SET_SECCOMP) failed")
 
 
+def raise_open_files_limit(cap: int = 1 << 16) -> None:
+    """In the fork server: raise the soft RLIMIT_NOFILE towards the hard one (it holds ~6 descriptors
+    per pooled or running child, and its prepared ones live at `_HIGH_FD` and above); an error saying
+    what to do when the hard limit is below what it needs."""
+    needed = _HIGH_FD + 64
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    want = cap if hard == resource.RLIM_INFINITY else min(hard, cap)
+    if want > soft:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (want, hard))
+        soft = want
+    if soft < needed:
+        raise OSError(f"the sandbox needs at least {needed} open files (RLIMIT_NOFILE) but this process may "
+                      f"have at most {hard}; raise the limit where proofcode starts (`ulimit -n {needed}` in "
+                      "its shell, LimitNOFILE= in a systemd unit, --ulimit nofile= for docker)")
+
+
 def set_rlimits(cpu_s: float, memory_mb: int, file_size_mb: int, open_files: int) -> None:
     """Apply the resource limits of one run (hard = soft, so the program cannot raise them)."""
     cpu = max(1, int(cpu_s + 0.999))

@@ -65,6 +65,7 @@ class _Child:
 class ForkServer:
     def __init__(self, sock: socket.socket):
         self.sock = sock
+        protect.raise_open_files_limit()
         self.protections = protect.probe(protect.enter_network_namespace())
         self.active = [k for k, v in self.protections.items() if v]
         # Memory-backed when possible: every run creates and removes a directory.

@@ -152,3 +152,21 @@ def test_code_compiled_by_the_caller_keeps_names_and_errors():
     assert v.status == "runtime_error" and "SyntaxError: invalid syntax (<candidate>, line 2)" in v.detail, v
     failing = run_tests("def sq(x):\n    return x\n", TESTS, LIMITS, entry_point="sq")
     assert failing.status == "failed" and "tests line 2" in failing.detail, failing  # tests' own file name
+
+
+def _client_with_open_files(soft: int, hard: int) -> subprocess.CompletedProcess:
+    import resource
+
+    code = ("from coder.sandbox import run_tests\n"
+            "print(run_tests('def sq(x):\\n    return x * x\\n', 'assert sq(3) == 9').status)\n")
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
+                          preexec_fn=lambda: resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard)))
+
+
+def test_fork_server_raises_a_low_open_files_limit_or_says_what_to_do():
+    # Its prepared descriptors live above 1000: a soft limit of 64 is raised (the hard one allows it)...
+    assert _client_with_open_files(64, 4096).stdout.strip() == "passed"
+    # ...and when the hard limit does not allow it, start-up fails with what to change, not EINVAL.
+    low = _client_with_open_files(64, 64)
+    assert low.returncode != 0
+    assert "SandboxUnavailable" in low.stderr and "ulimit -n" in low.stderr, low.stderr[-500:]
