@@ -117,10 +117,18 @@ def _server_path() -> str:
                                                                and os.path.isdir(p)])))
 
 
+def _cores() -> list[int]:
+    """The CPUs this process may run on (its affinity: a container's or `taskset`'s share)."""
+    try:
+        return sorted(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return list(range(os.cpu_count() or 1))
+
+
 _lock = threading.Lock()
 _servers: list[_ForkServerClient] = []
-# A server forks, reaps and replays serially, so concurrent callers get up to one server per core.
-_MAX_SERVERS = max(1, min(os.cpu_count() or 1, 4))
+# A server replays and keeps its books serially, so concurrent callers get up to one server per core.
+_MAX_SERVERS = max(1, min(len(_cores()), 4))
 
 
 def _get_server() -> _ForkServerClient:
@@ -132,7 +140,31 @@ def _get_server() -> _ForkServerClient:
         if server is None or (server.pending and len(_servers) < _MAX_SERVERS):
             server = _ForkServerClient()
             _servers.append(server)
+            _share_cores(_servers)
         return server
+
+
+def _share_cores(servers: list[_ForkServerClient]) -> None:
+    """With two or more fork servers, give each (its zygote, and so the runs it forks) its own share of
+    this process's cores.
+
+    A run wakes its server, the server its client and the next run, back and forth; on one core such a
+    wake-up is cheap, across cores (an inter-processor interrupt; on a VM, a halted vCPU coming back)
+    it is not. With as many graders as cores, 164 HumanEval runs took 0.49-0.70 s pinned vs 0.68-0.81 s
+    not, alternating. A lone server keeps every core: its replay, the zygote's forks and a run's exit
+    overlap (pinned to one core, one grader took 1.12-1.36 s instead of 1.03-1.12 s).
+    """
+    if len(servers) < 2:
+        return
+    cores = _cores()
+    for i, server in enumerate(servers):
+        share = set(cores[i::len(servers)]) or set(cores)
+        for pid in (server.proc.pid, server.zygote_pid):
+            try:
+                if pid:
+                    os.sched_setaffinity(pid, share)
+            except OSError:  # gone, or not ours to set: only an optimisation
+                pass
 
 
 def sandbox_info() -> dict[str, bool]:

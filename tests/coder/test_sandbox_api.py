@@ -26,6 +26,22 @@ def test_many_threads_share_a_few_servers():
     assert 1 <= len(alive) <= client._MAX_SERVERS  # one per core at most, not one per thread
 
 
+def test_servers_each_get_their_own_cores():
+    cores = set(client._cores())
+    if len(cores) < 2:
+        import pytest
+        pytest.skip("one core: one fork server, nothing to share")
+    with ThreadPoolExecutor(8) as pool:  # concurrent callers: a second server starts
+        list(pool.map(lambda i: run_tests("def sq(x):\n    return x * x\n", TESTS, LIMITS, entry_point="sq"),
+                      range(16)))
+    servers = [s for s in client._servers if s.proc.poll() is None]
+    assert len(servers) >= 2
+    shares = [os.sched_getaffinity(s.proc.pid) for s in servers]
+    for server, share in zip(servers, shares):
+        assert os.sched_getaffinity(server.zygote_pid) == share  # and so the runs it forks
+    assert set().union(*shares) == cores and sum(map(len, shares)) == len(cores)  # disjoint, all used
+
+
 def test_server_restarts_after_it_dies():
     before = client._get_server()
     for server in list(client._servers):  # all of them, so the next run must start a new one
