@@ -150,9 +150,9 @@ def _share_cores(servers: list[_ForkServerClient]) -> None:
 
     A run wakes its server, the server its client and the next run, back and forth; on one core such a
     wake-up is cheap, across cores (an inter-processor interrupt; on a VM, a halted vCPU coming back)
-    it is not. With as many graders as cores, 164 HumanEval runs took 0.49-0.70 s pinned vs 0.68-0.81 s
-    not, alternating. A lone server keeps every core: its replay, the zygote's forks and a run's exit
-    overlap (pinned to one core, one grader took 1.12-1.36 s instead of 1.03-1.12 s).
+    it is not. With as many graders as cores, 164 HumanEval runs took 0.57-0.72 s pinned vs 0.73-0.80 s
+    not, alternating (docs/coder.md). A lone server keeps every core: its replay, the zygote's forks and
+    a run's exit overlap (pinned to one core, one grader took 1.12-1.36 s instead of 1.03-1.12 s).
     """
     if len(servers) < 2:
         return
