@@ -2,11 +2,14 @@
 from __future__ import annotations
 
 import os
+import resource
 import signal
 import subprocess
 import sys
 from pathlib import Path
 from concurrent.futures import ThreadPoolExecutor
+
+import pytest
 
 from coder.sandbox import Limits, Verdict, run_program, run_tests
 from coder.sandbox import client
@@ -29,7 +32,6 @@ def test_many_threads_share_a_few_servers():
 def test_servers_each_get_their_own_cores():
     cores = set(client._cores())
     if len(cores) < 2:
-        import pytest
         pytest.skip("one core: one fork server, nothing to share")
     with ThreadPoolExecutor(8) as pool:  # concurrent callers: a second server starts
         list(pool.map(lambda i: run_tests("def sq(x):\n    return x * x\n", TESTS, LIMITS, entry_point="sq"),
@@ -171,8 +173,6 @@ def test_code_compiled_by_the_caller_keeps_names_and_errors():
 
 
 def _client_with_open_files(soft: int, hard: int) -> subprocess.CompletedProcess:
-    import resource
-
     code = ("from coder.sandbox import run_tests\n"
             "print(run_tests('def sq(x):\\n    return x * x\\n', 'assert sq(3) == 9').status)\n")
     return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
