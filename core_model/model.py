@@ -422,22 +422,24 @@ class MoE(nn.Module):
         return y.view(b, s, d)
 
     def dispatch(self, x: torch.Tensor, weights: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
-        """Sum_k weights * expert_k(x) for x [T, d]: one call per expert on its contiguous slice."""
+        """Sum_k weights * expert_k(x) for x [T, d]: (token, slot) pairs sorted by expert, each expert run once
+        on its contiguous slice (packed: all in two grouped matmuls), then scattered back to their tokens."""
+        k = idx.shape[1]
+        sorted_ids, order = idx.flatten().sort(stable=True)
+        token = order // k  # source token of each sorted (token, slot) pair
+        xs = x[token]
+        ys = None
         if self._grouped_ready(x):
             try:
-                return self._dispatch_grouped(x, weights, idx)
+                ys = self._experts_grouped(xs, sorted_ids)
             except (RuntimeError, NotImplementedError) as e:  # e.g. a GPU or torch build without the kernel
                 self._grouped_ok = False
                 log.warning("grouped expert matmul unavailable (%s); using the per-expert loop", e)
-        k = idx.shape[1]
-        flat_idx = idx.flatten()
-        order = flat_idx.argsort(stable=True)
-        token = order // k  # source token of each sorted (token, slot) pair
-        counts = torch.bincount(flat_idx, minlength=self.n_experts).tolist()
-        # split, not slicing: its backward is one cat instead of a zero-filled gradient per expert
-        slices = x[token].split(counts)
-        outs = [self.experts[e](xs) for e, xs in enumerate(slices) if xs.shape[0]]
-        ys = torch.cat(outs) * weights.flatten()[order, None].to(x.dtype)
+        if ys is None:
+            counts = torch.bincount(sorted_ids, minlength=self.n_experts).tolist()
+            # split, not slicing: its backward is one cat instead of a zero-filled gradient per expert
+            ys = torch.cat([self.experts[e](s) for e, s in enumerate(xs.split(counts)) if s.shape[0]])
+        ys = ys * weights.flatten()[order, None].to(x.dtype)
         return torch.zeros_like(x).index_add_(0, token, ys)
 
     @torch.no_grad()
@@ -472,17 +474,13 @@ class MoE(nn.Module):
             return False
         return not (torch.is_grad_enabled() and (x.requires_grad or self.experts[0].gate_proj.weight.requires_grad))
 
-    def _dispatch_grouped(self, x: torch.Tensor, weights: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
-        """dispatch() with torch._grouped_mm over the packed weights: expert offsets stay on the device."""
-        k = idx.shape[1]
-        sorted_ids, order = idx.flatten().sort(stable=True)
-        experts = torch.arange(self.n_experts, device=x.device, dtype=sorted_ids.dtype)
+    def _experts_grouped(self, xs: torch.Tensor, sorted_ids: torch.Tensor) -> torch.Tensor:
+        """Every expert on its rows of xs [T*k, d] (sorted by expert) with torch._grouped_mm over the packed
+        weights: the expert offsets stay on the device."""
+        experts = torch.arange(self.n_experts, device=xs.device, dtype=sorted_ids.dtype)
         offs = torch.searchsorted(sorted_ids, experts, right=True).to(torch.int32)  # end of each expert's rows
-        token = order // k
-        gate, up = torch._grouped_mm(x[token], self.w13.transpose(1, 2), offs=offs).chunk(2, -1)  # [T*k, I] each
-        ys = torch._grouped_mm(F.silu(gate) * up, self.w2.transpose(1, 2), offs=offs)  # [T*k, d]
-        ys = ys * weights.flatten()[order, None].to(x.dtype)
-        return torch.zeros_like(x).index_add_(0, token, ys)
+        gate, up = torch._grouped_mm(xs, self.w13.transpose(1, 2), offs=offs).chunk(2, -1)  # [T*k, I] each
+        return torch._grouped_mm(F.silu(gate) * up, self.w2.transpose(1, 2), offs=offs)  # [T*k, d]
 
     def balance_loss(self, scores: torch.Tensor, idx: torch.Tensor, real: torch.Tensor) -> torch.Tensor:
         """alpha * sum_i f_i P_i, f_i = E/(k T) * tokens routed to i, P_i = mean affinity, over real tokens
