@@ -36,10 +36,8 @@ class KVCache:
             ca.index_copy_(1, self.slot, a)
             cb.index_copy_(1, self.slot, b)
             return ca, cb
+        self.require_room(s)
         end = self.length + s
-        if end > self.max_len:
-            raise ValueError(f"KV cache holds {self.max_len} tokens but {end} are needed; "
-                             "create the cache with a larger max_len")
         if layer_idx not in self.layers:
             self.layers[layer_idx] = tuple(
                 torch.zeros(self.batch_size, self.max_len, *z.shape[2:], dtype=z.dtype, device=z.device) for z in (a, b))
@@ -47,6 +45,12 @@ class KVCache:
         ca[:, self.length : end] = a
         cb[:, self.length : end] = b
         return ca[:, :end], cb[:, :end]
+
+    def require_room(self, s: int) -> None:
+        """Raise unless s more tokens fit."""
+        if self.length + s > self.max_len:
+            raise ValueError(f"KV cache holds {self.max_len} tokens but {self.length + s} are needed (it is full); "
+                             "create the cache with a larger max_len")
 
     def advance(self, s: int, attention_mask: torch.Tensor | None = None) -> None:
         """Mark s new slots filled (called once per forward, after all layers)."""
@@ -81,8 +85,7 @@ def attention_layout(b: int, s: int, attention_mask: torch.Tensor | None, cache:
     seen = torch.zeros(b, dtype=torch.long, device=device) if cache is None else cache.seen
     positions = seen[:, None] + (new.long().cumsum(1) - 1).clamp(min=0)
     if cache is not None and cache.slot is not None:  # fixed shape: attend over every slot, filled ones only
-        if past + s > cache.max_len:
-            raise ValueError(f"KV cache holds {cache.max_len} tokens and is full; create it with a larger max_len")
+        cache.require_room(s)
         return positions, cache.key_mask.index_fill(1, cache.slot, True)[:, None, None, :]
     keys = new if cache is None else torch.cat([cache.key_mask[:, :past], new], 1)  # [b, t]
     t = past + s
