@@ -4,7 +4,6 @@ from __future__ import annotations
 import ast
 import functools
 import itertools
-import marshal
 import os
 import pickle
 import socket
@@ -204,14 +203,11 @@ def _run(job: dict, limits: Limits) -> Verdict:
     raise AssertionError("unreachable")
 
 
-_UNPARSABLE = (SyntaxError, ValueError, MemoryError, RecursionError)  # e.g. 100,000 nested `not`s
-
-
 @functools.lru_cache(maxsize=1024)  # the same tests are used for every sample of a problem
 def _names_used(source: str) -> frozenset[str]:
     try:
         return frozenset(n.id for n in ast.walk(ast.parse(source)) if isinstance(n, ast.Name))
-    except _UNPARSABLE:
+    except harness.UNPARSABLE:
         return frozenset()
 
 
@@ -231,7 +227,7 @@ def _parse(program: str, filename: str = harness.CANDIDATE_FILE) -> ast.Module |
     """The program's syntax tree, or the error Python's parser raised on it."""
     try:
         return ast.parse(program, filename)
-    except _UNPARSABLE as exc:
+    except harness.UNPARSABLE as exc:
         return exc
 
 
@@ -255,12 +251,7 @@ def _analyse(tree: ast.Module | Exception) -> tuple[list[str] | None, set[str]]:
 def _marshalled(tree: ast.Module | Exception, filename: str) -> bytes | None:
     """The program compiled here, where the compiler is warm, for the child to unmarshal (None: the child
     compiles it and reports the error)."""
-    if not isinstance(tree, ast.Module):
-        return None
-    try:
-        return marshal.dumps(compile(tree, filename, "exec"))
-    except _UNPARSABLE:
-        return None
+    return harness.compile_marshalled(tree, filename) if isinstance(tree, ast.Module) else None
 
 
 @functools.lru_cache(maxsize=1024)

@@ -101,12 +101,16 @@ def _code(source: str, filename: str, marshalled: bytes | None):
     return marshal.loads(marshalled) if marshalled else compile(source, filename, "exec")
 
 
-def compile_marshalled(source: str, filename: str = TESTS_FILE) -> bytes | None:
-    """`marshal` bytes of `source` compiled as `filename` (what the job's `*_code` fields carry), or None
-    when it does not compile; the child then compiles it and reports the error itself."""
+# What Python's parser and compiler raise on bad source (MemoryError / RecursionError: nesting too deep).
+UNPARSABLE = (SyntaxError, ValueError, MemoryError, RecursionError)
+
+
+def compile_marshalled(source, filename: str = TESTS_FILE) -> bytes | None:
+    """`marshal` bytes of `source` (text or a syntax tree) compiled as `filename` (what the job's `*_code`
+    fields carry), or None when it does not compile; the child then compiles it and reports the error."""
     try:
         return marshal.dumps(compile(source, filename, "exec"))
-    except (SyntaxError, ValueError, MemoryError, RecursionError):
+    except UNPARSABLE:
         return None
 
 
