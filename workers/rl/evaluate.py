@@ -13,12 +13,7 @@ def heldout_accuracy(model, tokenizer, tasks: list[Task], reward_fn: RewardFn, s
     if not tasks:
         raise ValueError("no held-out tasks to evaluate; lower --heldout-fraction's divisor or add prompts")
     greedy = sampling.model_copy(update={"temperature": 0.0})
-    correct = 0
-    for i in range(0, len(tasks), batch_size):
-        chunk = tasks[i : i + batch_size]
-        for s in sample(model, tokenizer, chunk, 1, greedy, seed=0, version=-1):
-            correct += reward_fn(s.task, s.text, s.finished).correct
-    return correct / len(tasks)
+    return pass_at_k(model, tokenizer, tasks, reward_fn, greedy, 1, batch_size=batch_size)[0]
 
 
 def pass_at_k(model, tokenizer, tasks: list[Task], reward_fn: RewardFn, sampling: SamplingConfig, k: int,
