@@ -16,6 +16,7 @@ import random
 import shutil
 import sys
 import tempfile
+from collections import Counter
 from pathlib import Path
 
 from core_model import model_preset
@@ -83,10 +84,7 @@ def _family(task) -> str:
 def _repeats(tasks, copies: int, rare_boost: int) -> list[tuple]:
     """(task, copies) pairs; math families with under a quarter of the largest one's tasks (multiply and
     linear equations have ~700 distinct prompts, addition ~8000) get `rare_boost` times more copies."""
-    sizes: dict[str, int] = {}
-    for t in tasks:
-        if t.kind == "math":
-            sizes[_family(t)] = sizes.get(_family(t), 0) + 1
+    sizes = Counter(_family(t) for t in tasks if t.kind == "math")
     rare = {f for f, n in sizes.items() if n * 4 < max(sizes.values(), default=0)}
     return [(t, copies * (rare_boost if t.kind == "math" and _family(t) in rare else 1)) for t in tasks]
 
