@@ -427,7 +427,7 @@ class MoE(nn.Module):
         k = idx.shape[1]
         sorted_ids, order = idx.flatten().sort(stable=True)
         token = order // k  # source token of each sorted (token, slot) pair
-        xs = x[token]
+        xs = x.index_select(0, token)  # backward: one index_add_, not an accumulating index_put_
         ys = None
         if self._grouped_ready(x):
             try:
@@ -439,7 +439,7 @@ class MoE(nn.Module):
             counts = torch.bincount(sorted_ids, minlength=self.n_experts).tolist()
             # split, not slicing: its backward is one cat instead of a zero-filled gradient per expert
             ys = torch.cat([self.experts[e](s) for e, s in enumerate(xs.split(counts)) if s.shape[0]])
-        ys = ys * weights.flatten()[order, None].to(x.dtype)
+        ys = ys * weights.flatten().index_select(0, order)[:, None].to(x.dtype)
         return torch.zeros_like(x).index_add_(0, token, ys)
 
     @torch.no_grad()
