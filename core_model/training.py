@@ -52,6 +52,9 @@ class TrainConfig(BaseModel):
     log_every: int = Field(10, ge=1)
     seed: int = 0
     dtype: Literal["float32", "bfloat16"] = "float32"
+    autocast: Literal["none", "bfloat16"] = Field(
+        "none", description="bfloat16: mixed precision, matmuls in bf16 under torch.autocast while weights and "
+        "AdamW state stay in `dtype` (bf16 tensor cores on GPUs, AMX on recent Xeons)")
     device: str = "cpu"
     num_threads: int | None = Field(None, ge=1, description="torch intra-op threads; None: torch's default")
     resume: bool = Field(False, description="continue from output_dir's trainer_state.pt when present")
@@ -137,10 +140,13 @@ def save_checkpoint(out: Path, model, tokenizer: Tokenizer, optimizer, scheduler
     tmp.replace(out / TRAINER_STATE)  # a run killed mid-save keeps the previous state file whole
 
 
-def lm_loss(model, inputs: torch.Tensor, labels: torch.Tensor, aux_loss_coef: float) -> tuple[torch.Tensor, torch.Tensor]:
-    """(total loss, LM cross-entropy) of one batch; total adds the weighted MoE balance loss."""
+def lm_loss(model, inputs: torch.Tensor, labels: torch.Tensor, aux_loss_coef: float,
+            autocast: str = "none") -> tuple[torch.Tensor, torch.Tensor]:
+    """(total loss, LM cross-entropy) of one batch; total adds the weighted MoE balance loss. autocast
+    "bfloat16" runs the forward in mixed precision (the loss is still taken in fp32)."""
     # Right padding never needs an attention mask under a causal mask: real tokens never see later pads.
-    logits = model(inputs)  # [b, s, vocab]
+    with torch.autocast(inputs.device.type, dtype=torch.bfloat16, enabled=autocast == "bfloat16"):
+        logits = model(inputs)  # [b, s, vocab]
     ce = F.cross_entropy(logits.flatten(0, 1).float(), labels.flatten())
     aux = model.aux_loss() if hasattr(model, "aux_loss") else None
     total = ce if aux is None or aux_loss_coef == 0 else ce + aux_loss_coef * aux
@@ -194,7 +200,7 @@ def _train_step(config, model, optimizer, scheduler, batches, state) -> tuple[fl
     for _ in range(config.grad_accum_steps):
         inputs, labels = batches.next()
         inputs, labels = inputs.to(config.device), labels.to(config.device)
-        total, ce = lm_loss(model, inputs, labels, config.aux_loss_coef)
+        total, ce = lm_loss(model, inputs, labels, config.aux_loss_coef, config.autocast)
         (total / config.grad_accum_steps).backward()
         ce_sum += ce.item()
         state["tokens"] += int((labels != -100).sum())

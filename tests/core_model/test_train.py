@@ -115,3 +115,24 @@ def test_v3_routing_bias_moves_during_training(tmp_path, text_data):
     biases = [t for name, t in weights.items() if name.endswith("e_score_correction_bias")]
     assert biases and all(b.abs().max() > 0 for b in biases)
     assert all(b.abs().max() <= 3 * 0.01 + 1e-6 for b in biases)  # 3 steps of sign updates at rate 0.01
+
+
+def test_bf16_autocast_trains_with_fp32_weights_and_fp32_routing(tmp_path, text_data):
+    """Mixed precision: the loss falls as in fp32, the checkpoint stays fp32, and the router still decides in fp32
+    (under autocast its matmul would otherwise run in bf16)."""
+    metrics = train(micro_job(tmp_path, text_data, max_steps=30, autocast="bfloat16"))
+    log = [json.loads(line) for line in (tmp_path / "run" / "train_log.jsonl").read_text().splitlines()]
+    assert log[-1]["loss"] < log[0]["loss"] - 1.0 and math.isfinite(metrics["loss"])
+    weights = load_file(tmp_path / "run" / "model.safetensors")
+    assert {t.dtype for t in weights.values()} == {torch.float32}
+    gate = load_pretrained(tmp_path / "run").model.layers[1].mlp.gate
+    x = torch.randn(64, MICRO_MODEL["hidden_size"]) * 3
+    with torch.no_grad():
+        want = gate(x)
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            got = gate(x)
+    for a, b in zip(got, want):
+        assert a.dtype == b.dtype
+        torch.testing.assert_close(a, b, atol=0, rtol=0)
+    with pytest.raises(ValueError, match="autocast"):
+        TrainConfig(model=MICRO_MODEL, autocast="float16")
