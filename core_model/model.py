@@ -253,6 +253,14 @@ def apply_rope(x: torch.Tensor, freqs: torch.Tensor, interleave: bool) -> torch.
     return out.type_as(x)
 
 
+def autocast_input(x: torch.Tensor) -> torch.Tensor:
+    """x in autocast's dtype when autocast is on: one cast for all the linears that read x, not one each
+    (the same values, since autocast would round x the same way for every one of them)."""
+    if x.is_floating_point() and torch.is_autocast_enabled(x.device.type):
+        return x.to(torch.get_autocast_dtype(x.device.type))
+    return x
+
+
 def _attend_mask_fill(scores: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
     return scores if mask is None else scores.masked_fill(~mask, float("-inf"))
 
@@ -284,6 +292,7 @@ class MLA(nn.Module):
     def forward(self, x, freqs, mask=None, cache=None, absorb: bool = False):
         """x [b, s, d]; mask [b, 1, s, t] bool (True = attend) or None for plain causal; returns [b, s, d]."""
         b, s, _ = x.shape
+        x = autocast_input(x)
         if hasattr(self, "q_proj"):
             q = self.q_proj(x)
         else:
@@ -356,6 +365,7 @@ class MLP(nn.Module):
         self.down_proj = nn.Linear(inter_dim, dim, bias=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = autocast_input(x)
         return self.down_proj(F.silu(self.gate_proj(x)) * self.up_proj(x))
 
 
