@@ -217,8 +217,9 @@ def time_decode(sides, states: dict, new_tokens: int, chunks: int, device: str) 
     return {k: statistics.median(v) for k, v in times.items()}
 
 
-def time_train_step(sides, ids: torch.Tensor, repeats: int, device: str) -> dict:
-    """Median seconds of forward + cross-entropy + backward on ids [b, s] (first call is a warm-up)."""
+def time_train_step(sides, ids: torch.Tensor, repeats: int, device: str, autocast: bool = False) -> dict:
+    """Median seconds of forward + cross-entropy + backward on ids [b, s] (first call is a warm-up);
+    autocast: both sides' forward under torch.autocast(bfloat16), the fp32 weights as they are."""
     times = {s.name: [] for s in sides}
     for r in range(repeats + 1):
         for side in sides if r % 2 == 0 else sides[::-1]:
@@ -226,7 +227,8 @@ def time_train_step(sides, ids: torch.Tensor, repeats: int, device: str) -> dict
             side.model.zero_grad(set_to_none=True)
             sync(device)
             t0 = time.perf_counter()
-            logits = side.logits(ids[:, :-1])
+            with torch.autocast(torch.device(device).type, dtype=torch.bfloat16, enabled=autocast):
+                logits = side.logits(ids[:, :-1])
             loss = F.cross_entropy(logits.flatten(0, 1).float(), ids[:, 1:].flatten())
             loss.backward()
             sync(device)
@@ -365,6 +367,12 @@ def run(args, model_fields: dict, dtype: torch.dtype, via_disk: bool, log=print,
                      f"{step['transformers'] * 1e3:,.1f}", f"{step['transformers'] / step['core_model']:.2f}x",
                      ">= 2x"))
         raw["train_step_s"] = step
+        if dtype == torch.float32:  # mixed precision, as `proofcode train --set autocast='"bfloat16"'` runs
+            mixed = time_train_step(sides, ids, args.repeats, device, autocast=True)
+            rows.append(("  same, bf16 autocast (both sides)", f"{mixed['core_model'] * 1e3:,.1f}",
+                         f"{mixed['transformers'] * 1e3:,.1f}", f"{mixed['transformers'] / mixed['core_model']:.2f}x",
+                         ""))
+            raw["train_step_autocast_s"] = mixed
         if device == "cpu":  # why the 2x target is out of reach at equal math: the matmuls alone
             flops, peak = step_flops(sides[0], ids), matmul_peak_flops(dtype)
             rows.append(("  matmul floor ms (FLOPs / peak)", f"{flops / peak * 1e3:,.1f}", f"{flops / peak * 1e3:,.1f}",
