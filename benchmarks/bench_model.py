@@ -367,7 +367,7 @@ def run(args, model_fields: dict, dtype: torch.dtype, via_disk: bool, log=print,
                      f"{step['transformers'] * 1e3:,.1f}", f"{step['transformers'] / step['core_model']:.2f}x",
                      ">= 2x"))
         raw["train_step_s"] = step
-        if dtype == torch.float32:  # mixed precision, as `proofcode train --set autocast='"bfloat16"'` runs
+        if dtype == torch.float32:  # mixed precision, as `proofcode train --set autocast=bfloat16` runs
             mixed = time_train_step(sides, ids, args.repeats, device, autocast=True)
             rows.append(("  same, bf16 autocast (both sides)", f"{mixed['core_model'] * 1e3:,.1f}",
                          f"{mixed['transformers'] * 1e3:,.1f}", f"{mixed['transformers'] / mixed['core_model']:.2f}x",
