@@ -254,8 +254,8 @@ def apply_rope(x: torch.Tensor, freqs: torch.Tensor, interleave: bool) -> torch.
 
 
 def autocast_input(x: torch.Tensor) -> torch.Tensor:
-    """x in autocast's dtype when autocast is on: one cast for all the linears that read x, not one each
-    (the same values, since autocast would round x the same way for every one of them)."""
+    """x in autocast's dtype when autocast is on: one cast for all the linears that read x, not one each (the
+    same values, since autocast would round x the same way for each; x's gradient is then summed in bf16)."""
     if x.is_floating_point() and torch.is_autocast_enabled(x.device.type):
         return x.to(torch.get_autocast_dtype(x.device.type))
     return x
@@ -346,6 +346,7 @@ class GQA(nn.Module):
 
     def forward(self, x, freqs, mask=None, cache=None, absorb: bool = False):
         b, s, _ = x.shape
+        x = autocast_input(x)
         q = apply_rope(self.q_proj(x).view(b, s, self.h, self.hd), freqs, False)
         k = apply_rope(self.k_proj(x).view(b, s, self.kvh, self.hd), freqs, False)
         v = self.v_proj(x).view(b, s, self.kvh, self.hd)
