@@ -386,7 +386,7 @@ class Gate(nn.Module):
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """x [T, d] -> weights [T, k] fp32, expert ids [T, k], affinities [T, E] fp32."""
-        with torch.autocast(x.device.type, enabled=False):  # mixed-precision training too
+        with torch.autocast(x.device.type, enabled=False):  # routing stays fp32 under mixed precision too
             logits = F.linear(x.float(), self.weight.float())
         scores = logits.softmax(-1) if self.scoring == "softmax" else logits.sigmoid()
         choice = scores + self.e_score_correction_bias if self.scoring == "sigmoid" else scores
