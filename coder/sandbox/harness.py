@@ -283,13 +283,14 @@ def replay_recording(recording: bytes, tests: str, prelude: str, entry_points: l
                      entry_point: str | None, exit_code: int, tests_code: bytes | None = None) -> dict:
     """Stage 2 entry: parse the (untrusted) recording, then replay. Child claims only lower a verdict."""
     records, last = [], {}
+    malformed = {"status": "failed", "detail": "the recording is malformed (the program wrote to it)"}
     try:  # one parse for all lines (each is one JSON object without raw newlines)
         entries = json.loads(b"[" + b",".join(recording.splitlines()) + b"]")
     except ValueError:
-        entries = None
-    for entry in entries if entries is not None else [None]:
+        return malformed
+    for entry in entries:
         if not isinstance(entry, dict):
-            return {"status": "failed", "detail": "the recording is malformed (the program wrote to it)"}
+            return malformed
         if "status" in entry:
             last = entry
         else:

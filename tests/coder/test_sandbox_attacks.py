@@ -99,6 +99,17 @@ def test_exit_before_tests(host, how):
     assert v.status != "passed", v
 
 
+@pytest.mark.parametrize("forged", [b"not json", b"[1]", b'{"name": "attack", "out": true}\n7'])
+def test_forged_recording_is_malformed(host, forged):
+    # The recording is fd 3: a program writing to it itself must not pass, whatever it writes.
+    v = attack(f"""
+import os
+os.write(3, {forged!r} + b"\\n")
+return True
+""")
+    assert v.status == "failed" and "malformed" in v.detail, v
+
+
 def test_always_equal_object(host):
     v = attack("""
 class Yes:
