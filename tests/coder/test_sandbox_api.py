@@ -139,8 +139,6 @@ def test_tests_that_expect_an_exception():
 
 def test_site_builtins_exist_in_runs():
     # The fork server runs with -S; programs still get exit/quit (used by stdin/stdout solutions).
-    from coder.sandbox import run_program
-
     v = run_program("print('a')\nexit(0)\nprint('b')", limits=LIMITS, expected_output="a")
     assert v.status == "passed", v
     v = run_program("quit(3)", limits=LIMITS)

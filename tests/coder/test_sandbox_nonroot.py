@@ -6,6 +6,7 @@ interpreter, checkout and site-packages that user can read. Skips, saying why, w
 """
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -55,7 +56,7 @@ def test_sandbox_protects_when_not_root():
                     f"is not readable to it): {probe.stderr.strip().splitlines()[-1:]}")
     done = _as_nobody(CLIENT)
     assert done.returncode == 0, done.stderr
-    out = __import__("json").loads(done.stdout.strip().splitlines()[-1])
+    out = json.loads(done.stdout.strip().splitlines()[-1])
     assert out["uid"] == 65534
     assert all(out["info"][k] for k in ("seccomp", "landlock", "no_network", "rlimits")), out["info"]
     assert out["ok"] == "passed"
