@@ -68,6 +68,13 @@ _DENIED_IN_RUNS = (
 )
 
 
+# Numeric libraries size their thread pools to the machine when imported (OpenBLAS, OpenMP, MKL,
+# numexpr): dozens of threads, each reserving its own buffers, would exhaust a run's address-space
+# limit on a big machine and take cores that belong to other runs. Every run inherits this environment.
+SINGLE_THREADED = {name: "1" for name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS",
+                                          "NUMEXPR_NUM_THREADS", "VECLIB_MAXIMUM_THREADS", "BLIS_NUM_THREADS")}
+
+
 def landlock_abi() -> int:
     """Landlock ABI version of the running kernel, 0 when unavailable."""
     version = _syscall(_SYS_LANDLOCK_CREATE_RULESET, None, ctypes.c_size_t(0), ctypes.c_uint32(1))
@@ -303,6 +310,7 @@ class Confinement:
     """
 
     def __init__(self, readable: list[str], landlock_abi_version: int, seccomp: bool, drop_caps: bool):
+        os.environ.update(SINGLE_THREADED)  # in the fork server, before the zygote forks: runs inherit it
         self.landlock = LandlockRules(readable, landlock_abi_version) if landlock_abi_version >= 1 else None
         self.seccomp_zygote = SeccompProgram(compile_seccomp("zygote")) if seccomp else None
         self.seccomp_run = SeccompProgram(compile_seccomp("run")) if seccomp else None
