@@ -24,10 +24,10 @@ _EXPORTS = {
     "parse_ks": ".grading",
     "results_path_for": ".grading",
     "load_graded": ".grading",
-    "check_answer": ".math_answer",
-    "extract_answer": ".math_answer",
-    "AnswerVerdict": ".math_answer",
-    "AnswerParseError": ".math_answer",
+    "check_answer": ".math",
+    "extract_answer": ".math",
+    "AnswerVerdict": ".math",
+    "AnswerParseError": ".math",
 }
 
 

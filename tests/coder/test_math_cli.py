@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from coder import math_cli
+from coder.math import cli as math_cli
 from workers.cli import main
 
 

@@ -12,7 +12,7 @@ import sys
 
 def register(subparsers) -> None:
     """Add the `check-answer` subcommand."""
-    from coder.math_answer import DEFAULT_ABS_TOL, DEFAULT_REL_TOL
+    from coder.math.answer import DEFAULT_ABS_TOL, DEFAULT_REL_TOL
 
     p = subparsers.add_parser(
         "check-answer",
@@ -45,7 +45,7 @@ def exit_code(verdict) -> int:
 
 def run_check_answer(args: argparse.Namespace) -> int:
     """Check one pair and print the verdict; returns the exit status."""
-    from coder.math_answer import check_answer, extract_answer
+    from coder.math.answer import check_answer, extract_answer
 
     predicted = args.predicted
     if args.extract:

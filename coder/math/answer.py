@@ -10,9 +10,9 @@ from fractions import Fraction
 
 from pydantic import BaseModel, ConfigDict
 
-from coder.math_extract import extract_answer
-from coder.math_normalize import AnswerParseError, normalize_answer, plain_number, within_tolerance
-from coder.math_pool import WorkerFailed, WorkerTimeout, default_pool
+from coder.math.extract import extract_answer
+from coder.math.normalize import AnswerParseError, normalize_answer, plain_number, within_tolerance
+from coder.math.pool import WorkerFailed, WorkerTimeout, default_pool
 
 # |a - b| <= max(REL_TOL * max(|a|, |b|), ABS_TOL). 1e-6 accepts ~7 significant digits
 # (1/3 vs 0.3333333) and rejects 1/3 vs 0.3333. ABS_TOL is 0 so that tiny values such as

@@ -9,8 +9,8 @@ import random
 
 import sympy
 
-from coder.math_normalize import AnswerParseError
-from coder.math_parse import (Equation, Interval, Items, Matrix, Percent, Scalar, Text, Union, parse_answer,
+from coder.math.normalize import AnswerParseError
+from coder.math.parse import (Equation, Interval, Items, Matrix, Percent, Scalar, Text, Union, parse_answer,
                               show_expr)
 
 _RANK = {"exact": 0, "symbolic": 1, "numeric within tol": 2}

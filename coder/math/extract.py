@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import re
 
-from coder.math_normalize import last_boxed
+from coder.math.normalize import last_boxed
 
 _HASHES = re.compile(r"####\s*([^\n]+)")
 _ANSWER_IS = re.compile(r"\banswers?\b\**\s*(?:is|are|:|=)\s*:?\**\s*([^\n]+)", re.IGNORECASE)

@@ -10,8 +10,8 @@ from dataclasses import dataclass
 
 import sympy
 
-from coder.math_latex import parse_scalar
-from coder.math_normalize import SET_CLOSE, SET_OPEN, AnswerParseError, normalize_answer
+from coder.math.latex import parse_scalar
+from coder.math.normalize import SET_CLOSE, SET_OPEN, AnswerParseError, normalize_answer
 
 _OPEN, _CLOSE = "([{" + SET_OPEN, ")]}" + SET_CLOSE
 _MAX_SHOWN = 300

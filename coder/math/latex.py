@@ -19,7 +19,7 @@ from sympy.parsing.sympy_parser import (
     rationalize,
 )
 
-from coder.math_normalize import AnswerParseError
+from coder.math.normalize import AnswerParseError
 
 _FUNCS = {
     "sin", "cos", "tan", "cot", "sec", "csc", "asin", "acos", "atan", "acot", "sinh", "cosh", "tanh",
