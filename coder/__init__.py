@@ -28,6 +28,7 @@ _EXPORTS = {
     "extract_answer": ".math",
     "AnswerVerdict": ".math",
     "AnswerParseError": ".math",
+    "AnswerPolicy": ".math",
 }
 
 

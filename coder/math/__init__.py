@@ -9,6 +9,7 @@ _EXPORTS = {
     "extract_answer": ".answer",
     "AnswerVerdict": ".answer",
     "AnswerParseError": ".answer",
+    "AnswerPolicy": ".policy",
 }
 
 

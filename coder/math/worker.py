@@ -39,10 +39,11 @@ def _exit_with_parent(parent: int) -> None:
 
 def _answer(request: dict) -> dict:
     from coder.math.compare import check_parsed
+    from coder.math.policy import AnswerPolicy
 
     try:
-        return check_parsed(request["predicted"], request["reference"],
-                            request["rel_tol"], request["abs_tol"])
+        return check_parsed(request["predicted"], request["reference"], request["rel_tol"], request["abs_tol"],
+                            AnswerPolicy(**request.get("policy", {})))
     except MemoryError:
         detail = "ran out of memory (an answer evaluates to something huge)"
     except RecursionError:
