@@ -108,7 +108,7 @@ def normalize_answer(text: str, policy: AnswerPolicy = DEFAULT_POLICY) -> str:
         s = boxed[0]
     s = s.replace("\\$", "").replace("$", "")
     s = re.sub(r"\\[\[\]()]", " ", s)  # \( \) \[ \] math delimiters
-    s = re.sub(r"(\d)(?:\{,\s*\}|,\\!)\s*(?=\d{3}(?!\d))", r"\1", s)  # 1{,}234, 2,\!500, 11,\! 111 (MATH style)
+    s = re.sub(r"(\d)(?:\s*\{,\s*\}|,\\!)\s*(?=\d{3}(?!\d))", r"\1", s)  # 1{,}234, 2,\!500, 11,\! 111 (MATH style)
     s = re.sub(r"(\d)\\,(?=\d{3}(?!\d))", r"\1", s)  # 1\,234
     s = re.sub(r"\\[dtc]frac", r"\\frac", s)
     s = s.replace("<=", "\\le ").replace(">=", "\\ge ").replace("!=", "\\ne ")  # "=" is only equations
