@@ -24,11 +24,11 @@ _EXPORTS = {
     "parse_ks": ".grading",
     "results_path_for": ".grading",
     "load_graded": ".grading",
-    "check_answer": ".math",
-    "extract_answer": ".math",
-    "AnswerVerdict": ".math",
-    "AnswerParseError": ".math",
-    "AnswerPolicy": ".math",
+    "check_answer": ".math.answer",
+    "extract_answer": ".math.answer",
+    "AnswerVerdict": ".math.answer",
+    "AnswerParseError": ".math.answer",
+    "AnswerPolicy": ".math.policy",
 }
 
 

@@ -235,18 +235,14 @@ def check_parsed(predicted: str, reference: str, rel_tol: float, abs_tol: float,
     """Parse and compare two raw answers; the AnswerVerdict fields as a dict (never raises on bad input)."""
     out = {"equivalent": False, "reason": "unparseable", "predicted_parsed": None,
            "reference_parsed": None, "error": None}
-    try:
-        pred = parse_answer(predicted, policy)
-        out["predicted_parsed"] = str(pred)
-    except AnswerParseError as exc:
-        out["error"] = f"could not parse the predicted answer {predicted!r}: {exc}"
-        return out
-    try:
-        ref = parse_answer(reference, policy)
-        out["reference_parsed"] = str(ref)
-    except AnswerParseError as exc:
-        out["error"] = f"could not parse the reference answer {reference!r}: {exc}"
-        return out
-    out["equivalent"], out["reason"] = compare(pred, ref, (rel_tol, abs_tol), policy)
+    parsed = []
+    for name, text in (("predicted", predicted), ("reference", reference)):
+        try:
+            parsed.append(parse_answer(text, policy))
+        except AnswerParseError as exc:
+            out["error"] = f"could not parse the {name} answer {text!r}: {exc}"
+            return out
+        out[f"{name}_parsed"] = str(parsed[-1])
+    out["equivalent"], out["reason"] = compare(*parsed, (rel_tol, abs_tol), policy)
     return out
 
