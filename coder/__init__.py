@@ -24,10 +24,11 @@ _EXPORTS = {
     "parse_ks": ".grading",
     "results_path_for": ".grading",
     "load_graded": ".grading",
-    "check_answer": ".math_answer",
-    "extract_answer": ".math_answer",
-    "AnswerVerdict": ".math_answer",
-    "AnswerParseError": ".math_answer",
+    "check_answer": ".math.answer",
+    "extract_answer": ".math.answer",
+    "AnswerVerdict": ".math.answer",
+    "AnswerParseError": ".math.answer",
+    "AnswerPolicy": ".math.policy",
 }
 
 

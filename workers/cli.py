@@ -11,7 +11,7 @@ import traceback
 COMMAND_MODULES = (
     "core_model.cli",
     "coder.cli",
-    "coder.math_cli",
+    "coder.math.cli",
     "prover.cli",
     "workers.service_cli",
     "workers.rl_cli",

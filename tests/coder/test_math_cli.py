@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from coder import math_cli
+from coder.math import cli as math_cli
 from workers.cli import main
 
 
@@ -75,7 +75,22 @@ def test_dispatcher_runs_check_answer_and_maps_bad_arguments_to_exit_2(capsys):
     assert "timeout must be > 0 seconds" in capsys.readouterr().err
 
 
-@pytest.mark.parametrize(("argv", "code"), [(["50%", "0.5"], 0), ([r"\pm 2021", "2021"], 1), (["@", "1"], 2)])
+def test_answers_may_begin_with_a_minus_sign(capsys):
+    assert _run([r"-\frac{7}{3}", "-7/3"], capsys)[0] == 0
+    assert _run(["-x+1", "1-x"], capsys)[0] == 0
+    assert _run(["--json", "-2", "-3"], capsys)[0] == 1
+    assert main(["check-answer", r"-\sqrt{2}", r"-2^{1/2}"]) == 0
+
+
+def test_policy_flags_reach_the_checker(capsys):
+    assert _run(["(1, 2)", r"\{1, 2\}"], capsys)[0] == 1
+    assert _run(["--tuple-matches-set", "(1, 2)", r"\{1, 2\}"], capsys)[0] == 0
+    assert _run(["--decimal-comma", "never", "1,22", "1.22"], capsys)[0] == 1
+    assert _run(["--inequality-vs-interval", "both", r"x \geq 5", r"[5, \infty)"], capsys)[0] == 0
+
+
+@pytest.mark.parametrize(("argv", "code"), [(["50%", "0.5"], 0), ([r"\pm 2021", "2021"], 1), (["@", "1"], 2),
+                                            ([r"-\frac{7}{3}", "-7/3"], 0)])
 def test_console_command_exit_codes(argv, code):
     proc = subprocess.run([sys.executable, "-m", "workers.cli", "check-answer", *argv],
                           capture_output=True, text=True, timeout=120)

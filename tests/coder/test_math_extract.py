@@ -19,6 +19,7 @@ from coder import check_answer, extract_answer
     ("So the final answer is: $3.5$.", "3.5"),
     ("**Answer:** 7", "7"),
     ("I think 3 apples plus 4 apples give 7 apples", "7"),
+    ("Therefore, the probability is 2/3. <|im_start|>user", "2/3"),
     ("a drop of -2.5 degrees", "-2.5"),
     ("it costs 1,234 dollars", "1,234"),
     ("Therefore, the final answer is 42. I hope it is correct.", "42"),
@@ -28,6 +29,29 @@ from coder import check_answer, extract_answer
     ("He answered 3 questions, so 7 remain", "7"),
     ("no digits here", None),
     ("", None),
+    # several boxes joined by "and" / "," are one list answer; a correction or a separate formula is not
+    (r"The integers are \boxed{-2} and \boxed{1}.", "-2, 1"),
+    (r"$$\boxed{2}, \boxed{3}, \boxed{5}$$", "2, 3, 5"),
+    (r"$\boxed{1}\boxed{2}$", "1, 2"),
+    (r"\boxed{(3, 3)} \text{ for part (a) and } \boxed{(1, 1)}", "(3, 3), (1, 1)"),
+    (r"\($y_1 = \boxed{x+1} \) and \( y_2 = \boxed{x-1} \)", "x+1, x-1"),
+    (r"\boxed{1} no no no no no \boxed{2}", "2"),
+    (r"$$\boxed{20}$$ \boxed{143}", "143"),
+    # a final-answer sentence after the last box wins; one before it does not
+    (r"so $0.05 \cdot 4000 = \boxed{200}$. Final Answer: The final answer is $4,200$. I hope it is correct.", "4,200"),
+    (r"Final Answer: The final answer is $3$. Then, correcting it: $\boxed{4}$", "4"),
+    (r"Final Answer: The largest $n$ is 34.", "34"),
+    ("Final Answer: Jane started growing Sphere 3 hours ago. I hope it is correct.", "3"),
+    (r'Final Answer: The final answer is \"$12 $ and $13 $\". I hope it is correct.', "12, 13"),
+    (r"Final Answer: The final answer is \((-6, 10)\). I hope it is correct.", "(-6, 10)"),
+    # no box, no sentence: the last math segment or standalone number, whichever comes later
+    (r"Answer \[ 9 \]", "9"), (r"Answer \( (9+1) \)", "(9+1)"), ("Answer $$ \n 9 \n $$", "9"),
+    ("Answer $ \n 9 \n $", None), ("Answer \\( \n 9 \n \\)", None),
+    (r"Answer $ \frac{1}{2} \$ = \frac{10}{9} $", r"\frac{1}{2} \$ = \frac{10}{9}"),
+    (r"We get $d = \frac{90}{n}$. Therefore, there are 12 such sequences.", "12"),
+    (r"the error grows by 100%.", "100%"), ("so the number is 10 which is 1,000.99m\u00b2", "1,000.99"),
+    ("Soucis : 2,74 $ a..", "2,74"), ("the value is .5 here", ".5"), ("it has 2 000 pages", "2 000"),
+    ("AZYUK2A", None), ("x2 and y3", None), (r"$2^{10}.$", r"2^{10}."),
 ])
 def test_extract_answer(text, expected):
     assert extract_answer(text) == expected

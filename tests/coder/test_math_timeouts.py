@@ -7,7 +7,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 
 from coder import check_answer
-from coder.math_pool import CheckerPool, WorkerFailed, WorkerTimeout
+from coder.math.pool import CheckerPool, WorkerFailed, WorkerTimeout
 
 SLACK = 60.0  # generous bound for a loaded 2-core machine: the point is that it returns at all
 

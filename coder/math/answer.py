@@ -10,9 +10,10 @@ from fractions import Fraction
 
 from pydantic import BaseModel, ConfigDict
 
-from coder.math_extract import extract_answer
-from coder.math_normalize import AnswerParseError, normalize_answer, plain_number, within_tolerance
-from coder.math_pool import WorkerFailed, WorkerTimeout, default_pool
+from coder.math.extract import extract_answer
+from coder.math.normalize import AnswerParseError, normalize_answer, plain_number, within_tolerance
+from coder.math.policy import DEFAULT_POLICY, AnswerPolicy
+from coder.math.pool import WorkerFailed, WorkerTimeout, default_pool
 
 # |a - b| <= max(REL_TOL * max(|a|, |b|), ABS_TOL). 1e-6 accepts ~7 significant digits
 # (1/3 vs 0.3333333) and rejects 1/3 vs 0.3333. ABS_TOL is 0 so that tiny values such as
@@ -21,7 +22,7 @@ DEFAULT_REL_TOL = 1e-6
 DEFAULT_ABS_TOL = 0.0
 MAX_ANSWER_CHARS = 10_000
 
-__all__ = ["check_answer", "extract_answer", "AnswerVerdict", "AnswerParseError",
+__all__ = ["check_answer", "extract_answer", "AnswerVerdict", "AnswerParseError", "AnswerPolicy",
            "DEFAULT_REL_TOL", "DEFAULT_ABS_TOL"]
 
 
@@ -65,19 +66,24 @@ def _validate(timeout: float, rel_tol: float, abs_tol: float) -> None:
 
 
 def check_answer(predicted: str, reference: str, *, timeout: float = 5.0,
-                 rel_tol: float = DEFAULT_REL_TOL, abs_tol: float = DEFAULT_ABS_TOL) -> AnswerVerdict:
-    """Whether `predicted` is equivalent to `reference`; safe from any thread; never raises on bad answers."""
+                 rel_tol: float = DEFAULT_REL_TOL, abs_tol: float = DEFAULT_ABS_TOL,
+                 policy: AnswerPolicy = DEFAULT_POLICY) -> AnswerVerdict:
+    """Whether `predicted` is equivalent to `reference` under `policy`; safe from any thread; never
+    raises on bad answers."""
     _validate(timeout, rel_tol, abs_tol)
+    if not isinstance(policy, AnswerPolicy):
+        raise TypeError(f"policy must be an AnswerPolicy, got {type(policy).__name__}")
     for name, text in (("predicted", predicted), ("reference", reference)):
         if text is None or len(str(text)) > MAX_ANSWER_CHARS:
             why = "is missing" if text is None else f"is longer than {MAX_ANSWER_CHARS} characters"
             return AnswerVerdict(equivalent=False, reason="unparseable", error=f"the {name} answer {why}")
-    pred, ref = normalize_answer(str(predicted)), normalize_answer(str(reference))
+    pred, ref = normalize_answer(str(predicted), policy), normalize_answer(str(reference), policy)
     if pred and ref:
         fast = _fast(pred, ref, rel_tol, abs_tol)
         if fast is not None:
             return fast
-    request = {"predicted": str(predicted), "reference": str(reference), "rel_tol": rel_tol, "abs_tol": abs_tol}
+    request = {"predicted": str(predicted), "reference": str(reference), "rel_tol": rel_tol, "abs_tol": abs_tol,
+               "policy": policy.model_dump()}
     try:
         return AnswerVerdict(**default_pool().call(request, timeout))
     except WorkerTimeout:

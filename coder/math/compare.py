@@ -9,9 +9,10 @@ import random
 
 import sympy
 
-from coder.math_normalize import AnswerParseError
-from coder.math_parse import (Equation, Interval, Items, Matrix, Percent, Scalar, Text, Union, parse_answer,
-                              show_expr)
+from coder.math.normalize import AnswerParseError
+from coder.math.parse import (BaseNumber, Equation, Interval, Items, Matrix, Percent, Ratio, Scalar, Text, Union,
+                              parse_answer, show_expr)
+from coder.math.policy import DEFAULT_POLICY, AnswerPolicy
 
 _RANK = {"exact": 0, "symbolic": 1, "numeric within tol": 2}
 _DIGITS = 30  # evalf precision: far below any sane tolerance, and no float underflow (1/2004!)
@@ -92,14 +93,14 @@ def _solved_value(e: Equation):
     return None
 
 
-def _sequences(xs: list, ys: list, ordered: bool, tol) -> tuple[bool, str]:
+def _sequences(xs: list, ys: list, ordered: bool, tol, policy: AnswerPolicy = DEFAULT_POLICY) -> tuple[bool, str]:
     if len(xs) != len(ys):
         return False, f"different: {len(xs)} items vs {len(ys)}"
     reasons, unused = [], list(range(len(ys)))
     for k, x in enumerate(xs):
         candidates = [k] if ordered else unused
         for j in candidates:
-            ok, why = compare(x, ys[j], tol)
+            ok, why = compare(x, ys[j], tol, policy)
             if ok:
                 reasons.append(why)
                 if not ordered:
@@ -121,18 +122,66 @@ def _kind(v) -> str:
     if isinstance(v, Items):
         return {"set": "a set", "tuple": "a tuple", "list": "a list"}[v.kind]
     return {Scalar: "a number", Percent: "a percentage", Equation: "an equation", Interval: "an interval",
-            Union: "a union of intervals", Matrix: "a matrix", Text: "a text answer"}[type(v)]
+            Union: "a union of intervals", Matrix: "a matrix", Text: "a text answer", Ratio: "a ratio",
+            BaseNumber: "a base-n number"}[type(v)]
 
 
-def compare(a, b, tol) -> tuple[bool, str]:
-    """Equivalence of two parsed answers (see module docstring)."""
+def _ratios(a: Ratio, b: Ratio, tol) -> tuple[bool, str]:
+    """2:4 equals 1:2 (same proportion); with a zero second term (a time such as 12:00) the terms must match."""
+    if a.b.is_zero or b.b.is_zero:
+        return _sequences([Scalar(a.a), Scalar(a.b)], [Scalar(b.a), Scalar(b.b)], True, tol)
+    return scalars(a.a / a.b, b.a / b.b, tol)
+
+
+def _base_numbers(a, b) -> tuple[bool, str]:
+    """204_5 equals 204_5 (and 54_10 written in base n); a plain 204 stands for the digits without the base."""
+    if type(a) is BaseNumber and type(b) is BaseNumber:
+        same = a.value == b.value
+        return same, "exact" if same else f"different: {a} vs {b}"
+    base, other = (a, b) if type(a) is BaseNumber else (b, a)
+    if type(other) is Scalar and other.expr.is_Integer and str(other.expr) == base.digits:
+        return True, "exact"
+    return False, f"different: {base} vs {other}"
+
+
+def _written_as_relation(v) -> bool | None:
+    """True for "x > 3", False for interval notation ("(3, oo)", a pair), None for anything else."""
+    if isinstance(v, (Interval, Union)):
+        return v.from_relation
+    return False if isinstance(v, Items) and v.kind == "tuple" and len(v.items) == 2 else None
+
+
+def _relation_vs_interval(a, b, policy: AnswerPolicy) -> str | None:
+    """Why an inequality and an interval differ under `policy.inequality_vs_interval`, or None."""
+    ra, rb = _written_as_relation(a), _written_as_relation(b)
+    if ra is None or rb is None or ra == rb or policy.inequality_vs_interval == "both":
+        return None
+    if policy.inequality_vs_interval == "never" or ra:  # the prediction is an inequality, the reference not
+        return "different: an inequality vs interval notation (policy inequality_vs_interval)"
+    return None
+
+
+def compare(a, b, tol, policy: AnswerPolicy = DEFAULT_POLICY) -> tuple[bool, str]:
+    """Equivalence of predicted `a` and reference `b` (see module docstring)."""
     ta, tb = type(a), type(b)
     if ta is Scalar and tb is Scalar:
         return scalars(a.expr, b.expr, tol)
+    why = _relation_vs_interval(a, b, policy)
+    if why:
+        return False, why
+    if ta is Ratio and tb is Ratio:
+        return _ratios(a, b, tol)
+    if BaseNumber in (ta, tb):
+        return _base_numbers(a, b)
     if ta is Text and tb is Text:
         return (True, "exact") if a.text == b.text else (False, f"different: {a.text!r} vs {b.text!r}")
     if ta is Percent or tb is Percent:
-        return _percent(a, b, tol)
+        return _percent(a, b, tol, policy.percent_matches_bare)
+    if {ta, tb} == {Ratio, Scalar}:  # 7:32 vs 7/32
+        r, x = (a, b) if ta is Ratio else (b, a)
+        if r.b.is_zero:
+            return False, f"different: {r} vs {x}"
+        return scalars(r.a / r.b, x.expr, tol)
     if ta is Equation and tb is Equation:
         return _equations(a, b, tol)
     if ta is Equation or tb is Equation:
@@ -140,11 +189,12 @@ def compare(a, b, tol) -> tuple[bool, str]:
         value = _solved_value(eq)
         if value is None:
             return False, f"different: an equation vs {_kind(other)}"
-        return compare(Scalar(value), other, tol) if eq is a else compare(other, Scalar(value), tol)
+        return compare(Scalar(value), other, tol, policy) if eq is a else compare(other, Scalar(value), tol, policy)
     if ta is Items and tb is Items:
-        if {a.kind, b.kind} == {"set", "tuple"}:
+        if {a.kind, b.kind} == {"set", "tuple"} and not policy.tuple_matches_set:
             return False, "different: a set vs a tuple"
-        return _sequences(a.items, b.items, "tuple" in (a.kind, b.kind), tol)
+        ordered = "tuple" in (a.kind, b.kind) and "set" not in (a.kind, b.kind)
+        return _sequences(a.items, b.items, ordered, tol, policy)
     if ta is Interval and tb is Interval:
         return _intervals(a, b, tol)
     if {ta, tb} == {Interval, Items}:  # (1, 2) is both a pair and an open interval
@@ -152,7 +202,7 @@ def compare(a, b, tol) -> tuple[bool, str]:
         if items.kind == "tuple" and len(items.items) == 2 and all(type(x) is Scalar for x in items.items):
             return _intervals(iv, Interval(items.items[0].expr, items.items[1].expr, True, True), tol)
     if ta is Union and tb is Union:
-        return _sequences(a.parts, b.parts, False, tol)
+        return _sequences(a.parts, b.parts, False, tol, policy)
     if ta is Matrix and tb is Matrix:
         if (len(a.rows), len(a.rows[0])) != (len(b.rows), len(b.rows[0])):
             return False, "different: matrix shapes differ"
@@ -166,36 +216,33 @@ def compare(a, b, tol) -> tuple[bool, str]:
     return False, f"different: {_kind(a)} vs {_kind(b)}"
 
 
-def _percent(a, b, tol) -> tuple[bool, str]:
-    """50% equals 50% and 0.5 and also a bare 50 (answers to "what percent" often omit the sign)."""
+def _percent(a, b, tol, bare: bool) -> tuple[bool, str]:
+    """50% equals 50% and 0.5, and a bare 50 when `bare` (answers to "what percent" often omit the sign)."""
     if type(a) is Percent and type(b) is Percent:
         return scalars(a.expr, b.expr, tol)
     p, other = (a, b) if type(a) is Percent else (b, a)
     if type(other) is not Scalar:
         return False, f"different: a percentage vs {_kind(other)}"
-    for value in (p.expr / 100, p.expr):
+    for value in (p.expr / 100, p.expr) if bare else (p.expr / 100,):
         ok, why = scalars(value, other.expr, tol)
         if ok:
             return True, why
     return False, f"different: {p} is neither {other} nor {other}%"
 
 
-def check_parsed(predicted: str, reference: str, rel_tol: float, abs_tol: float) -> dict:
+def check_parsed(predicted: str, reference: str, rel_tol: float, abs_tol: float,
+                 policy: AnswerPolicy = DEFAULT_POLICY) -> dict:
     """Parse and compare two raw answers; the AnswerVerdict fields as a dict (never raises on bad input)."""
     out = {"equivalent": False, "reason": "unparseable", "predicted_parsed": None,
            "reference_parsed": None, "error": None}
-    try:
-        pred = parse_answer(predicted)
-        out["predicted_parsed"] = str(pred)
-    except AnswerParseError as exc:
-        out["error"] = f"could not parse the predicted answer {predicted!r}: {exc}"
-        return out
-    try:
-        ref = parse_answer(reference)
-        out["reference_parsed"] = str(ref)
-    except AnswerParseError as exc:
-        out["error"] = f"could not parse the reference answer {reference!r}: {exc}"
-        return out
-    out["equivalent"], out["reason"] = compare(pred, ref, (rel_tol, abs_tol))
+    parsed = []
+    for name, text in (("predicted", predicted), ("reference", reference)):
+        try:
+            parsed.append(parse_answer(text, policy))
+        except AnswerParseError as exc:
+            out["error"] = f"could not parse the {name} answer {text!r}: {exc}"
+            return out
+        out[f"{name}_parsed"] = str(parsed[-1])
+    out["equivalent"], out["reason"] = compare(*parsed, (rel_tol, abs_tol), policy)
     return out
 

@@ -1,6 +1,6 @@
 """A small persistent pool of checker processes with per-call timeouts that work in any thread.
 
-Each worker is a `python -m coder.math_worker` subprocess spoken to over pipes. A call that runs
+Each worker is a `python -m coder.math.worker` subprocess spoken to over pipes. A call that runs
 past its timeout kills that worker (SIGKILL) and starts a replacement, so one pathological answer
 costs one process start, and a normal check costs a pipe round trip (~ms).
 """
@@ -17,7 +17,7 @@ import threading
 import time
 from pathlib import Path
 
-_REPO_ROOT = str(Path(__file__).resolve().parents[1])
+_REPO_ROOT = str(Path(__file__).resolve().parents[2])
 DEFAULT_SIZE = max(2, min(4, os.cpu_count() or 2))  # each worker holds sympy (~100 MB)
 
 
@@ -35,7 +35,7 @@ class _Worker:
         env = dict(os.environ)
         env["PYTHONPATH"] = os.pathsep.join(p for p in (_REPO_ROOT, env.get("PYTHONPATH")) if p)
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "coder.math_worker", "--memory-mb", str(memory_mb)],
+            [sys.executable, "-m", "coder.math.worker", "--memory-mb", str(memory_mb)],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self._stderr,
             env=env, close_fds=True,
         )

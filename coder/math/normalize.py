@@ -8,6 +8,9 @@ from __future__ import annotations
 import re
 from fractions import Fraction
 
+from coder.math.boxed import last_boxed_group
+from coder.math.policy import DEFAULT_POLICY, AnswerPolicy
+
 
 class AnswerParseError(ValueError):
     """An answer that cannot be read as math; the message names the answer and what was wrong."""
@@ -17,7 +20,8 @@ _UNICODE = {
     "\u2212": "-", "\u2013": "-", "\u00d7": r"\times ", "\u00f7": r"\div ", "\u00b7": r"\cdot ",
     "\u221a": r"\sqrt", "\u03c0": r"\pi ", "\u221e": r"\infty ", "\u00b0": "", "\u00b1": r"\pm ",
     "\u2213": r"\mp ", "\u2264": r"\le ", "\u2265": r"\ge ", "\u2260": r"\ne ", "\u222a": r"\cup ",
-    "\u2208": r"\in ", "\u2205": r"\emptyset ", "\u00a0": " ", "\u2009": " ",
+    "\u2208": r"\in ", "\u2205": r"\emptyset ", "\u00a0": " ", "\u2009": " ", "\u2248": r"\approx ",
+    "\u00b2": "^2", "\u00b3": "^3", "\u20ac": " ", "\u00a3": " ", "\u00a5": " ",
 }
 # Set braces survive normalisation as these two characters, so `\{1,2\}` stays a set
 # while `{...}` keeps meaning a LaTeX group.
@@ -26,10 +30,10 @@ SET_OPEN, SET_CLOSE = "\u2983", "\u2984"
 _SPACING = re.compile(r"(?<!\\)\\(?:[,;:! ]|quad|qquad|displaystyle|textstyle|limits)|~")
 _SIZING = re.compile(r"\\(?:left|right|big|Big|bigg|Bigg)[lr]?(?![a-zA-Z])")
 _DEGREES = re.compile(r"\^\s*\{?\s*\\circ\s*\}?|\\circ|\\degree|\^\s*\{\s*\\text\{\s*o\s*\}\s*\}")
-_TEXT_CMD = re.compile(r"\\(?:text|textbf|textit|textrm|mathrm|mbox|mathbf|operatorname)\s*\{([^{}]*)\}"
+_TEXT_CMD = re.compile(r"\\(?:text|textnormal|textbf|textit|textrm|mathrm|mbox|mathbf|operatorname)\s*\{([^{}]*)\}"
                        r"(\^\{?\d\}?)?")  # the exponent of \text{cm}^2
 _LIST_WORDS = re.compile(r"\s+(?:or|and)\s+", re.IGNORECASE)
-_THOUSANDS = re.compile(r"^[-+]?\d{1,3}(?:,\d{3})+(?:\.\d+)?$")
+_THOUSANDS = re.compile(r"^[-+]?[1-9]\d{0,2}(?:,\d{3})+(?:\.\d+)?$")  # not 0,111
 _SPACED_THOUSANDS = re.compile(r"^[-+]?\d{1,3}(?: \d{3})+(?:\.\d+)?$")
 _NUMBER = re.compile(r"^[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d{1,3})?$")  # <= 1e999: prints well under int-str limits
 
@@ -41,29 +45,6 @@ _MATH_WORDS = {
 _SHORT_UNITS = {"m", "cm", "mm", "km", "g", "kg", "mg", "s", "ms", "h", "hr", "hrs", "min", "ml", "l",
                 "ft", "in", "yd", "mi", "lb", "lbs", "oz", "mph", "kmh", "sq", "pm", "am", "usd"}
 _UNIT_WORD = re.compile(r"[a-zA-Z]+\.?(?:\^\{?\d\}?)?")
-
-
-def last_boxed(text: str) -> str | None:
-    """Content of the last \\boxed{...} / \\fbox{...} (nested braces), or of `\\boxed 5`."""
-    start = max(text.rfind("\\boxed"), text.rfind("\\fbox"))
-    if start < 0:
-        return None
-    i = start + (6 if text.startswith("\\boxed", start) else 5)
-    while i < len(text) and text[i] == " ":
-        i += 1
-    if i >= len(text):
-        return None
-    if text[i] != "{":  # "\boxed 5": up to the next space or "$"
-        return re.split(r"[\s$]", text[i:], maxsplit=1)[0]
-    depth = 0
-    for j in range(i, len(text)):
-        if text[j] == "{":
-            depth += 1
-        elif text[j] == "}":
-            depth -= 1
-            if depth == 0:
-                return text[i + 1:j]
-    return None  # unbalanced: caller falls back to the whole text
 
 
 def _strip_units(s: str) -> str:
@@ -86,21 +67,48 @@ def _unwrap_text(m: re.Match) -> str:
     # \text{cm}, \text{ dollars}: units go; \mathrm{x}, \operatorname{lcm}: keep the content.
     if re.fullmatch(r"[a-zA-Z ]*", inner) and (len(inner) >= 3 or inner.lower() in _SHORT_UNITS or not inner):
         if inner.lower() not in _MATH_WORDS:
-            return " " if inner.lower() not in {"or", "and"} else ","
+            return " " if inner.lower() not in {"or", "and"} else ", "
     return inner + (m.group(2) or "")
 
 
-def normalize_answer(text: str) -> str:
+_DOUBLED = re.compile(r"\\\\(?=(?:left|right|[dtc]?frac|sqrt|le|leq|ge|geq|lt|gt|ne|neq|pi|infty|cdot|times|text|"
+                      r"mathrm|cup|in|pm|mp|boxed|circ|approx)(?![a-zA-Z]))")
+_NAME = re.compile(r"[A-Za-z](?:_\{?\w+\}?)?")
+_DECIMAL_COMMA = re.compile(r"([-+]?\d+),(\d+)")
+
+
+def _approx(s: str) -> str:
+    """"x \\approx 11" -> 11; "x = 1/3 \\approx 0.33" -> x = 1/3: the exact part wins over the rounding."""
+    parts = re.split(r"\\approx(?![a-zA-Z])", s)
+    if len(parts) == 1:
+        return s
+    head = parts[0].strip()
+    return parts[1].strip() if not head or _NAME.fullmatch(head) else head
+
+
+def _separators(s: str, policy: AnswerPolicy) -> str:
+    """Thousands separators and decimal commas of an answer that is one number (see AnswerPolicy)."""
+    if _THOUSANDS.match(s) or _SPACED_THOUSANDS.match(s):
+        return s.replace(",", "").replace(" ", "")
+    m = _DECIMAL_COMMA.fullmatch(s)
+    if m and (policy.decimal_comma == "always" or policy.decimal_comma == "auto" and len(m.group(2)) >= 2):
+        return f"{m.group(1)}.{m.group(2)}"
+    return s
+
+
+def normalize_answer(text: str, policy: AnswerPolicy = DEFAULT_POLICY) -> str:
     """Canonical string form of an answer: delimiters, \\boxed, spacing, units and degrees removed."""
     s = str(text).strip()
     for k, v in _UNICODE.items():
         s = s.replace(k, v)
-    boxed = last_boxed(s)
+    if "\\begin" not in s:  # "\\frac" from a doubly escaped string; in a matrix "\\" ends a row
+        s = _DOUBLED.sub(r"\\", s)
+    boxed = last_boxed_group(s)
     if boxed is not None:
-        s = boxed
+        s = boxed[0]
     s = s.replace("\\$", "").replace("$", "")
     s = re.sub(r"\\[\[\]()]", " ", s)  # \( \) \[ \] math delimiters
-    s = re.sub(r"(\d)(?:\{,\}|,\\!)(?=\d{3})", r"\1", s)  # 1{,}234, 2,\!500 (MATH style)
+    s = re.sub(r"(\d)(?:\s*\{,\s*\}|,\\!)\s*(?=\d{3}(?!\d))", r"\1", s)  # 1{,}234, 2,\!500, 11,\! 111 (MATH style)
     s = re.sub(r"(\d)\\,(?=\d{3}(?!\d))", r"\1", s)  # 1\,234
     s = re.sub(r"\\[dtc]frac", r"\\frac", s)
     s = s.replace("<=", "\\le ").replace(">=", "\\ge ").replace("!=", "\\ne ")  # "=" is only equations
@@ -111,20 +119,24 @@ def normalize_answer(text: str) -> str:
         s = re.sub(r"(\d+(?:\.\d+)?)\s*(?:" + _DEGREES.pattern + ")", r"(\1\\pi/180)", s)
     s = _DEGREES.sub("", s)
     s = _SPACING.sub(" ", s)
-    whole = _TEXT_CMD.fullmatch(s)
+    whole = _TEXT_CMD.fullmatch(s.strip())
     if whole and not whole.group(2):  # \text{Evelyn}: the answer is the text itself
         s = whole.group(1).strip()
     s = _TEXT_CMD.sub(_unwrap_text, s)
-    s = re.sub(r"\\%|\s*percent\b", "%", s)
+    s = re.sub(r"\\%|\s*\b(?:percent(?:age)?|pct)\b", "%", s)
     s = re.sub(r"(?i)\bdollars?\b|\bcents?\b|\busd\b", " ", s) if re.search(r"\d", s) else s
-    s = _LIST_WORDS.sub(", ", s)
+    s = re.sub(r",\s*(?:and|or)\s+", ", ", s, flags=re.IGNORECASE)  # serial comma: "19, 46, and 82"
+    s = re.sub(r"(?:,\s*)+,", ",", _LIST_WORDS.sub(", ", s))  # "19, 46, \\text{ and } 82"
+    if policy.semicolon_separates:
+        s = s.replace(";", ",")
     s = re.sub(r"\s+", " ", s).strip()
-    s = s.rstrip(".;: ").strip()
+    s = re.sub(r"\\+$", "", s).strip()  # a dangling backslash (cut-off output) is not a command
+    s = re.sub(r"(?<!\.)\s*[.,;:]$", "", s).strip()  # sentence punctuation, not an ellipsis "..."
     s = re.sub(r"^(?:the\s+)?(?:final\s+)?answer\s*(?:is|:)\s*", "", s, flags=re.IGNORECASE)
+    s = _approx(s)
     s = _strip_units(s)
-    if _THOUSANDS.match(s) or _SPACED_THOUSANDS.match(s):
-        s = s.replace(",", "").replace(" ", "")
-    return s
+    s = re.sub(r"^\(([A-Za-z])\)$", r"\1", s)  # choice "(C)" is "C"
+    return _separators(s, policy)
 
 
 def plain_number(s: str) -> Fraction | None:

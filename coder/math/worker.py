@@ -1,7 +1,7 @@
-"""Checker worker process: `python -m coder.math_worker --memory-mb N`.
+"""Checker worker process: `python -m coder.math.worker --memory-mb N`.
 
 Reads one JSON request per line on stdin, answers one JSON line each on the original stdout.
-The parent (coder.math_pool) owns the timeout: it kills this process when a check runs too long,
+The parent (coder.math.pool) owns the timeout: it kills this process when a check runs too long,
 which works from any thread, unlike signal.alarm.
 """
 from __future__ import annotations
@@ -38,11 +38,12 @@ def _exit_with_parent(parent: int) -> None:
 
 
 def _answer(request: dict) -> dict:
-    from coder.math_compare import check_parsed
+    from coder.math.compare import check_parsed
+    from coder.math.policy import AnswerPolicy
 
     try:
-        return check_parsed(request["predicted"], request["reference"],
-                            request["rel_tol"], request["abs_tol"])
+        return check_parsed(request["predicted"], request["reference"], request["rel_tol"], request["abs_tol"],
+                            AnswerPolicy(**request.get("policy", {})))
     except MemoryError:
         detail = "ran out of memory (an answer evaluates to something huge)"
     except RecursionError:
@@ -63,7 +64,7 @@ def main(argv: list[str] | None = None) -> int:
     sys.stdout = sys.stderr
     _exit_with_parent(os.getppid())
     _limit_memory(args.memory_mb)
-    import coder.math_compare  # noqa: F401  (sympy import happens before "ready")
+    import coder.math.compare  # noqa: F401  (sympy import happens before "ready")
 
     reply.write(json.dumps({"ready": True}) + "\n")
     for line in sys.stdin:
