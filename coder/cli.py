@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 from pathlib import Path
 
 
@@ -39,16 +40,20 @@ def register(subparsers) -> None:
 
 
 def cmd_grade(args: argparse.Namespace) -> int:
-    from coder.grading import format_summary, grade_samples, parse_ks
-    from coder.problems import load_problems
-    from coder.sandbox import Limits
-
     if not args.samples.is_file():
         raise FileNotFoundError(f"samples file {args.samples} not found")
     if args.workers is not None and args.workers < 1:
         raise ValueError(f"--workers must be at least 1, got {args.workers}")
     if args.timeout <= 0:
         raise ValueError(f"--timeout must be positive, got {args.timeout}")
+    from coder.sandbox import startup
+
+    # The fork servers start (~0.1 s each) while the grader is imported and problems and samples read.
+    startup.prestart(min(args.workers or os.cpu_count() or 1, startup.MAX_SERVERS))
+    from coder.grading import format_summary, grade_samples, parse_ks
+    from coder.problems import load_problems
+    from coder.sandbox import Limits
+
     limits = Limits(timeout_s=args.timeout, allow_weaker_sandbox=args.allow_weaker_sandbox)
     problems = load_problems(args.problems if args.problems else (args.benchmark or "humaneval"), format=args.format,
                              base_only=args.base_only, limits=limits, workers=args.workers)

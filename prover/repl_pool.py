@@ -75,6 +75,8 @@ class ReplPool:
         self.max_rss_growth_mb = max_rss_growth_mb
         self.acquire_timeout = acquire_timeout
         self.respawn = respawn
+        # False keys processes by the whole header, as Kimina Lean Server does (for comparisons).
+        self.split_imports = True
         self._workers: list[Worker] = []
         self._cond = threading.Condition()
         self._closed = False
@@ -88,7 +90,7 @@ class ReplPool:
 
         `worker.env` is the environment id after the whole header (None: no header at all).
         """
-        imports, rest = split_header(header)
+        imports, rest = split_header(header) if self.split_imports else (header, "")
         for key in (header, imports):
             if key in self._bad_headers:
                 raise HeaderError(self._bad_headers[key])
@@ -124,7 +126,8 @@ class ReplPool:
                                    f"raise pool_size or acquire_timeout")
                 self._cond.wait(left)
         if victim is not None and victim.process is not None:
-            victim.process.close()  # outside the lock: closing waits for the process
+            # In the background: the new header's import need not wait for the old process to exit.
+            threading.Thread(target=victim.process.close, daemon=True, name="repl-evict").start()
         return worker
 
     def _pick(self, header: str, prefer: int | None) -> tuple[Worker | None, Worker | None]:

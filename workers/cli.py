@@ -8,24 +8,30 @@ import sys
 import traceback
 
 # Each module defines `register(subparsers)`; a subcommand sets `func(args) -> int`.
-COMMAND_MODULES = (
-    "core_model.cli",
-    "coder.cli",
-    "coder.math.cli",
-    "prover.cli",
-    "workers.service_cli",
-    "workers.rl_cli",
-)
+# The commands each registers: a run imports only its command's module (`grade` does not pay for
+# torch, pydantic models or Ray in the others); help and unknown commands import them all.
+COMMANDS = {
+    "core_model.cli": ("train", "generate"),
+    "coder.cli": ("grade", "sandbox-info"),
+    "coder.math.cli": ("check-answer",),
+    "prover.cli": ("prove",),
+    "workers.service_cli": ("serve", "demo"),
+    "workers.rl_cli": ("rl",),
+}
+COMMAND_MODULES = tuple(COMMANDS)
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
+    """The parser; given the command line, with only the module of the command it names."""
     parser = argparse.ArgumentParser(
         prog="proofcode",
         description="Prove Lean 4 theorems, grade code and math answers, and train on the results.",
     )
     parser.add_argument("--debug", action="store_true", help="show full tracebacks on errors")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for name in COMMAND_MODULES:
+    command = next((a for a in argv or [] if not a.startswith("-")), None)
+    modules = [m for m, names in COMMANDS.items() if command in names] or COMMAND_MODULES
+    for name in modules:
         try:
             module = importlib.import_module(name)
         except ModuleNotFoundError as exc:
@@ -48,7 +54,7 @@ LOCAL_ENV_DEFAULTS = {
 def main(argv: list[str] | None = None) -> int:
     for key, value in LOCAL_ENV_DEFAULTS.items():
         os.environ.setdefault(key, value)
-    parser = build_parser()
+    parser = build_parser(sys.argv[1:] if argv is None else argv)
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):
         parser.print_help()

@@ -6,15 +6,12 @@ import functools
 import itertools
 import os
 import pickle
-import socket
 import struct
-import subprocess
-import sys
 import threading
 from concurrent.futures import Future
-from pathlib import Path
 
-from coder.sandbox import harness
+from coder.sandbox import harness, startup
+from coder.sandbox.startup import cores as _cores
 from coder.sandbox.limits import Limits, SandboxUnavailable, Verdict
 from coder.sandbox.protect import REQUIRED
 
@@ -26,14 +23,8 @@ class _ForkServerClient:
     """Owns one fork server process; `submit` is thread-safe, a reader thread resolves futures."""
 
     def __init__(self) -> None:
-        parent, child = socket.socketpair()
-        env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "LANG": "C.UTF-8", "PYTHONPATH": _server_path()}
-        self.proc = subprocess.Popen(
-            [sys.executable, "-S", "-m", "coder.sandbox.server", str(child.fileno())],
-            pass_fds=(child.fileno(),), stdin=subprocess.DEVNULL, env=env, start_new_session=True,
-        )
-        child.close()
-        self.sock, self.owner_pid = parent, os.getpid()
+        self.proc, self.sock = startup.take() or startup.spawn()  # one `proofcode grade` started early
+        self.owner_pid = os.getpid()
         self.lock = threading.Lock()
         self.pending: dict[int, Future] = {}
         self.ids = itertools.count()
@@ -108,26 +99,9 @@ class _ForkServerClient:
             self.proc.wait(timeout=10)
 
 
-def _server_path() -> str:
-    """PYTHONPATH of the fork server: this checkout, then this process's import directories (the
-    server runs with -S, so site-packages and .pth entries come from here)."""
-    here = [str(Path(__file__).resolve().parents[2]), os.environ.get("PYTHONPATH", "")]
-    return os.pathsep.join(dict.fromkeys(filter(None, here + [p for p in sys.path[1:] if os.path.isabs(p)
-                                                               and os.path.isdir(p)])))
-
-
-def _cores() -> list[int]:
-    """The CPUs this process may run on (its affinity: a container's or `taskset`'s share)."""
-    try:
-        return sorted(os.sched_getaffinity(0))
-    except (AttributeError, OSError):
-        return list(range(os.cpu_count() or 1))
-
-
 _lock = threading.Lock()
 _servers: list[_ForkServerClient] = []
-# A server replays and keeps its books serially, so concurrent callers get up to one server per core.
-_MAX_SERVERS = max(1, min(len(_cores()), 4))
+_MAX_SERVERS = startup.MAX_SERVERS
 
 
 def _get_server() -> _ForkServerClient:

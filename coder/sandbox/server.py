@@ -460,7 +460,10 @@ def main() -> None:
         send_msg(sock, {"error": f"{type(exc).__name__}: {exc}"})
         return
     gc.freeze()  # the pre-imported objects are never garbage: collections need not scan them
-    server.serve()
+    try:
+        server.serve()
+    except (BrokenPipeError, ConnectionResetError):
+        pass  # the client exited (e.g. `proofcode grade` stopped early after starting us): nothing to report
 
 
 if __name__ == "__main__":

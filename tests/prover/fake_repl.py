@@ -8,8 +8,11 @@ Modes:
 Fault injection in mini-Lean mode, triggered by words in a command or tactic:
   fake_hang (never answers), fake_crash (half a response, then exit 1), fake_garbage (non-JSON),
   fake_eof (exit 0 silently), fake_grow (keep 60 MiB more resident), fake_slow (sleep 1 s first).
-  --import-delay S sleeps S seconds for each command with `import`; --log FILE appends every
-  command received (one JSON per line) so tests can count imports.
+  --import-delay S sleeps S seconds for each command with `import`; --command-delay S sleeps S
+  seconds for every command (Lean's own elaboration time, for benchmarks); --log FILE appends every
+  command received (one JSON per line) so tests can count imports; --timing FILE appends
+  {"import": bool, "seconds": s} per command, the time from reading it to writing its answer, after a
+  first line {"startup": s}, the seconds from the process's creation to reading commands.
 """
 from __future__ import annotations
 
@@ -89,12 +92,15 @@ def msg(severity: str, line: int, col: int, end_col: int, data: str, end_line: i
 class MiniLean:
     """Environments are immutable dicts {declaration: axioms}; proof states are goal lists."""
 
-    def __init__(self, import_delay: float):
+    def __init__(self, import_delay: float, command_delay: float = 0.0):
         self.import_delay = import_delay
+        self.command_delay = command_delay
         self.envs: list[dict[str, list[str]]] = []
         self.states: list[dict] = []
 
     def handle(self, cmd: dict) -> dict:
+        if self.command_delay:
+            time.sleep(self.command_delay)
         if "tactic" in cmd:
             return self.tactic(cmd)
         if "cmd" not in cmd:
@@ -258,25 +264,53 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--transcript")
     parser.add_argument("--import-delay", type=float, default=0.0)
+    parser.add_argument("--command-delay", type=float, default=0.0)
     parser.add_argument("--log")
+    parser.add_argument("--timing")
     args = parser.parse_args()
     sys.stdin.reconfigure(encoding="utf-8")
     sys.stdout.reconfigure(encoding="utf-8")
     if args.transcript:
         replay(args.transcript, args.log)
         return
-    lean = MiniLean(args.import_delay)
+    lean = MiniLean(args.import_delay, args.command_delay)
+    if args.timing:
+        _log(args.timing, json.dumps({"startup": _age()}))
     while (text := read_command(sys.stdin)) is not None:
+        start = time.perf_counter()
         _log(args.log, text)
-        try:
-            cmd = json.loads(text)
-        except json.JSONDecodeError as exc:
-            write({"message": f"Could not parse JSON:\n{exc}"})
-            continue
-        if "fake_garbage" in json.dumps(cmd, ensure_ascii=False):
-            write("this is not JSON at all")
-            continue
-        write(lean.handle(cmd))
+        answer(lean, text)
+        if args.timing:
+            _log(args.timing, json.dumps({"import": _is_import(text), "seconds": time.perf_counter() - start}))
+
+
+def _age() -> float:
+    """Seconds since this process was created (interpreter start-up included), from /proc."""
+    try:
+        with open("/proc/self/stat", encoding="ascii") as f:
+            started = int(f.read().rsplit(")", 1)[1].split()[19]) / os.sysconf("SC_CLK_TCK")
+        return max(0.0, time.clock_gettime(time.CLOCK_BOOTTIME) - started)
+    except (OSError, ValueError, IndexError):
+        return 0.0
+
+
+def _is_import(text: str) -> bool:
+    try:
+        return bool(re.search(r"^import ", json.loads(text).get("cmd", ""), re.M))
+    except (ValueError, AttributeError):
+        return False
+
+
+def answer(lean: MiniLean, text: str) -> None:
+    try:
+        cmd = json.loads(text)
+    except json.JSONDecodeError as exc:
+        write({"message": f"Could not parse JSON:\n{exc}"})
+        return
+    if "fake_garbage" in json.dumps(cmd, ensure_ascii=False):
+        write("this is not JSON at all")
+        return
+    write(lean.handle(cmd))
 
 
 if __name__ == "__main__":

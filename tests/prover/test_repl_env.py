@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 import sys
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -210,6 +211,42 @@ def test_headers_with_the_same_imports_share_a_process(tmp_path):
         sent = [json.loads(line) for line in log.read_text().splitlines()]
         assert sum(c.get("cmd") == "open Nat\n" for c in sent) == 1  # each header's rest elaborated once
         assert all(c.get("env") == 0 for c in sent if c.get("cmd") in ("open Nat\n", "open Real\n"))
+
+
+def test_without_the_split_each_header_pays_its_own_import(tmp_path):
+    # the comparison setting of benchmarks/bench_prover.py (Kimina Lean Server's keying by header)
+    env, log = make_env(tmp_path, pool_size=1)
+    env.pool.split_imports = False
+    with env:
+        for i, opens in enumerate(["open Nat\n", "open Real\n", "open Nat\n"]):
+            assert isinstance(env.start(Theorem(f"s{i}", "import Mathlib\n" + opens, f"theorem s{i} : 1 = 1 :=")),
+                              TacticState)
+        assert imports(log) == 3 and env.pool.spawned == 3
+
+
+def test_an_evicted_process_is_stopped(tmp_path):
+    env, _ = make_env(tmp_path, pool_size=1)
+    with env:
+        assert isinstance(env.start(THM), TacticState)
+        (_, old_pid), = env.pool.alive_workers()
+        assert isinstance(env.start(Theorem("b", "import Mathlib.Tactic\n", "theorem b : 1 = 1 :=")), TacticState)
+        for _ in range(100):  # it is closed in the background
+            if not Path(f"/proc/{old_pid}").exists() or "Z" in Path(f"/proc/{old_pid}/stat").read_text().split()[2]:
+                break
+            time.sleep(0.05)
+        else:
+            raise AssertionError(f"the evicted REPL {old_pid} is still running")
+
+
+def test_fake_repl_delays_and_timing_log(tmp_path):
+    timing = tmp_path / "timing.log"
+    env, _ = make_env(tmp_path, "--import-delay", "0.3", "--command-delay", "0.1", "--timing", str(timing))
+    with env:
+        assert isinstance(env.start(THM), TacticState)
+    lines = [json.loads(line) for line in timing.read_text().splitlines()]
+    assert "startup" in lines[0] and 0 < lines[0]["startup"] < 30
+    assert [t["import"] for t in lines[1:]] == [True, False, False]  # imports, `open Nat`, the statement
+    assert lines[1]["seconds"] >= 0.4 and all(t["seconds"] >= 0.1 for t in lines[2:])
 
 
 def test_split_header():
