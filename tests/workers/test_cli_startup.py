@@ -31,7 +31,7 @@ spawned = []
 real = startup.spawn
 startup.spawn = lambda: spawned.append(real()) or spawned[-1]
 assert main(["grade", {str(samples)!r}, "--workers", "2", "--k", "1", "--no-progress"]) == 0
-heavy = [m for m in ("torch", "ray", "fastapi", "coder.math_answer", "prover", "core_model") if m in sys.modules]
+heavy = [m for m in ("torch", "ray", "fastapi", "coder.math", "prover", "core_model") if m in sys.modules]
 print(heavy, len(spawned), all(s.proc.pid in [p.pid for p, _ in spawned] for s in client._servers))
 """
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
