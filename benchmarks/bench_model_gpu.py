@@ -1,13 +1,17 @@
-"""GPU decode benchmark: DeepSeek-V2-Lite-shaped random weights in bf16, core_model vs transformers.
+"""GPU decode and train-step benchmark: DeepSeek-V2-Lite-shaped random weights in bf16, core_model vs transformers.
 
-    python benchmarks/bench_model_gpu.py                      # one CUDA GPU (H200: ~3 min)
-    python benchmarks/bench_model_gpu.py --device cpu --tiny  # the same code paths on CPU, tiny model
+    python benchmarks/bench_model_gpu.py --train               # one CUDA GPU (H200: ~5 min, compile included)
+    TRITON_INTERPRET=1 python benchmarks/bench_model_gpu.py --device cpu --tiny --train   # CPU check of the paths
 
-Reports decode tokens/s at batch 1 and 32 and each side's fraction of the HBM-bandwidth roofline:
-bytes per decode step = weights the step touches (all dense weights, plus only the routed experts
-the batch actually hit, counted from the router) + the KV cache read, divided by the step time and
-the peak bandwidth (--hbm-tbps, 4.8 for an H200). Shares its harness with bench_model.py; weights are
-made on the device by transformers and copied into core_model in memory (no 30 GB checkpoint on disk).
+Decode: for each batch size, an eager reference (no CUDA graph) runs G greedy steps; then every decode variant
+(CUDA graph of the eager step, + Triton MLA attention, + Triton expert GEMV, + regional torch.compile, ...)
+starts from the same prefilled cache, runs the same G greedy steps (tokens compared with the reference: on a
+divergence the row shows the reference's top-2 logit gap there and the variant's logit error at that step, so
+a near-tie flip is told from a wrong kernel), then is timed. Every row is printed as soon as it is measured;
+a variant that fails prints its error as its row. Roofline: bytes one step must read (dense weights, the
+routed experts the router hit, the KV cache) / step time / peak bandwidth (--hbm-tbps, 4.8 for an H200).
+--train: one forward+backward of a ~1B-active-parameter DeepSeek-V2 model in bf16 on both sides, FLOPs
+counted by torch.utils.flop_counter, MFU against --peak-tflops (989: H200 bf16 dense).
 """
 from __future__ import annotations
 
@@ -16,6 +20,8 @@ import os
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 import argparse
+import gc
+import statistics
 import sys
 import time
 from pathlib import Path
@@ -24,93 +30,214 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import bench_model  # noqa: E402  (the shared harness; also puts the repo root on sys.path)
+from bench_model_gpu_parts import (  # noqa: E402
+    GreedyRun, bytes_per_decode_step, compare_greedy, decode_variants, env_lines, mb, train_fields, tiny_fields)
 
 
-def routed_expert_bytes(model) -> tuple[int, list[tuple[object, int]]]:
-    """(bytes of all routed experts, [(MoE module, bytes of one expert)]) of a core_model Transformer."""
-    from core_model.model import MoE
+class Report:
+    """Rows printed as they come (so a timeout still leaves data), and again as one table at the end."""
 
-    total, layers = 0, []
-    for m in model.modules():
-        if isinstance(m, MoE):
-            per = sum(p.numel() * p.element_size() for p in m.experts[0].parameters())
-            total += per * len(m.experts)
-            layers.append((m, per))
-    return total, layers
+    def __init__(self, out_path: str | None):
+        self.rows: list[tuple] = []
+        self.out = open(out_path, "a") if out_path else None
 
+    def line(self, text: str) -> None:
+        print(text, flush=True)
+        if self.out:
+            self.out.write(text + "\n")
+            self.out.flush()
 
-def bytes_per_decode_step(model, fields: dict, batch: int, context: int, dtype: torch.dtype) -> dict:
-    """HBM bytes one decode step must read, from the router's last decision (the step just run)."""
-    elem = torch.empty((), dtype=dtype).element_size()
-    all_params = sum(p.numel() * p.element_size() for p in model.parameters())
-    experts_total, layers = routed_expert_bytes(model)
-    embed = model.model.embed_tokens.weight
-    dense = all_params - experts_total - embed.numel() * embed.element_size() + batch * embed.shape[1] * elem
-    hit = sum(int((m.last_load > 0).sum()) * per for m, per in layers)
-    kv = batch * context * bench_model.expected_kv_bytes(fields, dtype)
-    return {"dense": dense, "experts": hit, "kv": kv, "total": dense + hit + kv}
+    def row(self, *cells) -> None:
+        cells = tuple(str(c) for c in cells) + ("",) * (5 - len(cells))
+        self.rows.append(cells)
+        self.line("ROW | " + " | ".join(cells))
 
 
-def mb(n: float) -> str:
-    return f"{n / 1e9:.2f} GB" if n >= 1e9 else f"{n / 1e6:.2f} MB"
+def run_greedy(step, logits: torch.Tensor, steps: int, device: str) -> GreedyRun:
+    """`steps` greedy decode steps from the prefill's last logits; keeps every step's logits."""
+    run = GreedyRun([], [logits.float()])
+    for _ in range(steps):
+        tok = run.logits[-1].argmax(-1, keepdim=True)
+        run.tokens.append(tok)
+        run.logits.append(step(tok).float().clone())
+    bench_model.sync(device)
+    return run
 
 
-def tiny_fields() -> dict:
-    from core_model.presets import model_preset
+def time_steps(step, last: torch.Tensor, chunks: int, per_chunk: int, device: str) -> float:
+    """Median seconds per greedy step over `chunks` timed chunks."""
+    times = []
+    for _ in range(chunks):
+        bench_model.sync(device)
+        t0 = time.perf_counter()
+        for _ in range(per_chunk):
+            last = step(last.argmax(-1, keepdim=True))
+        bench_model.sync(device)
+        times.append((time.perf_counter() - t0) / per_chunk)
+    return statistics.median(times)
 
-    fields = model_preset("tiny")
-    fields["vocab_size"] = 2048
-    return fields
+
+def decode_batch(model, theirs, fields, args, b: int, rep: Report, dtype, t_start: float, variants) -> None:
+    """Reference, every variant, transformers, at batch b."""
+    from core_model.cache import KVCache
+
+    dev, g = args.device, args.greedy_steps
+    ids = torch.randint(0, fields["vocab_size"], (b, args.context), device=dev)
+    max_len = args.context + g + args.chunks * args.new_tokens + 4
+
+    def prefill():
+        cache = KVCache(b, max_len, dev)
+        with torch.no_grad():
+            for s in range(0, args.context, args.prefill_chunk):
+                logits = model(ids[:, s : s + args.prefill_chunk], cache=cache)
+        return cache, logits[:, -1]
+
+    with torch.no_grad():
+        cache, last = prefill()
+        eager = lambda tok: model(tok, cache=cache)[:, -1]  # noqa: E731
+        ref = run_greedy(eager, last, g, dev)
+        gb = bytes_per_decode_step(model, fields, b, args.context + g, dtype)
+        step_s = time_steps(eager, ref.logits[-1], 1, min(8, args.new_tokens), dev)
+    del cache
+    roof = lambda s: f"{gb['total'] / s / (args.hbm_tbps * 1e12):.1%}"  # noqa: E731
+    rep.line(f"batch {b}: bytes/step {mb(gb['total'])} (dense {mb(gb['dense'])}, experts hit {mb(gb['experts'])}, "
+             f"KV {mb(gb['kv'])}) at {args.hbm_tbps} TB/s")
+    rep.row(f"b{b} eager, no graph (reference)", f"{b / step_s:,.1f} tok/s", roof(step_s), "reference", "")
+    for label, kernels in variants(b):
+        if time.perf_counter() - t_start > args.budget_s:
+            rep.row(f"b{b} {label}", "skipped", "", "", f"time budget {args.budget_s:.0f}s spent")
+            continue
+        try:
+            with torch.no_grad():
+                cache, last = prefill()
+                t0 = time.perf_counter()
+                step = make_step(model, cache, kernels, dev)
+                setup = time.perf_counter() - t0
+                run = run_greedy(step, last, g, dev)
+                step_s = time_steps(step, run.logits[-1], args.chunks, args.new_tokens, dev)
+            rep.row(f"b{b} {label}", f"{b / step_s:,.1f} tok/s", roof(step_s), compare_greedy(ref, run),
+                    f"setup {setup:.1f}s")
+        except Exception as e:  # a lever that fails is a result, not the end of the run
+            rep.row(f"b{b} {label}", "FAILED", "", "", f"{type(e).__name__}: {str(e)[:200]}".replace("\n", " "))
+        finally:
+            cache = step = None
+            gc.collect()
+    if theirs is not None:
+        side = bench_model.Theirs(theirs, dev)
+        with torch.no_grad():
+            tcache, tlast = side.prefill(ids, max_len)
+            step_s = time_steps(lambda tok: side.step(tcache, tok), tlast, args.chunks, args.new_tokens, dev)
+        rep.row(f"b{b} transformers (eager)", f"{b / step_s:,.1f} tok/s", roof(step_s), "", "")
+        del tcache
 
 
-def main(argv: list[str] | None = None) -> int:
+def make_step(model, cache, kernels, device: str):
+    """A CUDA graph of the step with these kernels (CUDA), or the step itself (CPU check)."""
+    from core_model.cuda_graph import DecodeStep, GraphedDecoder
+
+    if device.startswith("cuda"):
+        return GraphedDecoder(model, cache, kernels=kernels).step
+    return DecodeStep(model, cache, kernels)
+
+
+def train_rows(args, rep: Report) -> None:
+    """MFU of one bf16 forward+backward, both sides, same config and weights."""
+    fields = tiny_fields() if args.tiny else train_fields()
+    dtype = torch.bfloat16
+    ours, theirs = bench_model.build_pair(fields, args.device, dtype, via_disk=False, seed=args.seed)
+    active = sum(p.numel() for n, p in ours.named_parameters() if ".experts." not in n and "embed_tokens" not in n)
+    per_expert = sum(p.numel() for p in next(m for m in ours.modules() if hasattr(m, "w13")).experts[0].parameters())
+    n_moe = sum(1 for m in ours.modules() if hasattr(m, "w13"))
+    active += n_moe * fields["num_experts_per_tok"] * per_expert
+    b, s = (2, 64) if args.tiny else (args.train_batch, args.train_seq)
+    ids = torch.randint(0, fields["vocab_size"], (b, s + 1), device=args.device)
+    sides = [bench_model.Ours(ours, args.device), bench_model.Theirs(theirs, args.device)]
+    flops = bench_model.step_flops(sides[0], ids)
+    step = bench_model.time_train_step(sides, ids, args.repeats, args.device)
+    peak = args.peak_tflops * 1e12
+    mfu = {k: flops / v / peak for k, v in step.items()}
+    rep.line(f"train: {fields['num_hidden_layers']} layers, hidden {fields['hidden_size']}, "
+             f"{fields['n_routed_experts']} experts top-{fields['num_experts_per_tok']}: {active / 1e9:.2f}B active "
+             f"params (no embeddings), batch {b} x {s}, {flops / 1e9:,.1f} GFLOP/step, peak {args.peak_tflops} TFLOP/s")
+    rep.row("train step ms (bf16 fwd+bwd)", f"{step['core_model'] * 1e3:,.1f}", f"{step['transformers'] * 1e3:,.1f}",
+            f"{step['transformers'] / step['core_model']:.2f}x", "")
+    rep.row("train MFU", f"{mfu['core_model']:.1%}", f"{mfu['transformers']:.1%}", "", ">= 30%")
+
+
+def train_phase(args, rep: Report) -> None:
+    """Train rows; a failure is a row (core_model's decode model stays on the device beside it)."""
+    gc.collect()
+    if args.device.startswith("cuda"):
+        torch.cuda.empty_cache()
+    try:
+        train_rows(args, rep)
+    except Exception as e:
+        rep.row("train", "FAILED", "", "", f"{type(e).__name__}: {str(e)[:200]}".replace("\n", " "))
+
+
+def parse_args(argv):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     bench_model.add_common_args(p)
     p.set_defaults(device="cuda")
     p.add_argument("--tiny", action="store_true", help="tiny model and short context (CPU check of the code paths)")
-    p.add_argument("--dtype", choices=["bfloat16", "float16", "float32"], help="default: bfloat16 (float32 with --tiny)")
     p.add_argument("--batches", type=int, nargs="+", help="decode batch sizes (default: 1 32)")
-    p.add_argument("--loop-ablation", action="store_true",
-                   help="also time core_model's decode without CUDA graphs, and with the per-expert loop")
+    p.add_argument("--greedy-steps", type=int, default=24, help="greedy steps compared with the eager reference")
+    p.add_argument("--variants", default="all", help="'all', 'basic' (no compile), or comma-separated labels")
+    p.add_argument("--compile-mode", default=None, help="torch.compile mode, e.g. max-autotune-no-cudagraphs")
+    p.add_argument("--full-compile", action="store_true", help="also whole-step torch.compile rows (slow to compile)")
+    p.add_argument("--train", action="store_true", help="also the bf16 train-step MFU rows")
+    p.add_argument("--train-batch", type=int, default=8)
+    p.add_argument("--train-seq", type=int, default=2048)
+    p.add_argument("--no-transformers", action="store_true", help="skip transformers' decode rows")
+    p.add_argument("--budget-s", type=float, default=330, help="skip decode variants once this much time is spent")
+    p.add_argument("--full-budget-s", type=float, default=390, help="start no whole-step compile after this")
     p.add_argument("--hbm-tbps", type=float, default=4.8, help="peak memory bandwidth in TB/s (H200: 4.8)")
+    p.add_argument("--peak-tflops", type=float, default=989.0, help="bf16 dense peak TFLOP/s (H200 SXM: 989)")
+    p.add_argument("--out", default=os.environ.get("OUT") and os.path.join(os.environ["OUT"], "bench_model_gpu.txt"),
+                   help="also append every line here (default: $OUT/bench_model_gpu.txt when $OUT is set)")
     args = p.parse_args(argv)
-    if args.device.startswith("cuda") and not torch.cuda.is_available():
-        print("bench_model_gpu: error: no CUDA device (torch.cuda.is_available() is False); run it on a GPU "
-              "machine, or check the code paths here with: --device cpu --tiny", file=sys.stderr)
-        return 2
     defaults = dict(context=128, new_tokens=4, chunks=3, repeats=2, batches=[1, 4]) if args.tiny else \
         dict(context=2048, new_tokens=16, chunks=5, repeats=3, batches=[1, 32])
     for k, v in defaults.items():
         if getattr(args, k, None) is None:
             setattr(args, k, v)
-    args.train_batch = 0  # decode only: training a 16B model is not what this measures
-    dtype = getattr(torch, args.dtype or ("float32" if args.tiny else "bfloat16"))
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    if args.device.startswith("cuda") and not torch.cuda.is_available():
+        print("bench_model_gpu: error: no CUDA device (torch.cuda.is_available() is False); run it on a GPU "
+              "machine, or check the code paths here with: --device cpu --tiny", file=sys.stderr)
+        return 2
     if args.device == "cpu":
         torch.set_num_threads(args.threads)
+    rep, t0 = Report(args.out), time.perf_counter()
+    for line in env_lines(args.device):
+        rep.line(line)
     from core_model.presets import model_preset
 
     fields = tiny_fields() if args.tiny else model_preset("v2-lite")
-    log = lambda m: print(m, file=sys.stderr, flush=True)  # noqa: E731
-    t0 = time.perf_counter()
-    context_mid = args.context + args.new_tokens * args.chunks // 2  # the context grows while timing
-
-    def roofline(batch: int, sides, entry: dict) -> None:
-        entry["bytes"] = bytes_per_decode_step(sides[0].model, fields, batch, context_mid, dtype)
-        entry["roofline"] = {k: entry["bytes"]["total"] / s / (args.hbm_tbps * 1e12) for k, s in entry["step_s"].items()}
-
-    rows, raw = bench_model.run(args, fields, dtype, via_disk=False, log=log, on_decoded=roofline,
-                                loop_ablation=args.loop_ablation)
-    for b in args.batches:
-        entry = raw["decode"][b]
-        gb = entry["bytes"]
-        rows.append((f"HBM roofline (batch {b})", f"{entry['roofline']['core_model']:.1%}",
-                     f"{entry['roofline']['transformers']:.1%}", "",
-                     f"{mb(gb['total'])}/step (dense {mb(gb['dense'])}, experts {mb(gb['experts'])}, "
-                     f"KV {mb(gb['kv'])}) at {args.hbm_tbps} TB/s"))
-    name = "tiny" if args.tiny else "v2-lite"
-    bench_model.print_table(f"{name}: {dtype}, {args.device}, ctx {args.context}; decode medians, sides alternating",
-                            rows)
-    print(f"total {time.perf_counter() - t0:.0f}s")
+    dtype = torch.bfloat16
+    torch.manual_seed(args.seed)
+    ours, theirs = bench_model.build_pair(fields, args.device, dtype, via_disk=False, seed=args.seed)
+    rep.line(f"built the {'tiny' if args.tiny else 'v2-lite-shaped'} pair in {time.perf_counter() - t0:.0f}s; logits max |diff| vs transformers "
+             f"{bench_model.parity([bench_model.Ours(ours, args.device), bench_model.Theirs(theirs, args.device)], fields['vocab_size'], args.device):.3e}")
+    rep.row("variant", "tok/s", "HBM roofline", "greedy vs eager", "notes")
+    variants = decode_variants(args, ours)
+    for b in args.batches:  # whole-step compiles (slow to build) come after the train rows
+        decode_batch(ours, None if args.no_transformers else theirs, fields, args, b, rep, dtype, t0,
+                     lambda b: [v for v in variants(b) if v[1].compile != "full"])
+    del theirs  # not needed below; frees its weights for the train step
+    if args.train:
+        train_phase(args, rep)
+    if args.full_compile:
+        args.budget_s = args.full_budget_s  # not started past this; one started is bounded by the caller's timeout
+        for b in args.batches:
+            decode_batch(ours, None, fields, args, b, rep, dtype, t0,
+                         lambda b: [v for v in variants(b) if v[1].compile == "full"])
+    bench_model.print_table(f"{'tiny' if args.tiny else 'v2-lite'}: bf16, {args.device}, ctx {args.context}", rep.rows)
+    rep.line(f"total {time.perf_counter() - t0:.0f}s")
     return 0
 
 

@@ -5,6 +5,8 @@ MLA layers store only the compressed latent c_kv [b, t, kv_lora_rank] and the sh
 """
 from __future__ import annotations
 
+import contextlib
+
 import torch
 
 
@@ -18,6 +20,7 @@ class KVCache:
         self.seen = torch.zeros(batch_size, dtype=torch.long, device=self.device)  # real tokens per row
         self.layers: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}
         self.slot: torch.Tensor | None = None  # fixed-shape mode: the next slot, kept on the device
+        self._host_step = False  # inside static_step: the forward leaves `length` and the room check to it
 
     def make_static(self) -> None:
         """Fixed-shape decode steps (what a CUDA graph needs): each step writes its token at the device-side
@@ -25,6 +28,39 @@ class KVCache:
         if not self.layers:
             raise ValueError("make_static needs a filled cache: run the prompt through the model first")
         self.slot = torch.tensor([self.length], device=self.device)
+
+    @contextlib.contextmanager
+    def static_step(self):
+        """One fixed-shape step whose host-side bookkeeping (room check, `length`) is done here, not by the
+        forward: a compiled or captured step then reads no Python int that changes from step to step."""
+        if self.slot is None:
+            raise ValueError("static_step needs a fixed-shape cache: call make_static() first")
+        self.require_room(1)
+        self._host_step = True
+        try:
+            yield
+        finally:
+            self._host_step = False
+        self.length += 1
+
+    def snapshot(self) -> tuple:
+        """The bookkeeping state (not the cached entries): a step run after it is undone by `restore`, since
+        the next real step overwrites the slot that step wrote."""
+        slot = None if self.slot is None else self.slot.clone()
+        return slot, self.seen.clone(), self.key_mask.clone(), self.length
+
+    def restore(self, saved: tuple) -> None:
+        """Go back to a `snapshot`, in place (a captured CUDA graph keeps pointing at these tensors)."""
+        slot, seen, key_mask, length = saved
+        if slot is None:
+            self.slot = None
+        elif self.slot is None:
+            self.slot = slot.clone()
+        else:
+            self.slot.copy_(slot)
+        self.seen.copy_(seen)
+        self.key_mask.copy_(key_mask)
+        self.length = length
 
     def update(self, layer_idx: int, a: torch.Tensor, b: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Write the new entries a, b [batch, s, ...] after the filled slots; return all entries [batch, t, ...]."""
@@ -61,7 +97,8 @@ class KVCache:
         else:
             self.key_mask[:, self.length : self.length + s] = new
         self.seen += new.sum(1)
-        self.length += s
+        if not self._host_step:  # static_step counts its own
+            self.length += s
 
     def nbytes(self) -> int:
         """Bytes held by the cached tensors."""
@@ -85,7 +122,8 @@ def attention_layout(b: int, s: int, attention_mask: torch.Tensor | None, cache:
     seen = torch.zeros(b, dtype=torch.long, device=device) if cache is None else cache.seen
     positions = seen[:, None] + (new.long().cumsum(1) - 1).clamp(min=0)
     if cache is not None and cache.slot is not None:  # fixed shape: attend over every slot, filled ones only
-        cache.require_room(s)
+        if not cache._host_step:
+            cache.require_room(s)
         return positions, cache.key_mask.index_fill(1, cache.slot, True)[:, None, None, :]
     keys = new if cache is None else torch.cat([cache.key_mask[:, :past], new], 1)  # [b, t]
     t = past + s

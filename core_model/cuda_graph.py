@@ -1,19 +1,123 @@
-"""Decode steps replayed as one CUDA graph.
+"""Decode steps replayed as one CUDA graph, optionally compiled and with Triton kernels.
 
 At batch 1 a decode step is ~1,500 small kernels; launched one by one from Python the GPU mostly waits
 for the CPU (measured on an H200: 64 ms per step at DeepSeek-V2-Lite size, 1.6% of the HBM roofline).
 Captured once and replayed, a step costs one launch. The cache switches to fixed shapes for this
 (`KVCache.make_static`): writes go to a device-side slot and attention covers all max_len slots.
+
+`DecodeKernels` picks what the captured step runs: torch.compile of the norm/projection/rotary and the
+router/expert regions of every layer (fewer, fused kernels; inductor without CUDA graphs of its own, since
+the step is captured here), the Triton absorbed-MLA attention, the Triton expert GEMV at small batch.
 """
 from __future__ import annotations
 
+import functools
 import logging
+from typing import Literal
 
 import torch
+from pydantic import BaseModel, ConfigDict, field_validator
 
 from core_model.cache import KVCache
 
 log = logging.getLogger(__name__)
+
+
+class DecodeKernels(BaseModel):
+    """What one decode step runs; the defaults are the plain eager modules."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    compile: Literal["off", "regional", "full"] = "off"  # regional: each layer's regions between cache accesses
+    compile_mode: str | None = None  # torch.compile mode; None is inductor's default
+    compile_backend: str = "inductor"
+    attention: Literal["torch", "triton"] = "torch"
+    experts: Literal["grouped", "gemv"] = "grouped"
+
+    @field_validator("compile_mode")
+    @classmethod
+    def _no_own_graphs(cls, mode: str | None) -> str | None:
+        if mode in ("reduce-overhead", "max-autotune"):
+            raise ValueError(f"compile_mode {mode!r} captures CUDA graphs of its own; the decoder captures the "
+                             "step itself: use None, 'default' or 'max-autotune-no-cudagraphs'")
+        return mode
+
+    def label(self) -> str:
+        parts = [] if self.compile == "off" else [f"compile {self.compile}" + (f" {self.compile_mode}" if self.compile_mode else "")]
+        parts += ["triton attention"] * (self.attention == "triton") + ["expert GEMV"] * (self.experts == "gemv")
+        return " + ".join(parts) or "eager kernels"
+
+
+class DecodeStep:
+    """`step(tokens [b, 1]) -> logits [b, V]` on a fixed-shape cache with the chosen kernels: what
+    `GraphedDecoder` captures (called directly it runs eagerly, e.g. on CPU in the tests)."""
+
+    def __init__(self, model: torch.nn.Module, cache: KVCache, kernels: DecodeKernels | None = None):
+        from core_model import kernels as triton_kernels
+
+        self.model, self.cache, self.kernels = model, cache, kernels or DecodeKernels()
+        k = self.kernels
+        if (k.attention == "triton" or k.experts == "gemv") and not triton_kernels.available(cache.device):
+            raise ValueError(f"the Triton kernels cannot run on {cache.device} (Triton missing, or a CPU without "
+                             "TRITON_INTERPRET=1); use DecodeKernels(attention='torch', experts='grouped')")
+        if cache.slot is None:
+            cache.make_static()
+        opts = dict(backend=k.compile_backend, mode=k.compile_mode, dynamic=False)
+        self._regions = _compiled_regions(**opts) if k.compile == "regional" else None
+        self._run = torch.compile(self._forward, **opts) if k.compile == "full" else self._forward
+
+    def _forward(self, tokens: torch.Tensor) -> torch.Tensor:
+        return self.model(tokens, cache=self.cache)[:, -1]
+
+    def __call__(self, tokens: torch.Tensor) -> torch.Tensor:
+        with _applied(self.model, self.kernels, self._regions), self.cache.static_step():
+            return self._run(tokens)
+
+
+@functools.cache
+def _compiled_regions(backend: str, mode: str | None, dynamic: bool) -> dict:
+    """One compiled function per region, shared by every layer (the layers are its arguments, not constants:
+    a model compiles each region once per shape, not once per layer)."""
+    from core_model.model import MLA, Block, RMSNorm
+
+    opts = dict(backend=backend, mode=mode, dynamic=dynamic)
+    return {"norm": torch.compile(RMSNorm.forward, **opts), "project": torch.compile(MLA.project, **opts),
+            "ffn": torch.compile(Block.ffn, **opts)}
+
+
+class _applied:
+    """Set the kernel switches on the model's modules (and the compiled regions as instance attributes that
+    shadow the methods) for one step; restore everything after."""
+
+    def __init__(self, model: torch.nn.Module, kernels: DecodeKernels, regions: dict | None):
+        self.model, self.kernels, self.regions = model, kernels, regions
+
+    def __enter__(self) -> None:
+        from core_model.model import MLA, Block, MoE
+
+        self.undo = []
+        for m in self.model.modules():
+            if isinstance(m, MLA):
+                self._set(m, "decode_kernel", self.kernels.attention)
+            elif isinstance(m, MoE):
+                self._set(m, "expert_kernel", self.kernels.experts)
+            if self.regions is not None and isinstance(m, Block):
+                self._set(m, "ffn", functools.partial(self.regions["ffn"], m))
+                self._set(m.input_layernorm, "forward", functools.partial(self.regions["norm"], m.input_layernorm))
+                if isinstance(m.self_attn, MLA):
+                    self._set(m.self_attn, "project", functools.partial(self.regions["project"], m.self_attn))
+
+    def _set(self, obj, name: str, value) -> None:
+        had = name in vars(obj)
+        self.undo.append((obj, name, had, vars(obj).get(name)))
+        vars(obj)[name] = value
+
+    def __exit__(self, *exc) -> None:
+        for obj, name, had, old in reversed(self.undo):
+            if had:
+                vars(obj)[name] = old
+            else:
+                del vars(obj)[name]
 
 
 class GraphedDecoder:
@@ -22,40 +126,29 @@ class GraphedDecoder:
     The returned logits live in the graph's output buffer: read them before the next step.
     """
 
-    def __init__(self, model: torch.nn.Module, cache: KVCache, warmup: int = 2):
+    def __init__(self, model: torch.nn.Module, cache: KVCache, warmup: int = 2, kernels: DecodeKernels | None = None):
         if cache.device.type != "cuda":
             raise ValueError(f"CUDA graphs need a CUDA cache, this one is on {cache.device}")
         self.model, self.cache = model, cache
-        cache.make_static()
+        self._step = DecodeStep(model, cache, kernels)  # makes the cache static
         self.tokens = torch.zeros(cache.batch_size, 1, dtype=torch.long, device=cache.device)
-        saved = self._save()
+        saved = cache.snapshot()
         try:
             self._capture(warmup, saved)
         finally:
-            self._restore(saved)  # warm-up steps ran for real; the capture ran only the Python side
+            cache.restore(saved)  # warm-up steps ran for real; the capture ran only the Python side
 
     def _capture(self, warmup: int, saved: tuple) -> None:
         side = torch.cuda.Stream(self.cache.device)
         side.wait_stream(torch.cuda.current_stream(self.cache.device))
-        with torch.cuda.stream(side), torch.no_grad():  # warm-up: allocator, cuBLAS handles, lazy inits
+        with torch.cuda.stream(side), torch.no_grad():  # warm-up: compilation, allocator, cuBLAS handles
             for _ in range(warmup):
-                self.model(self.tokens, cache=self.cache)
-                self._restore(saved)
+                self._step(self.tokens)
+                self.cache.restore(saved)
         torch.cuda.current_stream(self.cache.device).wait_stream(side)
         self.graph = torch.cuda.CUDAGraph()
         with torch.cuda.graph(self.graph), torch.no_grad():
-            self.logits = self.model(self.tokens, cache=self.cache)[:, -1]
-
-    def _save(self) -> tuple:
-        c = self.cache
-        return c.slot.clone(), c.seen.clone(), c.key_mask.clone(), c.length
-
-    def _restore(self, saved: tuple) -> None:
-        slot, seen, key_mask, length = saved
-        self.cache.slot.copy_(slot)
-        self.cache.seen.copy_(seen)
-        self.cache.key_mask.copy_(key_mask)
-        self.cache.length = length
+            self.logits = self._step(self.tokens)
 
     def step(self, tokens: torch.Tensor) -> torch.Tensor:
         self.cache.require_room(1)  # the replayed graph writes at its slot without checking
@@ -65,9 +158,10 @@ class GraphedDecoder:
         return self.logits
 
 
-def graphed_decoder(model: torch.nn.Module, cache: KVCache) -> GraphedDecoder | None:
+def graphed_decoder(model: torch.nn.Module, cache: KVCache, kernels: DecodeKernels | None = None) -> GraphedDecoder | None:
     """A `GraphedDecoder` for a filled CUDA cache, or None (with a warning) where capture fails: the caller
-    then decodes eagerly on the same cache, which is left exactly as it was."""
+    then decodes eagerly on the same cache, which is left exactly as it was. Kernels that fail to compile or
+    capture fall back to the eager kernels first."""
     from core_model.model import MoE
 
     dtype = model.lm_head.weight.dtype
@@ -75,9 +169,15 @@ def graphed_decoder(model: torch.nn.Module, cache: KVCache) -> GraphedDecoder | 
         log.info("decoding without CUDA graphs: the experts' per-expert loop syncs with the host "
                  "(graphs need packed experts in bf16: load_pretrained(..., dtype=torch.bfloat16))")
         return None
-    try:
-        return GraphedDecoder(model, cache)
-    except Exception as e:  # capture failures surface as many error types; eager decode is always correct
-        cache.slot = None
-        log.warning("CUDA graph capture failed (%s: %s); decoding without graphs", type(e).__name__, e)
-        return None
+    tries = [kernels, None] if kernels is not None and kernels != DecodeKernels() else [None]
+    for k in tries:
+        saved = cache.snapshot()
+        try:
+            return GraphedDecoder(model, cache, kernels=k)
+        except Exception as e:  # capture failures surface as many error types; eager decode is always correct
+            cache.restore(saved)
+            cache.slot = None
+            log.warning("CUDA graph capture with %s failed (%s: %s); %s", (k or DecodeKernels()).label(),
+                        type(e).__name__, str(e)[:300], "trying eager kernels" if k is not None else
+                        "decoding without graphs")
+    return None

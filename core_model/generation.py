@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from tqdm import tqdm
 
 from core_model.cache import KVCache
+from core_model.cuda_graph import DecodeKernels
 
 
 class GenerationConfig(BaseModel):
@@ -29,6 +30,8 @@ class GenerationConfig(BaseModel):
     stop: list[str] = Field(default_factory=list)
     seed: int | None = None
     cuda_graph: bool = Field(True, description="on a CUDA device, replay each decode step as one captured graph")
+    decode_kernels: DecodeKernels = Field(default_factory=DecodeKernels,
+                                          description="what the captured step runs (compile, Triton kernels)")
 
 
 @dataclass
@@ -99,7 +102,8 @@ def _generate(model, prompt_ids: list[list[int]], cfg: GenerationConfig, eos_id:
     gen.manual_seed(cfg.seed) if cfg.seed is not None else gen.seed()
     cache = KVCache(b, width + cfg.max_new_tokens, device)
     logits = model(ids, attention_mask=mask, cache=cache)[:, -1]
-    decode_step = _decode_step(model, cache, cfg.cuda_graph and cfg.max_new_tokens >= 8)  # capture costs ~3 steps
+    decode_step = _decode_step(model, cache, cfg.cuda_graph and cfg.max_new_tokens >= 8,  # capture costs ~3 steps
+                               cfg.decode_kernels)
     out_ids: list[list[int]] = [[] for _ in range(b)]
     out_lp: list[list[float]] = [[] for _ in range(b)]
     reason: list[str | None] = [None] * b
@@ -125,12 +129,14 @@ def _generate(model, prompt_ids: list[list[int]], cfg: GenerationConfig, eos_id:
     return [_completion(p, o, l, r, decode, cfg.stop) for p, o, l, r in zip(prompt_ids, out_ids, out_lp, reason)]
 
 
-def _decode_step(model, cache: KVCache, cuda_graph: bool) -> Callable[[torch.Tensor], torch.Tensor]:
-    """tokens [b, 1] -> next logits [b, V]: a replayed CUDA graph where possible, else the eager forward."""
+def _decode_step(model, cache: KVCache, cuda_graph: bool,
+                 kernels: DecodeKernels | None = None) -> Callable[[torch.Tensor], torch.Tensor]:
+    """tokens [b, 1] -> next logits [b, V]: a replayed CUDA graph where possible (with `kernels`, falling back
+    to the eager kernels if they fail), else the eager forward."""
     if cuda_graph and cache.device.type == "cuda":
         from core_model.cuda_graph import graphed_decoder
 
-        runner = graphed_decoder(model, cache)
+        runner = graphed_decoder(model, cache, kernels)
         if runner is not None:
             return runner.step
     return lambda tokens: model(tokens, cache=cache)[:, -1]

@@ -28,6 +28,8 @@ _TOPK_METHODS = ("greedy", "group_limited_greedy", "noaux_tc")
 _ROPE_TYPES = ("default", "linear", "yarn")
 # Keys outside the dataclass that would change the math: accepted only at these neutral values.
 _UNSUPPORTED_IF_SET = {"mlp_bias": False, "pretraining_tp": 1, "partial_rotary_factor": 1.0}
+# Above this many (token, expert) rows the grouped matmul beats one GEMV per row (each row rereads its expert).
+GEMV_MAX_ROWS = 16
 
 
 @dataclass
@@ -239,16 +241,19 @@ class RotaryEmbedding(nn.Module):
         self.inv_freq = inv_freq.to(device)
 
     def forward(self, positions: torch.Tensor) -> torch.Tensor:
-        freqs = positions[..., None].float() * self.inv_freq
-        return torch.polar(torch.full_like(freqs, self.attention_factor), freqs)
+        """Real (cos, sin) pairs, not complex numbers: torch.compile fuses real arithmetic, not complex."""
+        angles = positions[..., None].float() * self.inv_freq
+        return torch.stack([angles.cos(), angles.sin()], -1) * self.attention_factor  # [b, s, dim/2, 2]
 
 
 def apply_rope(x: torch.Tensor, freqs: torch.Tensor, interleave: bool) -> torch.Tensor:
-    """Rotate x [b, s, h, d] by freqs [b, s, d/2]; DeepSeek pairs adjacent dims, Llama pairs the two halves."""
+    """Rotate x [b, s, h, d] by freqs [b, s, d/2, 2] (cos, sin); DeepSeek pairs adjacent dims, Llama the halves."""
     d = x.shape[-1]
     xf = x.float()
     xf = xf.unflatten(-1, (d // 2, 2)) if interleave else xf.unflatten(-1, (2, d // 2)).transpose(-1, -2)
-    out = torch.view_as_real(torch.view_as_complex(xf.contiguous()) * freqs[:, :, None])
+    a, b = xf[..., 0], xf[..., 1]
+    cos, sin = freqs[:, :, None, :, 0], freqs[:, :, None, :, 1]
+    out = torch.stack([a * cos - b * sin, a * sin + b * cos], -1)  # the complex product, written out
     out = out.flatten(-2) if interleave else out.transpose(-1, -2).flatten(-2)
     return out.type_as(x)
 
@@ -285,12 +290,22 @@ class MLA(nn.Module):
         self.kv_b_proj = nn.Linear(self.r, self.h * (self.dn + self.dv), bias=False)
         self.o_proj = nn.Linear(self.h * self.dv, cfg.hidden_size, bias=bias)
         self.softmax_scale = qk**-0.5
+        self.decode_kernel = "torch"  # "triton": one-token steps attend with core_model.kernels.mla_decode
         rs = cfg.rope_scaling
         if rs is not None and rs["type"] == "yarn" and rs.get("mscale_all_dim"):
             self.softmax_scale *= yarn_mscale(float(rs["factor"]), rs["mscale_all_dim"]) ** 2
 
     def forward(self, x, freqs, mask=None, cache=None, absorb: bool = False):
         """x [b, s, d]; mask [b, 1, s, t] bool (True = attend) or None for plain causal; returns [b, s, d]."""
+        q_nope, q_pe, c_kv, k_pe = self.project(x, freqs)
+        if cache is not None:
+            c_kv, k_pe = cache.update(self.layer_idx, c_kv, k_pe)  # [b, t, r], [b, t, dr]
+        attend = self._absorbed if absorb else self._naive
+        return self.o_proj(attend(q_nope, q_pe, c_kv, k_pe, mask).flatten(2))
+
+    def project(self, x, freqs):
+        """x [b, s, d] -> q_nope [b, s, h, dn], rotated q_pe [b, s, h, dr], new latent c_kv [b, s, r] and
+        rotated k_pe [b, s, dr]: everything before the cache (one region for torch.compile)."""
         b, s, _ = x.shape
         x = autocast_input(x)
         if hasattr(self, "q_proj"):
@@ -302,10 +317,7 @@ class MLA(nn.Module):
         c_kv, k_pe = self.kv_a_proj_with_mqa(x).split([self.r, self.dr], -1)
         c_kv = self.kv_a_layernorm(c_kv)  # [b, s, r]
         k_pe = apply_rope(k_pe[:, :, None], freqs, self.interleave)[:, :, 0]  # [b, s, dr]
-        if cache is not None:
-            c_kv, k_pe = cache.update(self.layer_idx, c_kv, k_pe)  # [b, t, r], [b, t, dr]
-        attend = self._absorbed if absorb else self._naive
-        return self.o_proj(attend(q_nope, q_pe, c_kv, k_pe, mask).flatten(2))
+        return q_nope, q_pe, c_kv, k_pe
 
     def _naive(self, q_nope, q_pe, c_kv, k_pe, mask):
         """Expand per-head K/V from the latent (prefill and training)."""
@@ -322,6 +334,12 @@ class MLA(nn.Module):
         """W_UK folded into the query, W_UV applied after attending over the latent (decode)."""
         w = self.kv_b_proj.weight.view(self.h, self.dn + self.dv, self.r)
         q_lat = torch.einsum("bshd,hdc->bshc", q_nope, w[:, : self.dn])  # [b, s, h, r]
+        if self.decode_kernel == "triton" and q_nope.shape[1] == 1 and mask is not None:
+            from core_model import kernels
+
+            o = kernels.mla_decode(q_lat[:, 0], q_pe[:, 0].to(q_lat.dtype), c_kv, k_pe, mask[:, 0, 0],
+                                   self.softmax_scale)[:, None]  # [b, 1, h, r]
+            return torch.einsum("bshc,hdc->bshd", o, w[:, self.dn :])
         scores = torch.einsum("bshc,btc->bsht", q_lat, c_kv) + torch.einsum("bshr,btr->bsht", q_pe, k_pe)
         if mask is None and q_nope.shape[1] > 1:
             s, t = q_nope.shape[1], c_kv.shape[1]
@@ -418,6 +436,7 @@ class MoE(nn.Module):
         self.last_aux_loss: torch.Tensor | None = None
         self.last_load: torch.Tensor | None = None  # tokens routed to each expert in the last forward [E]
         self.grouped_enabled = True  # use the grouped matmuls once packed (False: the per-expert loop)
+        self.expert_kernel = "grouped"  # "gemv": at most GEMV_MAX_ROWS (token, expert) rows, one GEMV per row
 
     def forward(self, x: torch.Tensor, token_mask: torch.Tensor | None = None) -> torch.Tensor:
         """x [b, s, d]; token_mask [b, s] (False = padding) keeps padding out of loads and the balance loss."""
@@ -437,6 +456,8 @@ class MoE(nn.Module):
         """Sum_k weights * expert_k(x) for x [T, d]: (token, slot) pairs sorted by expert, each expert run once
         on its contiguous slice (packed: all in two grouped matmuls), then scattered back to their tokens."""
         k = idx.shape[1]
+        if self._gemv_ready(x, k):
+            return self._experts_gemv(x, weights, idx)
         sorted_ids, order = idx.flatten().sort(stable=True)
         token = order // k  # source token of each sorted (token, slot) pair
         xs = x.index_select(0, token)  # backward: one index_add_, not an accumulating index_put_
@@ -476,6 +497,8 @@ class MoE(nn.Module):
             return False
         if device.type == "cuda" and dtype != torch.bfloat16:
             return False
+        if torch.compiler.is_compiling():  # data_ptr cannot be traced; the decoder checked before compiling
+            return True
         first, last = self.experts[0], self.experts[-1]
         return first.gate_proj.weight.data_ptr() == self.w13.data_ptr() and last.down_proj.weight.data_ptr() == self.w2[-1].data_ptr()
 
@@ -485,6 +508,24 @@ class MoE(nn.Module):
         if not self.grouped_available(x.dtype, x.device):
             return False
         return not (torch.is_grad_enabled() and (x.requires_grad or self.experts[0].gate_proj.weight.requires_grad))
+
+    def _gemv_ready(self, x: torch.Tensor, k: int) -> bool:
+        if self.expert_kernel != "gemv" or x.shape[0] * k > GEMV_MAX_ROWS or not self._grouped_ready(x):
+            return False
+        from core_model import kernels
+
+        return kernels.available(x.device)
+
+    def _experts_gemv(self, x: torch.Tensor, weights: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
+        """Small batches: each (token, expert) row multiplies its expert's packed weights directly (a GEMV
+        reading only the experts hit), no sort and no grouped-matmul tiles padded from a handful of rows."""
+        from core_model import kernels
+
+        t, k = idx.shape
+        xs = x[:, None].expand(t, k, x.shape[1]).reshape(t * k, -1)
+        gate, up = kernels.expert_gemv(xs, self.w13, idx.flatten()).chunk(2, -1)
+        ys = kernels.expert_gemv(F.silu(gate) * up, self.w2, idx.flatten())  # [t*k, d]
+        return (ys.view(t, k, -1) * weights[..., None].to(x.dtype)).sum(1)
 
     def _experts_grouped(self, xs: torch.Tensor, sorted_ids: torch.Tensor) -> torch.Tensor:
         """Every expert on its rows of xs [T*k, d] (sorted by expert) with torch._grouped_mm over the packed
@@ -527,7 +568,11 @@ class Block(nn.Module):
         self.post_attention_layernorm = RMSNorm(cfg.hidden_size, cfg.rms_norm_eps)
 
     def forward(self, x, freqs, mask=None, cache=None, absorb=False, token_mask=None):
-        x = x + self.self_attn(self.input_layernorm(x), freqs, mask, cache, absorb)
+        return self.ffn(x, self.self_attn(self.input_layernorm(x), freqs, mask, cache, absorb), token_mask)
+
+    def ffn(self, x, attn_out, token_mask=None):
+        """Both residuals around the feed-forward half: everything after attention (one region for torch.compile)."""
+        x = x + attn_out
         h = self.post_attention_layernorm(x)
         return x + (self.mlp(h, token_mask) if isinstance(self.mlp, MoE) else self.mlp(h))
 
