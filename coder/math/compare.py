@@ -112,6 +112,20 @@ def _sequences(xs: list, ys: list, ordered: bool, tol, policy: AnswerPolicy = DE
     return True, _weakest(reasons)
 
 
+def _solution_set(v: Items) -> bool:
+    """A set, or a list of tuples (the solutions of a system): repeating a member does not change it.
+    A list of numbers keeps its multiplicity (the sides 2, 2, 3 are not the sides 2, 3, 3)."""
+    return v.kind == "set" or bool(v.items) and all(isinstance(x, Items) and x.kind == "tuple" for x in v.items)
+
+
+def _distinct(items: list, tol, policy: AnswerPolicy) -> list:
+    out: list = []
+    for x in items:
+        if not any(compare(x, y, tol, policy)[0] for y in out):
+            out.append(x)
+    return out
+
+
 def _intervals(a: Interval, b: Interval, tol) -> tuple[bool, str]:
     if (a.lo_open, a.hi_open) != (b.lo_open, b.hi_open):
         return False, "different: interval ends differ in open/closed"
@@ -194,7 +208,10 @@ def compare(a, b, tol, policy: AnswerPolicy = DEFAULT_POLICY) -> tuple[bool, str
         if {a.kind, b.kind} == {"set", "tuple"} and not policy.tuple_matches_set:
             return False, "different: a set vs a tuple"
         ordered = "tuple" in (a.kind, b.kind) and "set" not in (a.kind, b.kind)
-        return _sequences(a.items, b.items, ordered, tol, policy)
+        if not ordered:  # each side by its own kind: a list of numbers keeps its repeats
+            xs, ys = (_distinct(v.items, tol, policy) if _solution_set(v) else v.items for v in (a, b))
+            return _sequences(xs, ys, False, tol, policy)
+        return _sequences(a.items, b.items, True, tol, policy)
     if ta is Interval and tb is Interval:
         return _intervals(a, b, tol)
     if {ta, tb} == {Interval, Items}:  # (1, 2) is both a pair and an open interval

@@ -21,6 +21,8 @@ _SENTENCE_END = re.compile(r"\.(?:\s|$)|\s+I hope\b|<\|", re.IGNORECASE)
 _VERB = re.compile(r"\s(?:is|are|equals?|was|be)\s|=", re.IGNORECASE)
 _JOIN = re.compile(r"\s*(?:,\s*and|,|and|or)\s*", re.IGNORECASE)
 _WORD = re.compile(r"[A-Za-z]{3,}")
+_COMMAND = re.compile(r"\\[A-Za-z]+")
+_BARE_MAX_CHARS = 200
 
 
 def math_segments(text: str) -> list[tuple[int, int, str]]:
@@ -48,6 +50,26 @@ def _last_number(text: str) -> tuple[int, str] | None:
 def _is_prose(s: str) -> bool:
     words = [w for w in _WORD.findall(_outside_math(s)) if w.lower() not in {"and", "or"}]
     return len(words) >= 2 or bool(words and len(s.split()) >= 3)
+
+
+def _bare_answer(text: str) -> str | None:
+    """The whole text when it is itself an answer (`\\frac{10}{9}`, `x = 2+3 = 5`, `19, 46 and 82`):
+    one short line without `$`, prose words or a digit glued after letters (`AZYUK2A`, `x2`)."""
+    s = text.strip()
+    if "\n" in s or "$" in s or len(s) > _BARE_MAX_CHARS:
+        return None
+    plain = _COMMAND.sub(" ", s)  # \frac, \sqrt, \pi are math, not words
+    if re.search(r"[A-Za-z]\d", plain) or any(w.lower() not in {"and", "or"} for w in _WORD.findall(plain)):
+        return None
+    return s
+
+
+def _joined_tail(text: str, segments: list[tuple[int, int, str]]) -> str:
+    """The last math segment, with the ones before it joined by "and"/"or"/"," (`$1$, $2$ and $3$`)."""
+    k = len(segments) - 1
+    while k > 0 and _JOIN.fullmatch(text[segments[k - 1][1]:segments[k][0]]):
+        k -= 1
+    return ", ".join(c for _, _, c in segments[k:] if c)
 
 
 def _leading_math(rest: str) -> str | None:
@@ -111,8 +133,11 @@ def extract_answer(text: str) -> str | None:
             return found[1]
     if boxed is not None:
         return boxed[0]
+    bare = _bare_answer(text)
+    if bare:
+        return bare
     segments = math_segments(text)
     number = _last_number(text)
     if segments and (number is None or segments[-1][1] > number[0]) and segments[-1][2]:
-        return segments[-1][2]
+        return _joined_tail(text, segments)
     return number[1] if number else None

@@ -32,7 +32,7 @@ _SIZING = re.compile(r"\\(?:left|right|big|Big|bigg|Bigg)[lr]?(?![a-zA-Z])")
 _DEGREES = re.compile(r"\^\s*\{?\s*\\circ\s*\}?|\\circ|\\degree|\^\s*\{\s*\\text\{\s*o\s*\}\s*\}")
 _TEXT_CMD = re.compile(r"\\(?:text|textnormal|textbf|textit|textrm|mathrm|mbox|mathbf|operatorname)\s*\{([^{}]*)\}"
                        r"(\^\{?\d\}?)?")  # the exponent of \text{cm}^2
-_LIST_WORDS = re.compile(r"\s+(?:or|and)\s+", re.IGNORECASE)
+_LIST_WORDS = re.compile(r"\s+(?:or|and)\s+|(?<=[)\]\u2984])\s*(?:or|and)\s*(?=[(\[\u2983])", re.IGNORECASE)
 _THOUSANDS = re.compile(r"^[-+]?[1-9]\d{0,2}(?:,\d{3})+(?:\.\d+)?$")  # not 0,111
 _SPACED_THOUSANDS = re.compile(r"^[-+]?\d{1,3}(?: \d{3})+(?:\.\d+)?$")
 _NUMBER = re.compile(r"^[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d{1,3})?$")  # <= 1e999: prints well under int-str limits
@@ -86,6 +86,26 @@ def _approx(s: str) -> str:
     return parts[1].strip() if not head or _NAME.fullmatch(head) else head
 
 
+_ASSIGNMENT = re.compile(r"\s*([A-Za-z](?:_\{?\w+\}?)?)\s*=\s*([^=,;]+?)\s*")
+
+
+def _assignment_groups(s: str) -> str:
+    """"p=5, q=2; p=7, q=2" -> "(5, 2), (7, 2)": each ';' group assigns the same variables (2 or more,
+    each once), so it is one tuple; its values are ordered by variable name as in (p, q). Else unchanged."""
+    groups, names = [], None
+    for group in s.split(";"):
+        found = [_ASSIGNMENT.fullmatch(part) for part in group.split(",")]
+        if len(found) < 2 or not all(found):
+            return s
+        pairs = sorted((re.sub(r"[{}]", "", m.group(1)), m.group(2)) for m in found)
+        keys = [k for k, _ in pairs]
+        if len(set(keys)) != len(keys) or names not in (None, keys):
+            return s
+        names = keys
+        groups.append("(" + ", ".join(v for _, v in pairs) + ")")
+    return ", ".join(groups)
+
+
 def _separators(s: str, policy: AnswerPolicy) -> str:
     """Thousands separators and decimal commas of an answer that is one number (see AnswerPolicy)."""
     if _THOUSANDS.match(s) or _SPACED_THOUSANDS.match(s):
@@ -127,8 +147,8 @@ def normalize_answer(text: str, policy: AnswerPolicy = DEFAULT_POLICY) -> str:
     s = re.sub(r"(?i)\bdollars?\b|\bcents?\b|\busd\b", " ", s) if re.search(r"\d", s) else s
     s = re.sub(r",\s*(?:and|or)\s+", ", ", s, flags=re.IGNORECASE)  # serial comma: "19, 46, and 82"
     s = re.sub(r"(?:,\s*)+,", ",", _LIST_WORDS.sub(", ", s))  # "19, 46, \\text{ and } 82"
-    if policy.semicolon_separates:
-        s = s.replace(";", ",")
+    if policy.semicolon_separates and ";" in s:
+        s = _assignment_groups(s).replace(";", ",")
     s = re.sub(r"\s+", " ", s).strip()
     s = re.sub(r"\\+$", "", s).strip()  # a dangling backslash (cut-off output) is not a command
     s = re.sub(r"(?<!\.)\s*[.,;:]$", "", s).strip()  # sentence punctuation, not an ellipsis "..."

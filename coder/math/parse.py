@@ -166,6 +166,9 @@ def _scalar_or_mixed(s: str) -> sympy.Expr:
     return parse_scalar(s)
 
 
+_FUNCTION_NAME = re.compile(r"[A-Za-z]\s*\(\s*[A-Za-z]\s*\)")
+
+
 def _relation(s: str):
     """`x > 3`, `1 < x <= 2` -> an Interval/Union over the one variable; None when no relation."""
     s = s.replace("\\leq", "<=").replace("\\le", "<=").replace("\\geq", ">=").replace("\\ge", ">=")
@@ -173,7 +176,9 @@ def _relation(s: str):
     parts = re.split(r"(<=|>=|!=|<|>)", s)
     if len(parts) < 3:
         return None
-    exprs = [parse_scalar(p) for p in parts[::2]]
+    # 0 < f(x) < 1: f(x) names the one quantity bounded (the range of f), like a variable
+    exprs = [sympy.Symbol(re.sub(r"\s", "", p)) if _FUNCTION_NAME.fullmatch(p.strip()) else parse_scalar(p)
+             for p in parts[::2]]
     ops = dict(_RELATIONS)
     conds = [ops[op](exprs[k], exprs[k + 1]) for k, op in enumerate(parts[1::2])]
     free = set().union(*(e.free_symbols for e in exprs))
@@ -264,8 +269,11 @@ def _is_text(s: str) -> bool:
 
 _LONE_NAME = re.compile(r"[A-Za-z](?:_\{?\w+\}?)?")
 # Names of a quantity, not math: AB, |AB|, f(x), A:B, x_1, \angle ABC (see AnswerPolicy.named_lhs_matches_value).
-_NAMED = re.compile(r"\|?[A-Za-z]+(?:_\{?\w+\}?)?\|?|[A-Za-z]+\s*\([A-Za-z, ]*\)|[A-Za-z]+\s*:\s*[A-Za-z]+"
-                    r"|(?:m\s*)?\\angle\s*[A-Za-z]+")
+# A ratio of two names is a name too: A:B, V_1:V_2, S_{ABC}:S, and of segments AB/CD, \frac{AB}{CD}
+# (upper-case points only: \frac{x}{y} = 2 is an equation in x and y).
+_SUB = r"(?:_\{?\w+\}?)?"
+_NAMED = re.compile(rf"\|?[A-Za-z]+{_SUB}\|?|[A-Za-z]+\s*\([A-Za-z, ]*\)|[A-Za-z]+{_SUB}\s*:\s*[A-Za-z]+{_SUB}"
+                    rf"|(?:m\s*)?\\angle\s*[A-Za-z]+|[A-Z]+{_SUB}\s*/\s*[A-Z]+{_SUB}|\\frac\{{[A-Z]+{_SUB}\}}\{{[A-Z]+{_SUB}\}}")
 
 
 def _names_only(v) -> bool:

@@ -52,6 +52,12 @@ from coder import check_answer, extract_answer
     (r"the error grows by 100%.", "100%"), ("so the number is 10 which is 1,000.99m\u00b2", "1,000.99"),
     ("Soucis : 2,74 $ a..", "2,74"), ("the value is .5 here", ".5"), ("it has 2 000 pages", "2 000"),
     ("AZYUK2A", None), ("x2 and y3", None), (r"$2^{10}.$", r"2^{10}."),
+    # a text that is itself an answer is the answer (never just its last number)
+    (r"\frac{7}{4}", r"\frac{7}{4}"), (r"-\sqrt{5}+1", r"-\sqrt{5}+1"), ("y = 3+4 = 7", "y = 3+4 = 7"),
+    (r"\dfrac{5}{12} and \dfrac{7}{12}", r"\dfrac{5}{12} and \dfrac{7}{12}"), ("2 apples", "2"),
+    # the final math segments joined by "and" / "or" / "," are one list answer; prose between does not join
+    (r"The possible values are $5$, $8$ or $13$.", "5, 8, 13"), (r"$4,6$ or $10$", "4,6, 10"),
+    (r"we need $a>0$, hence $b=2$", "b=2"), (r"take $p$ with $p=3$", "p=3"),
 ])
 def test_extract_answer(text, expected):
     assert extract_answer(text) == expected

@@ -22,6 +22,7 @@ def test_decimal_comma():
 def test_semicolons_separate_items():
     assert _eq("(1; 2)", "(1, 2)") and _eq("3; 4", "4, 3")
     assert not _eq("3; 4", "4, 3", semicolon_separates=False)
+    assert not _eq("a=4,b=1;a=6,b=1", "(4,1),(6,1)", semicolon_separates=False)
 
 
 def test_tuple_vs_set():
@@ -34,7 +35,10 @@ def test_named_left_side():
     for named in ("AB = 4", "|AB| = 4", "f(x) = 4", "A:B = 4", r"m\angle ABC = 4"):
         assert _eq(named, "4"), named
         assert not _eq(named, "5"), named
+    assert _eq("P_1:P_2 = 5:9", "5:9") and _eq(r"\frac{PQ}{RS} = 3", "3")  # ratios of names are names
     assert not _eq("AB = 4", "4", named_lhs_matches_value=False)
+    assert not _eq("P_1:P_2 = 5:9", "5:9", named_lhs_matches_value=False)
+    assert not _eq(r"\frac{PQ}{RS} = 3", "3", named_lhs_matches_value=False)
     assert _eq("x = 4", "4", named_lhs_matches_value=False)  # a lone variable always labels the value
     assert not _eq("AB = 4, CD = 5", "AB = 5, CD = 4")  # names still tell the values apart
 

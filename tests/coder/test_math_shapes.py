@@ -22,6 +22,15 @@ EQUAL = [
     ("[-2, 7]", r"-2 \\le x \\le 7"), (r"\\left(\\frac{1}{5},\\frac{1}{6}\\right)", "(0.2, 1/6)"),
     (r"\cos x \sin y", r"\sin y \cos x"), (r"\sin^2 x + \cos^2 x", "1"), (r"\sin^{-1} 1", r"\pi/2"), (r"\tan^2(y)+1", r"\sec^2(y)"),
     (r"\{1\pm\sqrt{5},-2\}", r"\{-2, 1+\sqrt5, 1-\sqrt5\}"), (r"x = \frac{1}{2}, x = 1 \pm \sqrt{2}", r"1+\sqrt2, \frac12, 1-\sqrt2"),
+    # solutions of a system written per solution: "a=4,b=1; a=6,b=1" is the tuples (a, b)
+    ("(4,1),(6,1)", "a=4,b=1;a=6,b=1"), ("(4,1),(6,1)", "b=1, a=4; b=1, a=6"), ("(2,9),(9,2)", "(9,2)or(2,9)"),
+    # a ratio of named quantities labels the value like "AB = 4"
+    ("5:9", "P_{1}:P_{2}=5:9"), ("5:9", "T_{ABC}:T=5:9"), (r"\frac{2}{\sqrt{3}}", r"\frac{PQ}{RS}=\frac{2}{\sqrt{3}}"),
+    ("3", "XY/ZW = 3"),
+    # a bounded function value is the range it names
+    ("(-1, 2)", "-1 < h(t) < 2"), ("[0, 3)", r"0 \le g(x) < 3"),
+    # a repeated solution does not change a solution set (a list of tuples, or a set)
+    ("(1,5),(5,1),(1, 5)", "(5,1),(1,5)"), (r"\{3,3,8\}", r"\{8,3\}"),
     (r"a_{37} = 19, \quad a_3 = 2", "a_3 = 2, a_{37} = 19"), (r"\frac{1}{3}.", "1/3"), ("5\\", "5"), (r"\text{(C)}", r"\text{C}"),
 ]
 DIFFERENT = [
@@ -31,6 +40,9 @@ DIFFERENT = [
     (r"\begin{pmatrix}0 & 1 \\ 1 & 0\end{pmatrix} \begin{pmatrix}1 & 2 \\ 3 & 4\end{pmatrix}", r"\begin{pmatrix}2 & 1 \\ 4 & 3\end{pmatrix}"),
     ("19, 46, and 82", "21, 36, and 82"), ("32, 349", "32349"), ("0,111", "111"), ("1, 2, 3, ...", "1, 2, 3"),
     (r"2^{10}.", "2"), (r"\cos x \sin y", r"\cos(x \sin y)"), (r"\pm 2021", "2021"),
+    ("(1,4),(1,6)", "a=4,b=1;a=6,b=1"), ("(4,1),(6,1)", "b=4,a=1;b=6,a=1"), ("(4,1),(6,1)", "a=4,b=1;c=6,b=1"),
+    ("5:9", "P_{1}:P_{2}=9:5"), ("2", r"\frac{a}{b}=2"), ("(0, 3)", r"0 \le g(x) < 3"), ("(0,1)", "0 < x f(x) < 1"),
+    ("2, 2, 5", "2, 5, 5"), ("4, 4, 6", "4, 6"), (r"\{4, 6\}", "4, 4, 6"),
 ]
 
 
