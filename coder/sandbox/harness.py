@@ -16,6 +16,7 @@ import os
 import random
 import sys
 import traceback
+import types
 
 from coder.sandbox.calls import Recording, Replaying, ReplayMismatch, json_text, short as _short
 from coder.sandbox.plain import Unsupported
@@ -124,7 +125,7 @@ def run_candidate(program: str, tests: str, entry_points: list[str], entry_point
         from coder.sandbox import harden
 
         trusted = harden.lock_down(options.get("test_imports", ()))
-    ns: dict = {"__name__": "__candidate__", "__builtins__": builtins}
+    ns = _module_namespace()
     try:
         exec(_code(program, CANDIDATE_FILE, program_code), ns)
     except MemoryError as exc:
@@ -165,6 +166,15 @@ def run_candidate(program: str, tests: str, entry_points: list[str], entry_point
     exit_now(0)
 
 
+def _module_namespace() -> dict:
+    """A fresh `__candidate__` module's namespace, registered in sys.modules as a script's `__main__` is
+    (dataclasses, pickle and typing look classes' modules up there)."""
+    module = types.ModuleType("__candidate__")
+    module.__builtins__ = builtins
+    sys.modules["__candidate__"] = module
+    return vars(module)
+
+
 class ReplayTimeout(BaseException):
     """Raised by the server's alarm when the replay runs past the time limit."""
 
@@ -172,7 +182,7 @@ class ReplayTimeout(BaseException):
 def replay(tests: str, prelude: str, entry_points: list[str], entry_point: str | None,
            records: list[dict], tests_code: bytes | None = None, shared: list[str] = ()) -> dict:
     """Stage 2, trusted: run the pristine tests against recorded answers; returns {status, detail}."""
-    ns: dict = {"__name__": "__candidate__", "__builtins__": builtins}
+    ns = _module_namespace()
     if prelude:
         try:  # the problem's own prompt: its helpers, classes, constants and imports are the tests' too
             exec(_compiled(prelude, "<prompt>"), ns)
