@@ -16,7 +16,7 @@ import random
 import sys
 import warnings
 
-from coder.sandbox.plain import Decoder, Encoder
+from coder.sandbox.plain import _DEEP, Decoder, Encoder
 
 _DETAIL_CHARS = 300
 
@@ -34,9 +34,14 @@ except (ImportError, TypeError):
 
 
 def json_text(obj: object) -> str:
-    if _ENCODER is not None:
-        return "".join(_ENCODER(obj, 0))
-    return json.dumps(obj, separators=(",", ":"))
+    limit = sys.getrecursionlimit()
+    if limit < _DEEP:  # deeply nested answers: json's C encoder counts its recursion too
+        sys.setrecursionlimit(_DEEP)
+    try:
+        return "".join(_ENCODER(obj, 0)) if _ENCODER is not None else json.dumps(obj, separators=(",", ":"))
+    finally:
+        if limit < _DEEP:
+            sys.setrecursionlimit(limit)
 
 
 def short(exc: BaseException) -> str:

@@ -321,8 +321,8 @@ def run_tests(program: str, tests: str, limits: Limits | None = None, *, entry_p
         entry_points.append(entry_point)
     if not entry_points:
         return Verdict(status="runtime_error", detail="the program defines no function the tests call")
-    if prelude and not (_prelude_names(prelude) - {entry_point}) & used:
-        prelude = ""  # the tests use none of its definitions: skip executing it in the replay
+    if prelude and not (_prelude_names(prelude) - {entry_point}) & used and "class " not in prelude:
+        prelude = ""  # the tests use none of its definitions nor can answers be its classes: not needed
     imports = sorted(imports & used)
     if imports:  # MBPP tests may use a module the solution imported (e.g. sys.getsizeof)
         prelude = "".join(f"import {name}\n" for name in imports) + prelude

@@ -19,7 +19,7 @@ import traceback
 import types
 
 from coder.sandbox.calls import Recording, Replaying, ReplayMismatch, json_text, short as _short
-from coder.sandbox.plain import Unsupported
+from coder.sandbox.plain import _DEEP, Unsupported
 
 TESTS_FILE = "<tests>"
 CANDIDATE_FILE = "<candidate>"
@@ -258,10 +258,14 @@ def replay_recording(recording: bytes, tests: str, prelude: str, entry_points: l
     options = options or {}
     records, last, sandbox = [], {}, None
     malformed = {"status": "failed", "detail": "the recording is malformed (the program wrote to it)"}
+    limit = sys.getrecursionlimit()
+    sys.setrecursionlimit(max(limit, _DEEP))  # deeply nested answers
     try:  # one parse for all lines (each is one JSON object without raw newlines)
         entries = json.loads(b"[" + b",".join(recording.splitlines()) + b"]")
-    except ValueError:
+    except (ValueError, RecursionError):
         return malformed
+    finally:
+        sys.setrecursionlimit(limit)
     for entry in entries:
         if not isinstance(entry, dict):
             return malformed

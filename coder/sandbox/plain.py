@@ -155,6 +155,7 @@ class Encoder:
             return self._handle(x, "h")
         if isinstance(x, _BASES) or hasattr(x, "__dict__"):
             self._number(x)  # rebuilt when the trusted side defines the class, else as a stand-in if it can be
+            self.foreign.append(t)  # if the replay cannot, a compatible verdict must not trust it either
             return ["o", self._classdesc(t), self._base_value(x), self._state(x)]
         if self.live and callable(x):
             return self._handle(x, "h")
