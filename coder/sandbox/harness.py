@@ -175,6 +175,9 @@ def _module_namespace() -> dict:
     return vars(module)
 
 
+UNREPLAYABLE = " [--verdicts compatible grades it from a run in the sandbox]"
+
+
 class ReplayTimeout(BaseException):
     """Raised by the server's alarm when the replay runs past the time limit."""
 
@@ -291,7 +294,7 @@ def replay_recording(recording: bytes, tests: str, prelude: str, entry_points: l
             return {"status": "passed", "detail": f"in the sandbox ({outcome['detail']})"[:_DETAIL_CHARS * 2],
                     "verified": "in_sandbox"}
         if not token:
-            outcome["detail"] += " [--verdicts compatible grades it from a run in the sandbox]"
+            outcome["detail"] += UNREPLAYABLE
     if outcome["status"] == "failed" and not kind:
         outcome["detail"] += f" (the program exited with status {exit_code} before the tests finished)"
     elif outcome["status"] == "failed" and kind == "error" and "stopped answering" in outcome["detail"]:
