@@ -88,13 +88,19 @@ def _run_test_cases(classes: list) -> None:
         return
     raised: list = []
 
+    unreplayable: list = []
+
     class Result(unittest.TestResult):
         def addError(self, test, err):
+            if isinstance(err[1], Unsupported):
+                unreplayable.append(err[1])
             raised.append(getattr(err[1], "proofcode_candidate", ""))
             super().addError(test, err)
 
     loader, result = unittest.TestLoader(), Result()
     unittest.TestSuite(loader.loadTestsFromTestCase(c) for c in cases).run(result)
+    if unreplayable:
+        raise unreplayable[0]
     problems = result.failures + result.errors + [(t, "unexpected success") for t in result.unexpectedSuccesses]
     if problems:
         test, text = problems[0]
