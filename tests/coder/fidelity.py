@@ -51,3 +51,18 @@ def check_case(results: dict, name: str) -> None:
             assert verdict.passed is reference, f"{name} {label} ({mode}): {verdict.status} {verdict.detail}"
             if verdict.passed:
                 assert verdict.verified == "replay", f"{name} {label} ({mode}): decided by {verdict.verified}"
+
+
+def fidelity_suite(cases: list[tuple], modes=("compatible", "strict")):
+    """(fixture, test) for a test file of cases: `results, test_... = fidelity_suite(CASES)`."""
+    import pytest
+
+    @pytest.fixture(scope="module", name="results")
+    def results_fixture():
+        return grade_all(cases, modes)
+
+    @pytest.mark.parametrize("name", [c[0] for c in cases])
+    def test_verdict_matches_plain_python(results, name):
+        check_case(results, name)
+
+    return results_fixture, test_verdict_matches_plain_python

@@ -2,9 +2,7 @@
 definitions the tests use: proofcode's verdict equals a plain python run's, for a correct and a wrong completion."""
 from __future__ import annotations
 
-import pytest
-
-from fidelity import check_case, grade_all
+from fidelity import fidelity_suite
 
 CASES = [
     ("apply_callback", "def apply_all(xs, fn):\n    \"\"\"Apply fn to each element.\"\"\"\n",
@@ -51,11 +49,4 @@ CASES = [
 ]
 
 
-@pytest.fixture(scope="module")
-def results():
-    return grade_all(CASES)
-
-
-@pytest.mark.parametrize("name", [c[0] for c in CASES])
-def test_verdict_matches_plain_python(results, name):
-    check_case(results, name)
+results, test_verdict_matches_plain_python = fidelity_suite(CASES)

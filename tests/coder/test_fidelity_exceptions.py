@@ -1,9 +1,7 @@
 """Exceptions keep their class, hierarchy, args and attributes (stdlib, the prompt's, the candidate's own)."""
 from __future__ import annotations
 
-import pytest
-
-from fidelity import check_case, grade_all
+from fidelity import fidelity_suite
 
 CASES = [
     ("json_error_is_value_error", "import json\n\ndef parse(s):\n    \"\"\"json.loads, errors propagate.\"\"\"\n",
@@ -44,11 +42,4 @@ CASES = [
 ]
 
 
-@pytest.fixture(scope="module")
-def results():
-    return grade_all(CASES)
-
-
-@pytest.mark.parametrize("name", [c[0] for c in CASES])
-def test_verdict_matches_plain_python(results, name):
-    check_case(results, name)
+results, test_verdict_matches_plain_python = fidelity_suite(CASES)

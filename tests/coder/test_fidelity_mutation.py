@@ -1,9 +1,7 @@
 """In-place changes, identity and aliasing: what the tests hold references to sees what the candidate did."""
 from __future__ import annotations
 
-import pytest
-
-from fidelity import check_case, grade_all
+from fidelity import fidelity_suite
 
 CASES = [
     ("mutate_by_keyword", "def push(item, stack):\n    \"\"\"Append item to stack in place.\"\"\"\n",
@@ -45,11 +43,4 @@ CASES = [
 ]
 
 
-@pytest.fixture(scope="module")
-def results():
-    return grade_all(CASES)
-
-
-@pytest.mark.parametrize("name", [c[0] for c in CASES])
-def test_verdict_matches_plain_python(results, name):
-    check_case(results, name)
+results, test_verdict_matches_plain_python = fidelity_suite(CASES)

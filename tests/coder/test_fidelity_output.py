@@ -1,9 +1,7 @@
 """Output the tests look at (redirect_stdout, captured warnings) and output they ignore."""
 from __future__ import annotations
 
-import pytest
-
-from fidelity import check_case, grade_all
+from fidelity import fidelity_suite
 
 CASES = [
     ("redirect_stdout", "def greet(name):\n    \"\"\"Print 'Hello, NAME!'.\"\"\"\n",
@@ -34,11 +32,4 @@ CASES = [
 ]
 
 
-@pytest.fixture(scope="module")
-def results():
-    return grade_all(CASES)
-
-
-@pytest.mark.parametrize("name", [c[0] for c in CASES])
-def test_verdict_matches_plain_python(results, name):
-    check_case(results, name)
+results, test_verdict_matches_plain_python = fidelity_suite(CASES)

@@ -1,9 +1,7 @@
 """Size: many calls with large arguments, deep nesting, a million-item answer: no limit a plain run lacks."""
 from __future__ import annotations
 
-import pytest
-
-from fidelity import check_case, grade_all
+from fidelity import fidelity_suite
 
 CASES = [
     ("hundreds_of_large_calls", "def total(xs):\n    \"\"\"Sum.\"\"\"\n",
@@ -29,11 +27,4 @@ CASES = [
 ]
 
 
-@pytest.fixture(scope="module")
-def results():
-    return grade_all(CASES, modes=("compatible",))
-
-
-@pytest.mark.parametrize("name", [c[0] for c in CASES])
-def test_verdict_matches_plain_python(results, name):
-    check_case(results, name)
+results, test_verdict_matches_plain_python = fidelity_suite(CASES, modes=("compatible",))

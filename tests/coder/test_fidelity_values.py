@@ -2,9 +2,7 @@
 generators, closures and instances of the prompt's or the tests' classes are graded as the tests see them."""
 from __future__ import annotations
 
-import pytest
-
-from fidelity import check_case, grade_all
+from fidelity import fidelity_suite
 
 CASES = [
     ("defaultdict_factory", "from collections import defaultdict\n\ndef group(words):\n    \"\"\"defaultdict(list) of words by first letter.\"\"\"\n",
@@ -64,11 +62,4 @@ CASES = [
 ]
 
 
-@pytest.fixture(scope="module")
-def results():
-    return grade_all(CASES)
-
-
-@pytest.mark.parametrize("name", [c[0] for c in CASES])
-def test_verdict_matches_plain_python(results, name):
-    check_case(results, name)
+results, test_verdict_matches_plain_python = fidelity_suite(CASES)
