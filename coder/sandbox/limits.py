@@ -26,7 +26,7 @@ class Limits(BaseModel):
     file_size_mb: int = Field(16, ge=1, description="largest file the program may write (RLIMIT_FSIZE)")
     open_files: int = Field(64, ge=16, description="RLIMIT_NOFILE")
     max_output_bytes: int = Field(1 << 20, ge=1024, description="cap on captured stdout and stderr, each")
-    max_recording_bytes: int = Field(8 << 20, ge=1024, description="cap on the recorded answers of a test run")
+    max_recording_bytes: int = Field(256 << 20, ge=1024, description="cap on the recorded answers of a test run")
     allow_weaker_sandbox: bool = Field(
         False, description="run even when a protection is unavailable (each verdict lists what was active)"
     )
@@ -47,6 +47,8 @@ class Verdict(BaseModel):
     stdout: str = ""
     stderr: str = ""
     protections: list[str] = Field(default_factory=list, description="protections active for this run")
+    verified: str = Field("", description="how a test verdict was decided: 'replay' (trusted re-run of the tests "
+                          "on the recorded answers) or 'in_sandbox' (compatible verdicts: the run's own outcome)")
 
     @property
     def passed(self) -> bool:

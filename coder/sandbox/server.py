@@ -306,7 +306,11 @@ class ForkServer:
             return {"status": "timeout", "detail": f"exceeded the wall-clock limit of {limits['timeout_s']:g} s"}
         if sig == signal.SIGXCPU or (sig == signal.SIGKILL and cpu >= limits["cpu_time_s"]):
             return {"status": "timeout", "detail": f"exceeded the CPU time limit of {limits['cpu_time_s']:g} s"}
-        if out[1] or err[1]:
+        # A test run's output is only shown, so a lot of it is fine; up to the file size limit, which
+        # Python meets with EFBIG (it ignores SIGXFSZ).
+        if any(os.fstat(fd).st_size >= limits["file_size_mb"] << 20 for fd in child.fds[:2]):
+            return {"status": "output_limit", "detail": f"wrote {limits['file_size_mb']} MB or more to stdout or stderr"}
+        if (out[1] or err[1]) and child.stage == "program":
             return {"status": "output_limit", "detail": f"wrote more than {limits['max_output_bytes']} bytes "
                     f"to {'stdout' if out[1] else 'stderr'}"}
         if sig == signal.SIGXFSZ:
@@ -360,7 +364,7 @@ class ForkServer:
             with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
                 return harness.replay_recording(recording, job["tests"], job.get("prelude", ""),
                                                 job["entry_points"], job["entry_point"], exit_code,
-                                                job.get("tests_code"))
+                                                job.get("tests_code"), job.get("options"))
         except harness.ReplayTimeout:
             return {"status": "timeout", "detail": "the tests took longer than the time limit to check the answers"}
         finally:

@@ -38,7 +38,7 @@ import socket
 import struct
 import tempfile
 
-from coder.sandbox import harness, protect
+from coder.sandbox import calls, harden, harness, protect
 
 _FORKED = struct.Struct("!QH")  # token, number forked
 _FORK = struct.Struct("!QHH")  # token, number of pids to reap, number of children to fork
@@ -67,6 +67,7 @@ def start(confinement: protect.Confinement, keep: tuple[int, ...] = (0, 1, 2)) -
                 os._exit(0)
             confinement.apply_zygote()
             _prewarm()
+            harden.snapshot_trusted_types()  # every class existing now is the stdlib's or a library's
             gc.freeze()  # children then do not copy every object's page when they collect
             zygote_end.send(b"K")  # ready
             _serve(zygote_end, confinement)
@@ -232,8 +233,8 @@ def _prewarm(rounds: int = 20) -> None:
             job = pickle.loads(pickle.dumps(_PREWARM_JOB, protocol=pickle.HIGHEST_PROTOCOL))
             ns: dict = {"__name__": "__prewarm__", "__builtins__": __builtins__}
             exec(compile(job["program"], "<candidate>", "exec"), ns)
-            recorder = harness._Recorder("add", ns["add"], devnull)
-            harness._exec_tests(_PREWARM_TESTS, dict(ns), "add", {"add": recorder})
+            session = calls.Recording(devnull, ns, dict(ns), [], False, False, False)
+            harness._exec_tests(_PREWARM_TESTS, dict(ns), "add", {"add": session.recorder("add", ns["add"])})
     except Exception:
         pass  # only an optimisation
     finally:
@@ -254,7 +255,8 @@ def _run_job(data: bytes) -> None:
     if job["kind"] == "program":
         harness.run_program(job["program"], job.get("program_code"))
     harness.run_candidate(job["program"], job["tests"], job["entry_points"], job["entry_point"], 3, done_fd=5,
-                          program_code=job.get("program_code"), tests_code=job.get("tests_code"))
+                          program_code=job.get("program_code"), tests_code=job.get("tests_code"),
+                          options=job.get("options"))
 
 
 def write_all(fd: int, data: bytes) -> None:

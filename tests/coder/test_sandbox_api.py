@@ -89,9 +89,14 @@ def test_plain_encoding_roundtrip_and_rejections():
     assert type(decode(encode((1,)))) is tuple and type(decode(encode([1]))) is list
 
     class Sneaky(int):
-        pass
+        def __eq__(self, other):
+            return True
 
-    assert encode(Sneaky(1))[0] == "X"
+        __hash__ = int.__hash__
+
+    Sneaky.__module__ = "__candidate__"  # as if the program defined it
+    standin = decode(encode(Sneaky(1)))  # its base value and name, never its methods
+    assert standin == 1 and standin != 2 and type(standin).__name__ == "Sneaky" and type(standin) is not Sneaky
     try:
         decode(encode(object()))
     except Unsupported as exc:
