@@ -16,7 +16,7 @@ import random
 import sys
 import warnings
 
-from coder.sandbox.plain import _DEEP, Decoder, Encoder
+from coder.sandbox.plain import _DEEP, _ITERATORS, ContentsMismatch, Decoder, Encoder, assign, contents
 
 _DETAIL_CHARS = 300
 
@@ -65,21 +65,66 @@ def _arguments(args: tuple, kwargs: dict, shared: dict | None) -> list:
     return [list(args), kwargs] if shared is None else [list(args), kwargs, shared]
 
 
-def contents(enc: Encoder, obj: object):
-    """The current contents of a numbered argument container, for "post" (None: immutable)."""
-    t = type(obj)
-    if t is list:
-        return ["l", [enc._enc(v) for v in list.__iter__(obj)]]
-    if isinstance(obj, dict) and t.__module__ in ("builtins", "collections"):
-        return ["d", [[enc._enc(k), enc._enc(v)] for k, v in dict.items(obj)]]
-    if t is set:
-        return ["s", [enc._enc(v) for v in set.__iter__(obj)]]
-    if t is bytearray:
-        return ["ba", bytearray.hex(obj)]
-    if t.__name__ == "deque" and t.__module__ == "collections":
-        return ["q", [enc._enc(v) for v in obj]]
-    state = enc._state(obj) if not isinstance(obj, (tuple, frozenset, str, bytes, int, float)) else None
-    return ["a", state] if state is not None else None
+def _is_active(x: object) -> bool:
+    return isinstance(x, _ITERATORS) or _is_callback(x)
+
+
+_SCALARS = (type(None), bool, int, float, str)
+
+
+def _outcome(enc: Encoder, event: list, fn, args: tuple, kwargs: dict):
+    """Call one of the tests' callables for the candidate; what it returns or raises is numbered (the
+    event says so), so that an answer holding it is, in the replay, the tests' own object again."""
+    try:
+        out = fn(*args, **kwargs)
+    except BaseException as exc:
+        if id(exc) not in enc.memo:
+            enc._number(exc)
+            event.append(1)
+        raise
+    if type(out) not in _SCALARS and id(out) not in enc.memo:
+        enc._number(out)
+        event.append(1)
+    return out
+
+
+class _Pull:
+    """An iterator the tests passed, as the candidate sees it: every item taken is an event."""
+
+    def __init__(self, it, number: int, enc: Encoder, events: list):
+        self.it, self.number, self.enc, self.events = it, number, enc, events
+
+    def __iter__(self):
+        return self
+
+    def __next__(self):
+        event = ["nx", self.number]
+        self.events.append(event)
+        return _outcome(self.enc, event, next, (self.it,), {})
+
+
+def _random_after(entry: dict, before) -> None:
+    """The candidate's use of `random` moves the tests' stream as in one process: the state it leaves
+    is recorded and set in the replay."""
+    if before is not None:
+        after = random.getstate()
+        if after != before:
+            entry["rs"] = [after[0], list(after[1]), after[2]]
+
+
+class Answered:
+    """Objects earlier calls answered, numbered in the same order in both stages (`["R", n]`): a memoized
+    answer or a mutable default is the same object when answered again. Kept alive, so ids stay theirs."""
+
+    def __init__(self):
+        self.ids: dict[int, int] = {}
+        self.objs: list = []
+
+    def add(self, objs: list, start: int) -> None:
+        for obj in objs[start:]:
+            if id(obj) not in self.ids:
+                self.ids[id(obj)] = len(self.objs)
+                self.objs.append(obj)
 
 
 class _Tee:
@@ -107,6 +152,7 @@ class Recording:
         self.handles = 0
         self.foreign: set[type] = set()
         self.write = os.write
+        self.answered = Answered()
 
     def recorder(self, name: str, fn):
         def candidate(*args, **kwargs):
@@ -117,25 +163,24 @@ class Recording:
         return candidate
 
     def call(self, name: str, fn, args: tuple, kwargs: dict):
-        enc = Encoder(live=True, first_handle=self.handles)
+        enc = Encoder(live=True, first_handle=self.handles, known=self.answered.ids)
         shared = {n: self.ns.get(n) for n in self.shared} if self.shared else None
         pre = json_text(enc.encode(_arguments(args, kwargs, shared), args=True))
         numbered = list(enc.objs)
         entry: dict = {"name": name, "ah": hash(pre)}
         events: list = []
         given = (args, kwargs, shared)
-        args, kwargs = self._wrap_callbacks(enc, events, args, kwargs)
+        args, kwargs = self._wrap_arguments(enc, events, args, kwargs)
         state = random.getstate() if self.guard_random else None
         try:
             result = self._invoke(fn, args, kwargs, events)
         except BaseException as exc:
+            _random_after(entry, state)
             entry["raise"] = enc.encode(exc)
             entry["detail"] = short(exc)
             self._finish(enc, entry, events, pre, numbered, given)
             raise
-        finally:
-            if state is not None:
-                random.setstate(state)
+        _random_after(entry, state)
         entry["out"] = enc.encode(result)
         self._finish(enc, entry, events, pre, numbered, given)
         self.handles = enc.next_handle
@@ -166,18 +211,23 @@ class Recording:
         for w in caught:  # again, outside the recording context: the tests' own filters and records see them
             warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
 
-    def _wrap_callbacks(self, enc: Encoder, events: list, args: tuple, kwargs: dict):
-        if not any(map(_is_callback, args)) and not any(map(_is_callback, kwargs.values())):
+    def _wrap_arguments(self, enc: Encoder, events: list, args: tuple, kwargs: dict):
+        """The tests' callbacks and iterators, as the candidate gets them: each call or item it takes is an
+        event, so the replay calls the tests' own callback or advances their own iterator the same way."""
+        if not any(map(_is_active, args)) and not any(map(_is_active, kwargs.values())):
             return args, kwargs
 
         def wrap(value):
-            if not _is_callback(value) or id(value) not in enc.memo:
+            number = enc.memo.get(id(value)) if _is_active(value) else None
+            if number is None:
                 return value
-            number = enc.memo[id(value)]
+            if isinstance(value, _ITERATORS):
+                return _Pull(value, number, enc, events)
 
             def callback(*a, **k):
-                events.append(["cb", number, enc.encode(list(a)), enc.encode(k)])
-                return value(*a, **k)
+                event = ["cb", number, enc.encode(list(a)), enc.encode(k)]
+                events.append(event)
+                return _outcome(enc, event, value, a, k)
 
             return callback
 
@@ -192,6 +242,7 @@ class Recording:
                 shared[n] = self.test_ns[n] = self.ns.get(n)
         if json_text(Encoder().encode(_arguments(args, kwargs, shared), args=True)) != pre:
             entry["post"] = [contents(enc, obj) for obj in numbered]
+        self.answered.add(enc.objs, len(numbered))
         self.foreign.update(enc.foreign)
         self.write(self.fd, (json_text(entry) + "\n").encode())
 
@@ -234,6 +285,7 @@ class Replaying:
     def __init__(self, records: list[dict], ns: dict, shared: list[str]):
         self.records, self.ns, self.shared = records, ns, shared
         self.cursor = 0
+        self.answered = Answered()
 
     def replay(self, name: str):
         def candidate(*args, **kwargs):
@@ -254,14 +306,18 @@ class Replaying:
         if rec.get("name") != name or rec.get("ah") != hash(text):
             raise ReplayMismatch(f"call {i + 1} to {name} differs from the recorded run")
         numbered = list(enc.objs)
-        dec = Decoder(enc.objs, self.ns, self._handle)
+        dec = Decoder(enc.objs, self.ns, self._handle, self.answered.objs)
         for event in rec.get("ev") or ():
             self._event(dec, event)
+        if "rs" in rec:
+            state = rec["rs"]
+            random.setstate((int(state[0]), tuple(int(v) for v in state[1]), state[2]))
         if "raise" in rec:
             exc = dec.decode(rec["raise"])
             if not isinstance(exc, BaseException):
                 raise ValueError("malformed recording: raise")
             self._post(dec, rec, numbered, shared)
+            self.answered.add(dec.objs, len(numbered))
             try:
                 exc.proofcode_candidate = str(rec.get("detail", ""))[:_DETAIL_CHARS] or short(exc)
             except (AttributeError, TypeError):
@@ -269,17 +325,21 @@ class Replaying:
             raise exc
         result = dec.decode(rec["out"])
         self._post(dec, rec, numbered, shared)
+        self.answered.add(dec.objs, len(numbered))
         return result
 
     def _event(self, dec: Decoder, event: list) -> None:
         kind = event[0]
-        if kind == "cb":
+        if kind in ("cb", "nx"):
             fn = dec.objs[int(event[1])]
-            args, kwargs = dec.decode(event[2]), dec.decode(event[3])
-            try:  # the tests' own callback, called as the candidate called it: its effects happen here too
-                fn(*args, **kwargs)
-            except Exception:
-                pass
+            args, kwargs = ((dec.decode(event[2]), dec.decode(event[3])) if kind == "cb" else ([fn], {}))
+            fn = fn if kind == "cb" else next
+            try:  # the tests' own callback or iterator, used as the candidate used it: its effects happen here too
+                out = fn(*args, **kwargs)
+            except Exception as exc:
+                out = exc
+            if len(event) > (4 if kind == "cb" else 2):
+                dec.objs.append(out)
         elif kind == "out":
             sys.stdout.write(str(event[1]))
         elif kind == "warn":
@@ -287,7 +347,7 @@ class Replaying:
             if not (isinstance(category, type) and issubclass(category, Warning)):
                 from coder.sandbox.plain import _standin
 
-                category = _standin(str(event[2][1]).rsplit(".", 1)[-1], dec._standin_bases(event[2], UserWarning))
+                category = _standin(str(event[2][1]).rsplit(".", 1)[-1], dec._standin_bases(event[2], Warning))
             warnings.warn_explicit(str(event[1]), category, str(event[3]), int(event[4]))
 
     def _post(self, dec: Decoder, rec: dict, numbered: list, shared: dict | None) -> None:
@@ -300,7 +360,10 @@ class Replaying:
                else dec.decode(node) for node in post]
         for target, node, value in zip(numbered, post, new):
             if node:
-                _assign(target, node[0], value)
+                try:
+                    assign(target, node[0], value)
+                except ContentsMismatch:
+                    raise ReplayMismatch("the recorded arguments do not match the tests' arguments") from None
         if shared is not None:
             for n in self.shared:
                 if n in shared:
@@ -317,26 +380,3 @@ class Replaying:
             except StopIteration:
                 return
             yield value
-
-
-def _assign(target: object, kind: str, value: object) -> None:
-    """Give the tests' own object the contents the candidate left in stage 1's copy."""
-    if kind == "l" and type(target) is list:
-        target[:] = value
-    elif kind == "d" and isinstance(target, dict):
-        dict.clear(target)
-        dict.update(target, value)
-    elif kind == "s" and type(target) is set:
-        target.clear()
-        target.update(value)
-    elif kind == "ba" and type(target) is bytearray:
-        target[:] = value
-    elif kind == "q" and hasattr(target, "extend") and hasattr(target, "clear"):
-        target.clear()
-        target.extend(value)
-    elif kind == "a" and type(value) is list and hasattr(target, "__dict__"):
-        target.__dict__.clear()
-        for k, v in value:
-            target.__dict__[k] = v
-    elif kind in ("l", "d", "s", "ba", "q", "a"):
-        raise ReplayMismatch("the recorded arguments do not match the tests' arguments")

@@ -126,6 +126,7 @@ def run_candidate(program: str, tests: str, entry_points: list[str], entry_point
     def status(kind: str, detail: str = "") -> None:
         write(fd, (json_text({"status": kind, "detail": detail}) + "\n").encode())
 
+    _headroom(4)
     trusted = None
     if token:
         from coder.sandbox import harden
@@ -172,6 +173,17 @@ def run_candidate(program: str, tests: str, entry_points: list[str], entry_point
     exit_now(0)
 
 
+def _headroom(wrappers: int) -> None:
+    """A plain run starts the tests at the bottom of the stack and calls the candidate directly; here the
+    harness's frames are below the tests and `wrappers` frames around each call. The recursion limit
+    grows by as many, so a program that fits under the plain limit fits here, and one that does not, does not."""
+    depth, frame = 0, sys._getframe(1)
+    while frame is not None:
+        depth += 1
+        frame = frame.f_back
+    sys.setrecursionlimit(sys.getrecursionlimit() + depth + wrappers)
+
+
 def _module_namespace() -> dict:
     """A fresh `__candidate__` module's namespace, registered in sys.modules as a script's `__main__` is
     (dataclasses, pickle and typing look classes' modules up there)."""
@@ -201,6 +213,7 @@ def replay(tests: str, prelude: str, entry_points: list[str], entry_point: str |
     linecache.cache[TESTS_FILE] = (len(tests), None, tests.splitlines(True), TESTS_FILE)
     session = Replaying(records, ns, [n for n in shared if n in ns])
     replays = {n: session.replay(n) for n in entry_points}
+    _headroom(1)  # the caller restores the limit
     random.seed(0)
     try:
         _exec_tests(tests, ns, entry_point, replays, _compiled(tests, TESTS_FILE, tests_code))

@@ -64,8 +64,9 @@ class Encoder:
     replaces by recorders (`handles` lists them in order) instead of unsupported values.
     """
 
-    def __init__(self, live: bool = False, first_handle: int = 0):
+    def __init__(self, live: bool = False, first_handle: int = 0, known: dict | None = None):
         self.memo: dict[int, int] = {}
+        self.known = known  # id -> number of objects answered by earlier calls (the session's `Answered`)
         self.objs: list = []
         self.budget = MAX_NODES
         self.live = live
@@ -103,18 +104,24 @@ class Encoder:
         if t is int:
             return x if -(1 << 62) < x < (1 << 62) else ["I", hex(x)]
         if t is float:
-            return x if math.isfinite(x) else ["f", repr(x)]
+            return x if math.isfinite(x) else ["f", repr(x), "math"] if x is math.nan else ["f", repr(x)]
         seen = self.memo.get(id(x))
         if seen is not None:
             return ["r", seen]
+        if self.known is not None and not self.in_args and id(x) in self.known:
+            return self._earlier(x)
         tag = _CONTAINERS.get(t)
         if tag is not None:
+            if self.in_args and len(x) > 32 and t is not set:
+                flat = self._fingerprint(x, t)
+                if flat is not None:
+                    return flat
             self._number(x)
             return [tag, [self._enc(v) for v in (list.__iter__(x) if t is list else t.__iter__(x))]]
         kind = _MAPPINGS.get(t)
         if kind is not None:
             self._number(x)
-            items = [[self._enc(k), self._enc(v)] for k, v in dict.items(x)]
+            items = [[self._enc(k), self._enc(v)] for k, v in _items(x)]
             if kind == "dict":
                 return ["d", items]
             extra = self._enc(x.default_factory) if kind == "defaultdict" else None
@@ -125,6 +132,22 @@ class Encoder:
             return ["c", self._enc(x.real), self._enc(x.imag)]
         return self._enc_other(x, t)
 
+    def _fingerprint(self, x, t: type):
+        """Arguments are only compared, never rebuilt: a long list or tuple of exact ints or strs is
+        numbered and stands for its hash, not its encoding (hundreds of calls with large lists)."""
+        kinds = set(map(type, x))
+        if kinds != {int} and kinds != {str}:
+            return None
+        self._number(x)
+        self.budget -= len(x)
+        return ["H", _CONTAINERS[t], len(x), hash(tuple(x))]
+
+    def _earlier(self, x: object) -> list:
+        """An object an earlier call answered (a memoized list, a mutable default), with its contents now."""
+        n = self.known[id(x)]
+        self._number(x)
+        return ["R", n, contents(self, x)]
+
     def _enc_other(self, x: object, t: type) -> object:
         if t is collections.deque:
             self._number(x)
@@ -134,11 +157,17 @@ class Encoder:
             return ["ba", bytearray.hex(x)]
         if t is range:
             return ["rg", x.start, x.stop, x.step]
+        if t is slice:
+            return ["sl", self._enc(x.start), self._enc(x.stop), self._enc(x.step)]
+        if x is Ellipsis or x is NotImplemented:
+            return ["N", "builtins", "Ellipsis" if x is Ellipsis else "NotImplemented"]
         if t in _VALUES:
             self._number(x)
             return ["V", _VALUES[t], self._enc(list(x.__reduce__()[1]))]
         if isinstance(t, enum.EnumMeta) and isinstance(x, enum.Enum):
-            return ["E", self._classdesc(t), str(x._name_)[:_NAME_CHARS]]
+            return ["E", self._classdesc(t), str(x._name_)[:_NAME_CHARS], self._enc(x._value_)]
+        if t.__module__ == "numpy" and t.__name__ in _NUMPY_NAMES:
+            return self._numpy(x, t)
         if isinstance(x, BaseException):
             self._number(x)
             return self.exception(x)
@@ -151,7 +180,7 @@ class Encoder:
         own = t.__module__ == "__candidate__"
         if self.live and (isinstance(x, _ITERATORS) or own and hasattr(x, "__next__")):
             return self._handle(x, "g")
-        if self.live and own and callable(x) and not isinstance(x, _BASES):
+        if self.live and callable(x) and not isinstance(x, _BASES):  # closures, partials, callable objects
             return self._handle(x, "h")
         if isinstance(x, _BASES) or hasattr(x, "__dict__"):
             self._number(x)  # rebuilt when the trusted side defines the class, else as a stand-in if it can be
@@ -161,6 +190,17 @@ class Encoder:
             return self._handle(x, "h")
         self.foreign.append(t)
         return ["X", f"{_name(t)[0]}.{_name(t)[1]}", _name(t)[0]]
+
+    def _numpy(self, x: object, t: type) -> list:
+        """A numpy array or scalar of a numeric dtype: rebuilt by numpy from its dtype and values."""
+        kind = str(x.dtype.kind)
+        if kind not in _NUMPY_KINDS:
+            self.foreign.append(t)
+            return ["X", f"numpy.{t.__name__}", "numpy"]
+        if t.__name__ != "ndarray":
+            return ["np", str(x.dtype.str), self._enc(x.item())]
+        self._number(x)
+        return ["nd", str(x.dtype.str), [int(n) for n in x.shape], self._enc(x.ravel().tolist())]
 
     def _enc_callable(self, x: object) -> object:
         if isinstance(x, type) or type(x) is types.BuiltinFunctionType and isinstance(x.__self__, types.ModuleType | None):
@@ -210,12 +250,18 @@ class Encoder:
         elif type(getattr(cls, "__dataclass_fields__", None)) is dict:
             params = getattr(cls, "__dataclass_params__", None)
             extra = {"dataclass": [f for f in cls.__dataclass_fields__ if type(f) is str],
-                     "eq": bool(getattr(params, "eq", True)), "order": bool(getattr(params, "order", False))}
+                     "eq": bool(getattr(params, "eq", True)), "order": bool(getattr(params, "order", False)),
+                     "frozen": bool(getattr(params, "frozen", False)),
+                     "unsafe_hash": bool(getattr(params, "unsafe_hash", False))}
         return [*_name(cls), [list(_name(b)) for b in mro[1:8] if isinstance(b, type)], extra]
 
     def exception(self, exc: BaseException) -> list:
         args = exc.args if type(exc.args) is tuple else ()
-        return ["x", self._classdesc(type(exc)), self._enc(list(args)), self._state(exc)]
+        node = ["x", self._classdesc(type(exc)), self._enc(list(args)), self._state(exc)]
+        cause, context = exc.__cause__, exc.__context__
+        if cause is not None or context is not None:  # `raise ... from e` and implicit chaining
+            node.append([self._enc(cause), self._enc(context), bool(exc.__suppress_context__)])
+        return node
 
 
 class Decoder:
@@ -223,8 +269,9 @@ class Decoder:
     arguments, numbered identically); `ns`: the trusted namespace (prompt and tests) whose classes and
     functions results may be instances of; `handle`: makes the replay stand-in of a handle."""
 
-    def __init__(self, objs: list, ns: dict, handle=None):
+    def __init__(self, objs: list, ns: dict, handle=None, earlier: list | None = None):
         self.objs, self.ns, self.handle = objs, ns, handle
+        self.earlier = earlier if earlier is not None else []  # what earlier calls answered, by number
 
     def decode(self, node: object) -> object:
         limit = sys.getrecursionlimit()
@@ -275,8 +322,9 @@ class Decoder:
         if kind == "defaultdict":
             out = collections.defaultdict()
         self._slot(out)
+        setitem = collections.OrderedDict.__setitem__ if kind == "OrderedDict" else dict.__setitem__
         for k, v in node[2]:
-            dict.__setitem__(out, self._dec(k), self._dec(v))
+            setitem(out, self._dec(k), self._dec(v))
         if kind == "defaultdict":
             factory = self._dec(node[3])
             if factory is not None and not callable(factory):
@@ -292,7 +340,16 @@ class Decoder:
         if tag == "I":
             return int(node[1], 16)
         if tag == "f":
-            return float(node[1])
+            return math.nan if len(node) > 2 and node[1] == "nan" else float(node[1])
+        if tag == "R":
+            obj = self.earlier[int(node[1])]
+            self._slot(obj)
+            if node[2]:
+                value = self._dec(node[2]) if node[2][0] != "a" else [[k, self._dec(v)] for k, v in node[2][1] or ()]
+                assign(obj, node[2][0], value)
+            return obj
+        if tag in ("np", "nd"):
+            return self._numpy(node)
         if tag == "q":
             out = collections.deque(maxlen=node[2] if type(node[2]) is int and node[2] >= 0 else None)
             self._slot(out)
@@ -304,6 +361,8 @@ class Decoder:
             return out
         if tag == "rg":
             return range(int(node[1]), int(node[2]), int(node[3]))
+        if tag == "sl":
+            return slice(self._dec(node[1]), self._dec(node[2]), self._dec(node[3]))
         if tag == "V":
             i = self._slot(None)
             cls = _VALUE_TYPES.get(node[1])
@@ -312,7 +371,7 @@ class Decoder:
             self.objs[i] = cls(*self._dec(node[2]))
             return self.objs[i]
         if tag == "E":
-            return self._enum(node[1], node[2])
+            return self._enum(node[1], node[2], self._dec(node[3]) if len(node) > 3 else None)
         if tag == "x":
             i = self._slot(None)
             self.objs[i] = self.exception(node)
@@ -340,11 +399,22 @@ class Decoder:
         return cls if isinstance(cls, type) else None
 
     def _standin_bases(self, desc: list, root: type) -> tuple:
+        """Bases for a stand-in of the class `desc` names: its MRO up to the first trusted class that is
+        a `root` (a builtin, or any trusted exception class), the classes in between as stand-ins too."""
+        between = []
         for module, qualname in desc[2] if type(desc[2]) is list else ():
             cls = self.trusted_class([module, qualname])
             if isinstance(cls, type) and issubclass(cls, root) and (cls.__module__ == "builtins" or issubclass(cls, BaseException)):
-                return (cls,)
-        return (root,)
+                break
+            if cls is None and module == "__candidate__" and issubclass(root, BaseException):
+                between.append(str(qualname).rsplit(".", 1)[-1])
+                continue
+        else:
+            cls, between = root, []
+        bases = (cls,)
+        for name in reversed(between):  # RangeError(ValidationError(ValueError)): the program's own hierarchy
+            bases = (_standin(name, bases),)
+        return bases
 
     def exception(self, node: list) -> BaseException:
         desc, args = node[1], self._dec(node[2])
@@ -358,6 +428,11 @@ class Decoder:
             exc = cls.__new__(cls)
         exc.args = args
         self._set_state(exc, node[3])
+        if len(node) > 4 and type(node[4]) is list and len(node[4]) == 3:
+            cause, context = self._dec(node[4][0]), self._dec(node[4][1])
+            exc.__cause__ = cause if isinstance(cause, BaseException) else None
+            exc.__context__ = context if isinstance(context, BaseException) else None
+            exc.__suppress_context__ = node[4][2] is True
         return exc
 
     def _set_state(self, obj: object, state) -> None:
@@ -366,7 +441,27 @@ class Decoder:
                 if type(k) is str:
                     object.__setattr__(obj, k, self._dec(v)) if not isinstance(obj, BaseException) else setattr(obj, k, self._dec(v))
 
-    def _enum(self, desc: list, name: str) -> object:
+    def _numpy(self, node: list) -> object:
+        numpy = sys.modules.get("numpy")  # imported by the prompt or the tests, else they cannot look
+        if numpy is None:
+            raise Unsupported("candidate returned a numpy value, and the tests do not import numpy")
+        dtype = numpy.dtype(str(node[1]))
+        if dtype.kind not in _NUMPY_KINDS:
+            raise ValueError("malformed recording: numpy dtype")
+        if node[0] == "np":
+            value = self._dec(node[2])
+            if type(value) not in (bool, int, float, complex):
+                raise ValueError("malformed recording: numpy scalar")
+            return dtype.type(value)
+        i = self._slot(None)
+        values = self._dec(node[3])
+        shape = tuple(int(n) for n in node[2])
+        if type(values) is not list or any(type(v) not in (bool, int, float, complex) for v in values):
+            raise ValueError("malformed recording: numpy array")
+        self.objs[i] = numpy.array(values, dtype=dtype).reshape(shape)
+        return self.objs[i]
+
+    def _enum(self, desc: list, name: str, value: object = None) -> object:
         cls = self.trusted_class(desc)
         if not isinstance(cls, enum.EnumMeta):
             members = (desc[3] or {}).get("enum") if type(desc[3]) is dict else None
@@ -378,7 +473,10 @@ class Decoder:
             cls = _STANDINS.get(key)
             if cls is None:
                 cls = _STANDINS[key] = base(str(desc[1]).rsplit(".", 1)[-1], [(str(k), self._dec(v)) for k, v in members])
-        return cls[name]
+        try:
+            return cls[name]
+        except KeyError:  # a combination of flags ("R|W") or a pseudo-member: by value, as the class itself would
+            return cls(value)
 
     def _object(self, node: list) -> object:
         desc, base_node, state = node[1], node[2], node[3]
@@ -411,7 +509,8 @@ class Decoder:
 
             cls = dataclasses.make_dataclass(name if name.isidentifier() else "Value",
                                              [str(f) for f in extra["dataclass"] if str(f).isidentifier()],
-                                             eq=bool(extra.get("eq", True)), order=bool(extra.get("order")))
+                                             eq=bool(extra.get("eq", True)), order=bool(extra.get("order")),
+                                             frozen=bool(extra.get("frozen")), unsafe_hash=bool(extra.get("unsafe_hash")))
         elif base_value is not None:
             base = next((b for b in _BASES if type(base_value) is b), None)
             if base is None:
@@ -442,6 +541,10 @@ class Decoder:
         return value
 
 
+_NUMPY_NAMES = frozenset({"ndarray", "bool_", "int8", "int16", "int32", "int64", "uint8", "uint16", "uint32", "uint64",
+                          "float16", "float32", "float64", "complex64", "complex128", "intc", "uintc",
+                          "longlong", "ulonglong", "int_", "uint"})
+_NUMPY_KINDS = frozenset("biufc")
 _UNSAFE_BUILTINS = frozenset({"open", "exec", "eval", "compile", "__import__", "input", "breakpoint", "exit",
                               "quit", "help", "print", "setattr", "delattr", "globals", "locals", "vars"})
 _PURE_MODULES = frozenset({"builtins", "math", "cmath", "operator", "string", "collections", "datetime", "decimal",
@@ -465,6 +568,62 @@ def _instance(cls: type, base_value: object) -> object:
                 return obj
             return base.__new__(cls, base_value)
     raise ValueError("malformed recording: base value")
+
+
+def contents(enc: Encoder, obj: object):
+    """The current contents of a numbered container, for `assign` after a call (None: immutable)."""
+    t = type(obj)
+    if t is list:
+        return ["l", [enc._enc(v) for v in list.__iter__(obj)]]
+    if isinstance(obj, dict) and t.__module__ in ("builtins", "collections"):
+        return ["d", [[enc._enc(k), enc._enc(v)] for k, v in _items(obj)]]
+    if t is set:
+        return ["s", [enc._enc(v) for v in set.__iter__(obj)]]
+    if t is bytearray:
+        return ["ba", bytearray.hex(obj)]
+    if t is collections.deque:
+        return ["q", [enc._enc(v) for v in collections.deque.__iter__(obj)]]
+    if t.__module__ == "numpy" and t.__name__ == "ndarray":
+        return enc._numpy(obj, t)
+    state = enc._state(obj) if not isinstance(obj, (tuple, frozenset, str, bytes, int, float)) else None
+    return ["a", state] if state is not None else None
+
+
+def _items(d: dict):
+    """A mapping's items in its own order: an OrderedDict keeps its order apart from the dict's."""
+    return collections.OrderedDict.items(d) if isinstance(d, collections.OrderedDict) else dict.items(d)
+
+
+class ContentsMismatch(ValueError):
+    """Recorded contents that do not fit the object they are for."""
+
+
+def assign(target: object, kind: str, value: object) -> None:
+    """Give the trusted side's object the contents the candidate left in stage 1's copy."""
+    if kind == "l" and type(target) is list:
+        target[:] = value
+    elif kind == "d" and isinstance(target, collections.OrderedDict):
+        target.clear()  # OrderedDict keeps its own order: only its methods update it
+        target.update(value)
+    elif kind == "d" and isinstance(target, dict):
+        dict.clear(target)
+        dict.update(target, value)
+    elif kind == "s" and type(target) is set:
+        target.clear()
+        target.update(value)
+    elif kind == "ba" and type(target) is bytearray:
+        target[:] = value
+    elif kind == "q" and hasattr(target, "extend") and hasattr(target, "clear"):
+        target.clear()
+        target.extend(value)
+    elif kind == "nd" and type(target).__name__ == "ndarray" and getattr(target, "shape", None) == getattr(value, "shape", ()):
+        target[...] = value
+    elif kind == "a" and type(value) is list and hasattr(target, "__dict__"):
+        target.__dict__.clear()
+        for k, v in value:
+            target.__dict__[k] = v
+    elif kind in ("l", "d", "s", "ba", "q", "a", "np", "nd"):
+        raise ContentsMismatch("the recorded contents do not match the object")
 
 
 def _walk(namespace: dict, qualname: str) -> object:

@@ -358,7 +358,7 @@ class ForkServer:
             raise harness.ReplayTimeout
 
         previous = signal.signal(signal.SIGALRM, alarm)
-        state, cwd = random.getstate(), os.getcwd()
+        state, cwd, depth = random.getstate(), os.getcwd(), sys.getrecursionlimit()
         signal.setitimer(signal.ITIMER_REAL, job["limits"]["timeout_s"])
         try:
             with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
@@ -372,6 +372,7 @@ class ForkServer:
             signal.signal(signal.SIGALRM, previous)
             random.setstate(state)
             os.chdir(cwd)
+            sys.setrecursionlimit(depth)  # the replay's headroom, or a prompt's own setting
 
     def _finish(self, job: dict, verdict: dict) -> None:
         verdict["protections"] = self.active
