@@ -153,6 +153,11 @@ class Recording:
         self.foreign: set[type] = set()
         self.write = os.write
         self.answered = Answered()
+        self.check = None
+
+    def watch(self, check) -> None:
+        """Compatible verdicts: after every call, the integrity check of harden.watch (sticky)."""
+        self.check = check
 
     def recorder(self, name: str, fn):
         def candidate(*args, **kwargs):
@@ -163,6 +168,13 @@ class Recording:
         return candidate
 
     def call(self, name: str, fn, args: tuple, kwargs: dict):
+        try:
+            return self._call(name, fn, args, kwargs)
+        finally:
+            if self.check is not None:
+                self.check()
+
+    def _call(self, name: str, fn, args: tuple, kwargs: dict):
         enc = Encoder(live=True, first_handle=self.handles, known=self.answered.ids)
         shared = {n: self.ns.get(n) for n in self.shared} if self.shared else None
         pre = json_text(enc.encode(_arguments(args, kwargs, shared), args=True))

@@ -11,6 +11,7 @@ isolation (docs/coder.md says what this does not stop); strict verdicts never re
 """
 from __future__ import annotations
 
+import gc
 import importlib
 import sys
 import types
@@ -57,6 +58,72 @@ def _audit(event, args):
         raise PermissionError(f"setting {args[1]} is not available in the sandbox")
     if event == "import" and args[0].split(".")[0] in {"ctypes", "_ctypes", "pyseccomp"}:
         raise PermissionError("ctypes is not available in the sandbox")
+
+
+def _thread_count(_count=__import__("_thread")._count) -> int:
+    return _count()
+
+
+def _handlers(_get=__import__("signal").getsignal, _signals=tuple(range(1, 32))) -> tuple:
+    """The signal handlers now: one the program sets could run its code between two checks."""
+    out = []
+    for n in _signals:
+        try:
+            out.append(_get(n))
+        except (ValueError, OSError):
+            out.append(None)
+    return tuple(out)
+
+
+_MUTABLE_MODULES = frozenset({"sys", "builtins", "warnings", "__main__", "__candidate__", "traceback"})
+
+
+def watch(_modules=sys.modules, _items=dict.items, _get=dict.get, _id=id, _len=len, _gc=gc.callbacks,
+          _proxy=type.__dict__["__dict__"].__get__, _isinstance=isinstance, _type=type, _fn=types.FunctionType):
+    """Before the program runs: a check that later says whether the library code the tests compare with
+    is still what it was. False when a module's function or class was rebound or removed, a class's
+    attributes were added, changed or removed (`DataFrame.equals = ...`), or a gc callback was added.
+    Its state lives in this closure and its tools in defaults the program cannot rebind."""
+    modules, classes, seen = [], [], set()
+    for name, module in list(_modules.items()):
+        if not _isinstance(module, types.ModuleType) or name in _MUTABLE_MODULES:
+            continue
+        d = vars(module)
+        kept = {k: _id(v) for k, v in list(d.items()) if _isinstance(v, (type, _fn, types.BuiltinFunctionType))}
+        modules.append((name, module, d, kept))
+        for v in list(d.values()):
+            if _isinstance(v, type) and _id(v) not in seen:
+                seen.add(_id(v))
+                classes.append((v, {k: _id(a) for k, a in list(_proxy(v).items())}))
+
+    touched = [False]  # sticky: a patch undone later (by the patched method itself) still counts
+    threads = _thread_count()
+    handlers = _handlers()
+
+    def untouched() -> bool:
+        if not touched[0] and not _clean():
+            touched[0] = True
+        return not touched[0]
+
+    def _clean() -> bool:
+        if _len(_gc) or _thread_count() != threads or _handlers() != handlers:
+            return False
+        for name, module, d, kept in modules:
+            if _get(_modules, name) is not module:
+                return False
+            for k, i in _items(kept):
+                if _id(_get(d, k)) != i:
+                    return False
+        for cls, kept in classes:
+            now = _proxy(cls)
+            if _len(now) != _len(kept):
+                return False
+            for k, v in now.items():
+                if _get(kept, k) != _id(v):
+                    return False
+        return True
+
+    return untouched
 
 
 def lock_down(test_imports=()) -> frozenset[int]:

@@ -126,12 +126,13 @@ def run_candidate(program: str, tests: str, entry_points: list[str], entry_point
     def status(kind: str, detail: str = "") -> None:
         write(fd, (json_text({"status": kind, "detail": detail}) + "\n").encode())
 
-    _headroom(4)
+    _headroom(6 if token else 5)  # tests module, and recorder, call, _call, _invoke (and _checked) around each call
     trusted = None
     if token:
         from coder.sandbox import harden
 
         trusted = harden.lock_down(options.get("test_imports", ()))
+        untouched = harden.watch()
     ns = _module_namespace()
     try:
         exec(_code(program, CANDIDATE_FILE, program_code), ns)
@@ -152,6 +153,9 @@ def run_candidate(program: str, tests: str, entry_points: list[str], entry_point
     session = Recording(fd, ns, test_ns, [n for n in options.get("shared", ()) if n in ns],
                         "random" in tests or "random" in program, "stdout" in tests, "warn" in tests)
     recorders = {n: session.recorder(n, ns[n]) for n in entry_points}
+    if trusted is not None:  # checked after every call (handles through the session) and at the end
+        session.watch(untouched)
+        recorders = {n: _checked(r, untouched) for n, r in recorders.items()}
     random.seed(0)
     passed = False
     try:
@@ -162,7 +166,7 @@ def run_candidate(program: str, tests: str, entry_points: list[str], entry_point
         status("memory", _short(exc))
     except BaseException as exc:
         status("error", _short(exc))
-    if passed and trusted is not None and all(id(t) in trusted for t in session.foreign):
+    if passed and trusted is not None and all(id(t) in trusted for t in session.foreign) and untouched():
         write(fd, (json_text({"status": "done", "sandbox": token}) + "\n").encode())
     _flush()
     if done_fd is not None:
@@ -171,6 +175,20 @@ def run_candidate(program: str, tests: str, entry_points: list[str], entry_point
         except BaseException:
             pass
     exit_now(0)
+
+
+def _checked(recorder, untouched):
+    """A recorder that runs the compatible mode's integrity check after each call, from a closure the
+    program cannot reach (the session's own check is a second line, for handles)."""
+    def candidate(*args, **kwargs):
+        try:
+            return recorder(*args, **kwargs)
+        finally:
+            untouched()
+
+    candidate.__name__ = candidate.__qualname__ = recorder.__name__
+    candidate.__doc__ = recorder.__doc__
+    return candidate
 
 
 def _headroom(wrappers: int) -> None:

@@ -156,6 +156,39 @@ ATTACK_TESTS = ("import array\ndef check(candidate):\n    r = candidate(3)\n    
                 "    assert r == array.array('i', [0, 1, 2])\n")
 
 
+# The program patches the library code the tests compare with (the run's own outcome would then lie):
+# persistently, undoing the patch from the patched method itself, or later from a thread or a gc callback.
+DF_TESTS = ("import pandas as pd\ndef check(candidate):\n    exp = pd.DataFrame({'x': range(4), 'y': [0, 1, 4, 9]})\n"
+            "    got = candidate(4)\n    assert isinstance(got, pd.DataFrame)\n    assert got.equals(exp)\n"
+            "    pd.testing.assert_frame_equal(candidate(2), pd.DataFrame({'x': range(2), 'y': [0, 1]}))\n")
+DF_HONEST = "import pandas as pd\ndef frame(n):\n    return pd.DataFrame({'x': range(n), 'y': [i * i for i in range(n)]})\n"
+LIBRARY_PATCHES = {
+    "persistent": "    pd.DataFrame.equals = lambda a, b: True\n    pd.testing.assert_frame_equal = lambda *a, **k: None\n",
+    "self_restoring": ("    orig, orig_af = pd.DataFrame.equals, pd.testing.assert_frame_equal\n"
+                       "    def eq(a, b):\n        pd.DataFrame.equals = orig\n        return True\n"
+                       "    def af(*a, **k):\n        pd.testing.assert_frame_equal = orig_af\n"
+                       "    pd.DataFrame.equals, pd.testing.assert_frame_equal = eq, af\n"),
+    "from_a_thread": ("    import threading, time\n    def later():\n        time.sleep(0.05)\n"
+                      "        pd.DataFrame.equals = lambda a, b: True\n        pd.testing.assert_frame_equal = lambda *a, **k: None\n"
+                      "    threading.Thread(target=later).start()\n"),
+    "from_a_gc_callback": ("    import gc\n    def later(phase, info):\n        pd.DataFrame.equals = lambda a, b: True\n"
+                           "        pd.testing.assert_frame_equal = lambda *a, **k: None\n    gc.callbacks.append(later)\n"),
+    "subclass_in_the_module": ("    class F(pd.DataFrame):\n        def equals(self, o):\n            return True\n"
+                               "    pd.DataFrame = F\n    pd.testing.assert_frame_equal = lambda *a, **k: None\n    return F({'x': [5]})\n"),
+}
+
+
+def test_library_patches_fail_and_the_honest_dataframe_passes():
+    pytest.importorskip("pandas")
+    programs = [DF_HONEST] + ["import pandas as pd\ndef frame(n):\n" + body + "    return pd.DataFrame({'x': [5]})\n"
+                              for body in LIBRARY_PATCHES.values()]
+    with ThreadPoolExecutor(4) as pool:
+        honest, *cheats = pool.map(lambda p: _grade(p, DF_TESTS, entry_point="frame"), programs)
+    assert honest.passed and honest.verified == "in_sandbox", honest
+    for name, v in zip(LIBRARY_PATCHES, cheats):
+        assert not v.passed, (name, v)
+
+
 @pytest.mark.parametrize("name", sorted(ATTACKS))
 def test_fallback_cheats_fail(name):
     v = _grade(ATTACKS[name], ATTACK_TESTS)
