@@ -115,8 +115,7 @@ def whole_commands(pkg: Path, tmp: Path, problems, workers: int, timeout: float,
 
     samples = tmp / f"whole-{per_problem}" / "samples.jsonl"
     samples.parent.mkdir(parents=True, exist_ok=True)
-    samples.write_text("".join(json.dumps({"task_id": p.task_id, "completion": p.canonical_solution}) + "
-"
+    samples.write_text("".join(json.dumps({"task_id": p.task_id, "completion": p.canonical_solution}) + "\n"
                                for p in problems.values() for _ in range(per_problem)))
     results = Path(str(samples) + "_results.jsonl")  # both commands write (and proofcode resumes) here
     root = str(Path(__file__).resolve().parents[1])
