@@ -13,6 +13,7 @@ from collections import OrderedDict
 from typing import Any, Callable, Generic, Hashable, TypeVar
 
 Ref = TypeVar("Ref")
+_EVICTIONS_REMEMBERED = 10_000  # at least: evicted handles named as such on use (ints, a few hundred KiB)
 
 
 class UnknownState(LookupError):
@@ -105,7 +106,7 @@ class StateTable(Generic[Ref]):
     def _evict_oldest(self) -> list[Hashable]:
         handle, (proof, _) = self._refs.popitem(last=False)
         self._evicted[handle] = None
-        if len(self._evicted) > self.max_states:  # remembering evictions must not grow without bound either
+        if len(self._evicted) > max(self.max_states, _EVICTIONS_REMEMBERED):  # nor may this grow without bound
             self._evicted.popitem(last=False)
         key, handles = self._proofs[proof]
         handles.discard(handle)
