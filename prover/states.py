@@ -34,7 +34,7 @@ class StateTable(Generic[Ref]):
         self._refs: OrderedDict[int, tuple[int, Ref]] = OrderedDict()  # handle -> (proof, ref), LRU order
         self._proofs: dict[int, tuple[Hashable, set[int]]] = {}  # proof -> (key, its live handles)
         self._keys: dict[Hashable, int] = {}  # key -> proofs held with it
-        self._evicted: OrderedDict[int, None] = OrderedDict()  # recent evictions, to say so on use
+        self._evicted: OrderedDict[int, int] = OrderedDict()  # recently evicted handle -> its proof
 
     def __len__(self) -> int:
         with self._lock:
@@ -84,12 +84,14 @@ class StateTable(Generic[Ref]):
         raise UnknownState(f"unknown proof state {handle}: it was not produced by this environment")
 
     def release(self, handle: int) -> None:
-        """Forget every state of the proof `handle` belongs to; a handle no longer held is a no-op."""
+        """Forget every state of the proof `handle` belongs to (also when `handle` itself was evicted,
+        e.g. the root of a long search); a proof no longer held is a no-op."""
         with self._lock:
             entry = self._refs.get(handle)
-            if entry is None:
+            proof = entry[0] if entry is not None else self._evicted.get(handle)
+            if proof not in self._proofs:
                 return
-            key, handles = self._proofs.pop(entry[0])
+            key, handles = self._proofs.pop(proof)
             for h in handles:
                 del self._refs[h]
             gone = self._drop_key(key)
@@ -105,7 +107,7 @@ class StateTable(Generic[Ref]):
 
     def _evict_oldest(self) -> list[Hashable]:
         handle, (proof, _) = self._refs.popitem(last=False)
-        self._evicted[handle] = None
+        self._evicted[handle] = proof
         if len(self._evicted) > max(self.max_states, _EVICTIONS_REMEMBERED):  # nor may this grow without bound
             self._evicted.popitem(last=False)
         key, handles = self._proofs[proof]

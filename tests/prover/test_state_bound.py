@@ -124,6 +124,22 @@ def test_released_state_is_a_clear_error():
         env.release(s1)  # releasing twice is harmless
 
 
+def test_a_proof_is_released_through_its_evicted_root():
+    from prover.states import StateTable
+
+    gone = []
+    table = StateTable(3, "X.max_states", on_key_gone=gone.append)
+    root = table.add("root", key="thm")
+    state = table.add("s0", root)
+    for i in range(1, 5):  # a long search: its root falls out of the LRU while its leaves live on
+        state = table.add(f"s{i}", state)
+    assert len(table) == 3 and table.proofs == 1 and gone == []
+    with pytest.raises(LookupError, match="proof state 0 was evicted.*at most 3 .*X.max_states"):
+        table.get(root)
+    table.release(root)  # what `search` does when it ends
+    assert len(table) == 0 and table.proofs == 0 and gone == ["thm"]
+
+
 @pytest.mark.parametrize("algorithm", ["best_first", "mcts", "sample"])
 def test_every_search_releases_what_it_opened(algorithm):
     env = ToyEnv()
