@@ -35,6 +35,7 @@ _EXPORTS = {
     "ModelGenerator": ".generators",
     "OpenAIGenerator": ".generators",
     "load_theorems": ".inputs",
+    "normalize_statement": ".inputs",
     "ProveConfig": ".run",
     "prove_all": ".run",
 }

@@ -19,6 +19,7 @@ from pydantic import BaseModel, Field
 from . import lean_project
 from .protocol import CheckOutput, EnvError, LeanMessage, ProofFinished, TacticError, TacticResult, TacticState, Theorem
 from .repl_protocol import parse_axioms, parse_message
+from .states import StateTable, UnknownState
 
 
 class DojoConfig(BaseModel):
@@ -30,6 +31,8 @@ class DojoConfig(BaseModel):
     timeout: int = Field(600, gt=0, description="seconds LeanDojo allows each interaction")
     build_deps: bool = Field(True, description="let LeanDojo trace/build the repo's dependencies")
     additional_imports: list[str] = Field(default_factory=list)
+    max_states: int = Field(100_000, ge=1, description="open proof states kept (least recently used evicted); "
+                                                       "searches release theirs when they end")
 
 
 @dataclass
@@ -67,9 +70,10 @@ class DojoEnv:
         self.config = config
         _validate(config)
         self._sessions: dict[str, _Session] = {}
-        self._states: dict[int, _StateRef] = {}
+        # A theorem's Dojo (one Lean process) closes when the last proof of that theorem is released.
+        self.states: StateTable[_StateRef] = StateTable(config.max_states, "DojoConfig.max_states",
+                                                        on_key_gone=self._drop)
         self._lock = threading.Lock()
-        self._next = 0
         self._generation = 0
 
     def start(self, theorem: Theorem, timeout: float | None = None) -> TacticState | TacticError:
@@ -80,15 +84,15 @@ class DojoEnv:
             raise
         except Exception as exc:  # DojoInitError, theorem not found in the traced file, ...
             return TacticError(f"LeanDojo could not start {theorem.name}: {exc}")
-        return self._wrap(theorem, (), session, session.initial)
+        return self._wrap(theorem, (), session, session.initial, None)
 
     def run_tactic(self, state: TacticState, tactic: str, timeout: float | None = None) -> TacticResult:
         """Run one tactic through `Dojo.run_tac`; a timed-out or crashed Dojo is reopened and replayed."""
         ld = _lean_dojo()
-        with self._lock:
-            ref = self._states.get(state.id)
-        if ref is None:
-            return TacticError(f"unknown proof state {state.id}: it was not produced by this environment")
+        try:
+            ref = self.states.get(state.id)
+        except UnknownState as exc:
+            return TacticError(str(exc))
         session = self._session(ref.theorem.name, fresh=False)
         with session.lock:
             try:
@@ -103,21 +107,25 @@ class DojoEnv:
                 self._drop(ref.theorem.name)
                 oom = " (out of memory)" if exc.is_out_of_memory else ""
                 return TacticError(f"LeanDojo crashed{oom} on {tactic!r}: {exc}; it will be restarted")
-        return self._map(ld, ref.theorem, ref.tactics + (tactic,), session, result)
+        return self._map(ld, ref.theorem, ref.tactics + (tactic,), session, result, state.id)
 
-    def _map(self, ld, theorem: Theorem, tactics: tuple[str, ...], session: _Session, result) -> TacticResult:
+    def release(self, state: TacticState) -> None:
+        """Forget the proof `state` belongs to; the theorem's Dojo (a Lean process) closes with its last proof."""
+        self.states.release(state.id)
+
+    def _map(self, ld, theorem: Theorem, tactics: tuple[str, ...], session: _Session, result,
+             parent: int) -> TacticResult:
         if isinstance(result, ld.ProofFinished):
             return ProofFinished(tactics=tactics)
         if isinstance(result, ld.LeanError):
             return TacticError(result.error)
         if isinstance(result, ld.ProofGivenUp):
             return TacticError("the tactic gave up (the proof would contain `sorry`)")
-        return self._wrap(theorem, tactics, session, result)
+        return self._wrap(theorem, tactics, session, result, parent)
 
-    def _wrap(self, theorem: Theorem, tactics: tuple[str, ...], session: _Session, dojo_state) -> TacticState:
-        with self._lock:
-            handle, self._next = self._next, self._next + 1
-            self._states[handle] = _StateRef(theorem, tactics, session.generation, dojo_state)
+    def _wrap(self, theorem: Theorem, tactics: tuple[str, ...], session: _Session, dojo_state,
+              parent: int | None) -> TacticState:
+        handle = self.states.add(_StateRef(theorem, tactics, session.generation, dojo_state), parent, key=theorem.name)
         goals = tuple(g for g in dojo_state.pp.split("\n\n") if g.strip())
         return TacticState(id=handle, pp=dojo_state.pp, goals=goals)
 
@@ -169,6 +177,7 @@ class DojoEnv:
         """Exit every open Dojo."""
         with self._lock:
             names = list(self._sessions)
+        self.states.clear()
         for name in names:
             self._drop(name)
 

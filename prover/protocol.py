@@ -87,13 +87,21 @@ class EnvError(RuntimeError):
 
 @runtime_checkable
 class ProofEnv(Protocol):
-    """A Lean proof session provider. Implementations must be safe to reuse across theorems."""
+    """A Lean proof session provider. Implementations must be safe to reuse across theorems,
+    and must keep a bounded number of proof states (released ones are dropped)."""
 
     def start(self, theorem: Theorem, timeout: float | None = None) -> TacticState | TacticError:
         """Elaborate header + statement and return the initial goal state."""
 
     def run_tactic(self, state: TacticState, tactic: str, timeout: float | None = None) -> TacticResult:
         """Apply one tactic to an open state."""
+
+    def release(self, state: TacticState) -> None:
+        """Forget the proof `state` belongs to (every state reached from its `start`).
+
+        Searches call it when they end, so a long-lived environment holds only live proofs;
+        running a tactic on a released state afterwards is a `TacticError`.
+        """
 
     def check(self, source: str, header: str = "", timeout: float | None = None,
               print_axioms: Sequence[str] = ()) -> CheckOutput:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
@@ -20,6 +19,7 @@ from .protocol import CheckOutput, EnvError, LeanMessage, ProofFinished, TacticE
 from .repl_pool import HeaderError, ReplPool, Worker
 from .repl_process import ReplCrashed, ReplProcess, ReplTimeout
 from .repl_protocol import ReplProtocolError, ReplResponse, parse_axioms
+from .states import StateTable, UnknownState
 
 _REPL_FAILURES = (ReplTimeout, ReplCrashed, ReplProtocolError)
 
@@ -38,6 +38,8 @@ class ReplConfig(BaseModel):
     max_rss_growth_mb: float | None = Field(6144, gt=0, description="recycle a REPL whose memory grew this much")
     acquire_timeout: float | None = Field(None, gt=0, description="seconds to wait for a free REPL; None: forever")
     respawn: bool = Field(True, description="re-import a killed/recycled REPL's header in the background")
+    max_states: int = Field(100_000, ge=1, description="open proof states kept (least recently used evicted); "
+                                                       "searches release theirs when they end")
 
     @field_validator("repl_command")
     @classmethod
@@ -70,9 +72,7 @@ class ReplEnv:
         self.pool = ReplPool(self._spawn, self.config.pool_size, self.config.import_timeout,
                              self.config.max_commands, self.config.max_rss_growth_mb, self.config.acquire_timeout,
                              respawn=self.config.respawn)
-        self._states: dict[int, _StateRef] = {}
-        self._lock = threading.Lock()
-        self._next_id = 0
+        self.states: StateTable[_StateRef] = StateTable(self.config.max_states, "ReplConfig.max_states")
 
     def _spawn(self) -> ReplProcess:
         return ReplProcess(self.command, cwd=self.cwd, memory_limit_mb=self.config.memory_limit_mb)
@@ -97,10 +97,10 @@ class ReplEnv:
 
     def run_tactic(self, state: TacticState, tactic: str, timeout: float | None = None) -> TacticResult:
         """Run `tactic` on `state`, in the process holding it or on a rebuilt copy."""
-        with self._lock:
-            ref = self._states.get(state.id)
-        if ref is None:
-            return TacticError(f"unknown proof state {state.id}: it was not produced by this environment")
+        try:
+            ref = self.states.get(state.id)
+        except UnknownState as exc:
+            return TacticError(str(exc))
         try:
             with self.pool.session(ref.theorem.header, prefer=ref.generation) as worker:
                 proof_state = ref.proof_state
@@ -109,13 +109,18 @@ class ReplEnv:
                     if isinstance(proof_state, TacticError):
                         return proof_state
                 resp = worker.process.send({"tactic": tactic, "proofState": proof_state}, self._timeout(timeout))
-                return self._tactic_result(worker, ref, tactic, resp)
+                return self._tactic_result(worker, state.id, ref, tactic, resp)
         except HeaderError as exc:
             return TacticError(str(exc))
         except ReplTimeout as exc:
             return TacticError(str(exc), timeout=True)
         except (ReplCrashed, ReplProtocolError) as exc:
             return TacticError(f"the REPL failed, it will be restarted: {exc}")
+
+    def release(self, state: TacticState) -> None:
+        """Forget the proof `state` belongs to. The REPL cannot delete its own copies: they go when
+        the process is recycled (`max_commands`, `max_rss_growth_mb`), which bounds its memory."""
+        self.states.release(state.id)
 
     def check(self, source: str, header: str = "", timeout: float | None = None,
               print_axioms: Sequence[str] = ()) -> CheckOutput:
@@ -142,6 +147,7 @@ class ReplEnv:
     def close(self) -> None:
         """Stop all REPL processes."""
         self.pool.close()
+        self.states.clear()
 
     def __enter__(self) -> "ReplEnv":
         return self
@@ -167,14 +173,12 @@ class ReplEnv:
         goal = with_state[0]
         return self._register(_StateRef(theorem, (), worker.generation, goal.proof_state), [goal.goal])
 
-    def _register(self, ref: _StateRef, goals: list[str]) -> TacticState:
-        with self._lock:
-            handle = self._next_id
-            self._next_id += 1
-            self._states[handle] = ref
+    def _register(self, ref: _StateRef, goals: list[str], parent: int | None = None) -> TacticState:
+        handle = self.states.add(ref, parent)
         return TacticState(id=handle, pp="\n\n".join(goals), goals=tuple(goals))
 
-    def _tactic_result(self, worker: Worker, ref: _StateRef, tactic: str, resp: ReplResponse) -> TacticResult:
+    def _tactic_result(self, worker: Worker, parent: int, ref: _StateRef, tactic: str,
+                       resp: ReplResponse) -> TacticResult:
         if resp.error or resp.errors:
             return TacticError(_error_text(resp))
         status = resp.proof_status or ""
@@ -187,7 +191,8 @@ class ReplEnv:
             return TacticError(f"unexpected REPL answer to a tactic: {resp.raw!r:.300}")
         if not resp.goals:
             return ProofFinished(tactics=tactics)
-        return self._register(_StateRef(ref.theorem, tactics, worker.generation, resp.proof_state), resp.goals)
+        return self._register(_StateRef(ref.theorem, tactics, worker.generation, resp.proof_state), resp.goals,
+                              parent)
 
     def _replay(self, worker: Worker, ref: _StateRef, timeout: float) -> int | TacticError:
         """Rebuild `ref` in `worker` (its own process died or was recycled); return the new handle."""

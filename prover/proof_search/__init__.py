@@ -17,7 +17,7 @@ def search(theorem: Theorem, env: ProofEnv, generator: Generator, config: Search
 
     `policy` is the final check's `CheckPolicy` (default: its strict defaults). `EnvError`
     propagates (the environment itself is broken); other failures of one theorem are
-    returned as status "error".
+    returned as status "error". The proof states it opened are released when it returns.
     """
     from .best_first import best_first
     from .mcts import mcts
@@ -33,3 +33,6 @@ def search(theorem: Theorem, env: ProofEnv, generator: Generator, config: Search
         raise
     except Exception as exc:  # a generator or backend failure ends this theorem, not the run
         return verifier.unproved(error=f"{type(exc).__name__}: {exc}")
+    finally:
+        for root in budget.opened:  # a long-lived environment keeps only the proofs still searched
+            env.release(root)

@@ -55,7 +55,7 @@ class SearchResult:
 
 
 class Budget:
-    """Counters and the wall-clock deadline of one search."""
+    """Counters, the wall-clock deadline and the opened proofs of one search."""
 
     def __init__(self, config: SearchConfig):
         self.config = config
@@ -64,6 +64,7 @@ class Budget:
         self.expansions = 0
         self.lean_calls = 0
         self.samples = 0
+        self.opened: list[TacticState] = []  # roots this search started; released when it ends
 
     def time_left(self) -> float:
         return self.deadline - time.monotonic()
@@ -134,4 +135,5 @@ def open_theorem(theorem: Theorem, env: ProofEnv, config: SearchConfig, budget: 
     state = env.start(theorem, timeout=budget.timeout(config.check_timeout))
     if isinstance(state, TacticError):
         return verifier.unproved(error=f"the statement did not elaborate: {state.message}")
+    budget.opened.append(state)
     return state

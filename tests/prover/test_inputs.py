@@ -95,6 +95,14 @@ def test_normalize_statement():
     assert normalize_statement("theorem t : True :=\n  sorry") == "theorem t : True :="
     assert normalize_statement("theorem t : True :=") == "theorem t : True :="
     assert normalize_statement("theorem nearby : True :=") == "theorem nearby : True :="
+    with pytest.raises(ValueError, match="must end with ':='"):
+        normalize_statement("theorem t : standby")  # a word ending in `by` is not the `by` keyword
+
+
+def test_normalize_statement_is_public():
+    import prover
+
+    assert prover.normalize_statement is normalize_statement  # the one normalizer other packages call
 
 
 def test_lean_file_declarations_end_before_the_next_command(tmp_path):

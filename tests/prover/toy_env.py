@@ -141,20 +141,21 @@ def pretty(goals: Sequence[str]) -> str:
 
 
 class ToyEnv:
-    """A thread-safe ProofEnv over the toy goal language. `calls` counts every request."""
+    """A thread-safe ProofEnv over the toy goal language. `calls` counts every request;
+    `_states` maps a live state to (goals, mathlib?, the id of its proof's root)."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._states: dict[int, tuple[str, ...]] = {}
-        self._mathlib: dict[int, bool] = {}
+        self._states: dict[int, tuple[tuple[str, ...], bool, int]] = {}
+        self._next = 0
         self.calls = 0
+        self.released = 0  # proofs released
         self.closed = False
 
-    def _new_state(self, goals: tuple[str, ...], mathlib: bool) -> TacticState:
+    def _new_state(self, goals: tuple[str, ...], mathlib: bool, root: int | None = None) -> TacticState:
         with self._lock:
-            sid = len(self._states)
-            self._states[sid] = goals
-            self._mathlib[sid] = mathlib
+            sid, self._next = self._next, self._next + 1
+            self._states[sid] = (goals, mathlib, sid if root is None else root)
         return TacticState(id=sid, pp=pretty(goals), goals=goals)
 
     def start(self, theorem: Theorem, timeout: float | None = None) -> TacticState | TacticError:
@@ -167,12 +168,23 @@ class ToyEnv:
     def run_tactic(self, state: TacticState, tactic: str, timeout: float | None = None) -> TacticResult:
         self.calls += 1
         with self._lock:
-            goals, mathlib = self._states[state.id], self._mathlib[state.id]
+            held = self._states.get(state.id)
+        if held is None:
+            return TacticError(f"toy env: proof state {state.id} is not held (released or never made)")
+        goals, mathlib, root = held
         try:
             new, _ = apply_tactic(goals, tactic.strip(), mathlib)
         except _Failure as exc:
             return TacticError(str(exc), timeout=exc.timeout)
-        return ProofFinished() if not new else self._new_state(new, mathlib)
+        return ProofFinished() if not new else self._new_state(new, mathlib, root)
+
+    def release(self, state: TacticState) -> None:
+        with self._lock:
+            held = self._states.get(state.id)
+            if held is None:
+                return
+            self._states = {sid: v for sid, v in self._states.items() if v[2] != held[2]}
+            self.released += 1
 
     def check(self, source: str, header: str = "", timeout: float | None = None,
               print_axioms: Sequence[str] = ()) -> CheckOutput:
