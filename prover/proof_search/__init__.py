@@ -34,5 +34,8 @@ def search(theorem: Theorem, env: ProofEnv, generator: Generator, config: Search
     except Exception as exc:  # a generator or backend failure ends this theorem, not the run
         return verifier.unproved(error=f"{type(exc).__name__}: {exc}")
     finally:
-        for root in budget.opened:  # a long-lived environment keeps only the proofs still searched
-            env.release(root)
+        # A long-lived environment keeps only the proofs still searched; a user's env written before
+        # `release` joined the protocol keeps its states, as it always did.
+        release = getattr(env, "release", None)
+        for root in budget.opened if release is not None else ():
+            release(root)
