@@ -158,11 +158,25 @@ def _remote_grade(client: ServiceClient, args) -> int:
     tmp.write_text("".join(json.dumps(row) + "\n" for row in out_rows), encoding="utf-8")
     os.replace(tmp, out)
     summary = summarize(out_rows, parse_ks(getattr(args, "k", "1,10,100")), out)
+    ungraded = sum(1 for r in out_rows if r.get("ungraded"))
     if getattr(args, "json", False):
-        print(json.dumps(summary))
+        print(json.dumps({**summary, "ungraded": ungraded}))
+    else:
+        print(format_summary(summary))
+    return _report_ungraded(ungraded, len(out_rows), "sample")
+
+
+UNGRADED_EXIT = 3  # the job finished, but some items have no verdict: their worker died on every attempt
+
+
+def _report_ungraded(ungraded: int, total: int, what: str) -> int:
+    """0, or UNGRADED_EXIT with one line saying how many items got no verdict and why."""
+    if not ungraded:
         return 0
-    print(format_summary(summary))
-    return 0
+    print(f"warning: {ungraded} of {total} {what}(s) were NOT graded: their worker died every time it ran them "
+          "(rows with \"ungraded\": true; see their detail); the scores above count them as failures",
+          file=sys.stderr)
+    return UNGRADED_EXIT
 
 
 def _grade_on_server(client: ServiceClient, args, samples: list[dict]) -> list[dict]:
@@ -192,6 +206,8 @@ def _result_row(sample: dict, verdict: dict) -> dict:
     row.update(result="passed" if verdict.get("passed") else f"{status}: {detail}",
                passed=bool(verdict.get("passed")), verdict=status, detail=detail,
                time_s=verdict.get("time_s"), protections=verdict.get("protections"))
+    if verdict.get("ungraded"):
+        row["ungraded"] = True
     return row
 
 
@@ -245,4 +261,4 @@ def _remote_prove(client: ServiceClient, args) -> int:
     text = f"proved {counts.get('proved', 0)}/{len(records)}" + (f" ({rest})" if rest else "")
     text += f"; {len(skip)} already done" if skip else ""
     print(text + (f"; results in {output}" if output else ""), file=sys.stderr)
-    return 0
+    return _report_ungraded(sum(1 for r in records if r.get("ungraded")), len(records), "theorem")

@@ -152,8 +152,12 @@ def create_app(config: ServiceConfig | None = None, pool=None) -> FastAPI:
     @app.get("/healthz", tags=["service"])
     def healthz() -> dict:
         runner: JobRunner = state["runner"]
-        return {"status": "ok", "uptime_s": round(time.time() - state["started"], 1),
-                "active_jobs": runner.active(), "coder_workers": len(state["pool"].coders)}
+        pool, workers = state["pool"], {}
+        if hasattr(pool, "status"):
+            workers = pool.status()
+        waiting = [f"{name}: {g['waiting']}" for name, g in workers.items() if g.get("waiting")]
+        return {"status": "degraded" if waiting else "ok", "uptime_s": round(time.time() - state["started"], 1),
+                "active_jobs": runner.active(), "workers": workers, "waiting": waiting}
 
     auth = _auth(config.token)
     _add_job_routes(app, state, auth, config)
@@ -293,7 +297,11 @@ def _add_kind_routes(app: FastAPI, state: dict, dep, kind: str, route: str, job_
 
     @app.get(f"/v1/{route}/{{job_id}}", tags=[tag], dependencies=dep, name=f"get_{kind}")
     def get_job(job_id: str) -> dict:
-        return job_or_404(kind, job_id).to_dict()
+        job = job_or_404(kind, job_id).to_dict()
+        waiting = getattr(state["pool"], "waiting", None)
+        if job["status"] in ("queued", "running") and waiting is not None:
+            job["waiting"] = waiting(kind)  # why it is slow or not moving: workers restarting or unplaced
+        return job
 
     @app.get(f"/v1/{route}/{{job_id}}/results", tags=[tag], dependencies=dep, name=f"{kind}_results",
              response_class=StreamingResponse)

@@ -136,3 +136,36 @@ def test_demo_runs_end_to_end(ray_cluster, tmp_path):
     assert [r["task_id"] for r in results] == ["HumanEval/0", "HumanEval/1", "HumanEval/2"]
     assert all(r["verdict"] in ("passed", "failed", "runtime_error", "timeout", "memory_exceeded", "output_limit")
                for r in results)
+
+
+def test_grade_with_server_says_how_many_samples_were_not_graded(ray_cluster, tmp_path):
+    """A sample whose worker dies every time it runs it: the row says so, and so do the summary and exit code."""
+    import threading
+    import time
+
+    from svc_helpers import ServerThread
+
+    from workers.config import PoolConfig, ServiceConfig
+    from workers.service import create_app
+
+    cfg = ServiceConfig(db=str(tmp_path / "jobs.sqlite"),
+                        pool=PoolConfig(coder_workers=1, max_item_attempts=1, model={"enabled": False}))
+    samples = tmp_path / "samples.jsonl"
+    rows = [{"task_id": "HumanEval/0", "completion": "    import time\n    time.sleep(20)\n"}] + canonical_samples(2)
+    samples.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    with ServerThread(create_app(cfg)) as srv:
+        pool = srv.app.state.proofcode["pool"]
+        out = {}
+        t = threading.Thread(target=lambda: out.update(r=cli("grade", str(samples), "--server", srv.url, "--k", "1")))
+        t.start()
+        pid = pool.worker_pids()[0]
+        wait_for(lambda: srv.app.state.proofcode["store"].list(1), timeout=60)
+        time.sleep(2.5)  # the worker is inside the sleepy sample (first in line, 10 s limit)
+        os.kill(pid, signal.SIGKILL)
+        t.join(timeout=240)
+    res = out["r"]
+    assert res.returncode == 3, res.stderr
+    assert "1 of 3 sample(s) were NOT graded" in res.stderr and "samples: 3" in res.stdout
+    results = [json.loads(x) for x in (tmp_path / "samples.jsonl_results.jsonl").read_text().splitlines()]
+    assert results[0]["ungraded"] and "worker died 1 time(s)" in results[0]["detail"]
+    assert [r["passed"] for r in results] == [False, True, True] and "ungraded" not in results[1]

@@ -232,12 +232,10 @@ def run_rl(config: RLConfig) -> dict:
     """Start (or join) Ray, run the job, and shut its actors down."""
     import os
 
-    import ray
+    from ..pool import init_ray
 
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-    if not ray.is_initialized():
-        ray.init(address=config.address, include_dashboard=False, log_to_driver=False, configure_logging=False,
-                 **({} if config.address else {"num_cpus": max(4, config.rollout_workers + config.reward_workers + 1)}))
+    init_ray(config.address, num_cpus=max(4, config.rollout_workers + config.reward_workers + 1))
     Path(config.run_dir).mkdir(parents=True, exist_ok=True)
     run = RLRun(config)
     try:
