@@ -38,6 +38,7 @@ def service(cluster, tmp_path_factory):
     cfg = ServiceConfig(db=str(tmp_path_factory.mktemp("mn") / "jobs.sqlite"),
                         pool=PoolConfig(coder_workers=3, prover_workers=0, model={"enabled": False}))
     with ServerThread(create_app(cfg)) as srv:
+        srv.config = cfg
         yield srv
 
 
@@ -65,7 +66,8 @@ def grade(service, during=None) -> tuple[list[tuple], dict]:
     job = http.post("/v1/gradings", json={"samples": samples()}).json()
     if during:
         wait_for(lambda: http.get(f"/v1/gradings/{job['id']}").json()["done"] >= 3, timeout=120)
-        during(job["id"])
+        service = during(job["id"]) or service  # a restarted service answers from now on
+        http = client(service.url)
     final = wait_for(lambda: (j := http.get(f"/v1/gradings/{job['id']}").json())["status"] != "running" and j,
                      timeout=240, poll=0.3)
     rows = [json.loads(line) for line in http.get(f"/v1/gradings/{job['id']}/results").text.splitlines()]
@@ -112,3 +114,46 @@ def test_with_no_capacity_left_the_job_waits_says_why_and_completes_when_a_node_
     assert "{'CPU': 1.0}" in waiting and "CPU 0 free of 0" in waiting, waiting
     assert seen["job"]["status"] == "running" and seen["job"]["done"] == seen["done"] < N_OK + N_BAD
     assert seen["health"]["status"] == "degraded" and seen["health"]["waiting"][0].startswith("coder: 3 of 3")
+
+
+def test_a_restarted_service_resumes_its_job_on_a_smaller_cluster(cluster, service, baseline):
+    """Last in this module: the service is stopped mid-job, a node dies, a new service on 2 of 3 CPUs finishes it."""
+    restore(cluster, service)
+    nodes = list(coders(service).node)
+    started = []
+
+    def restart_smaller(_job_id):
+        service.app.state.proofcode["runner"].shutdown(wait=True)  # what a graceful stop does first, now
+        assert service.app.state.proofcode["store"].unfinished() == [_job_id]
+        service.stop()  # the job stays `running` in SQLite, the pool's actors go
+        cluster.kill_raylet(nodes[0])
+        started.append(ServerThread(create_app(service.config)).__enter__())
+        return started[0]
+
+    try:
+        verdicts, job = grade(service, during=restart_smaller)
+        assert job["status"] == "completed" and verdicts == baseline
+        pool = started[0].app.state.proofcode["pool"]
+        assert pool.status()["coder"]["ready"] == 2  # 3 asked for, 2 CPUs left: slower, not never
+        assert "1 of 3 coder worker(s) not running" in wait_for(lambda: pool.waiting("grading"), timeout=30)
+    finally:
+        for srv in started:
+            srv.stop()
+
+
+def test_init_ray_with_an_address_keeps_the_clusters_settings(cluster):
+    """The local-Ray defaults (no usage stats, 127.0.0.1 only) are for a Ray proofcode starts, not one it joins.
+
+    (This loopback cluster itself was started with RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0, so its drivers
+    need that too: it is the cluster's setting, passed on from the test environment.)
+    """
+    import os
+    import subprocess
+
+    env = {k: v for k, v in os.environ.items() if k != "RAY_USAGE_STATS_ENABLED"}
+    code = ("import os, ray; from workers.pool import init_ray; init_ray(); "
+            "print(os.environ.get('RAY_USAGE_STATS_ENABLED'), len([n for n in ray.nodes() if n['Alive']]))")
+    out = subprocess.run([sys.executable, "-c", code], env={**env, "RAY_ADDRESS": cluster.cluster.address},
+                         capture_output=True, text=True, timeout=120)
+    alive = 1 + len(cluster.cluster.worker_nodes) - len(cluster.killed)
+    assert out.stdout.split() == ["None", str(alive)], out.stderr[-2000:]
