@@ -14,7 +14,7 @@ import uuid
 from contextlib import asynccontextmanager
 from typing import Literal, Optional, Union
 
-from fastapi import Depends, FastAPI, HTTPException, Request
+from fastapi import Depends, FastAPI, Header, HTTPException, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, StreamingResponse
@@ -25,6 +25,9 @@ from .jobs import JobStore
 from .runner import JobRunner
 
 ROUTES = {"proof": "proofs", "grading": "gradings", "math": "math/checks"}
+IDEMPOTENCY_KEY = Header(None, max_length=128, description=(
+    "names the job's input (e.g. a hash of the body): a queued, running or completed job submitted with "
+    "the same key is returned (200) instead of a new job, so a rerun re-attaches to it"))
 
 
 class _Body(BaseModel):
@@ -243,7 +246,10 @@ def _add_job_routes(app: FastAPI, state: dict, auth, config: ServiceConfig) -> N
     """POST/GET/cancel/results for each job kind."""
     dep = [Depends(auth)]
 
-    def create(kind: str, items: list[dict], params: dict) -> dict:
+    def create(kind: str, items: list[dict], params: dict, key: str | None = None):
+        """Store and start a job; with an Idempotency-Key that names an earlier job, that job (200) instead."""
+        if key and (existing := state["store"].find(kind, key)):
+            return JSONResponse(status_code=200, content={**state["store"].get(existing).to_dict(), "attached": True})
         pool_cfg = getattr(state["pool"], "config", None)
         field = "prover_workers" if kind == "proof" else "coder_workers"
         if pool_cfg is not None and getattr(pool_cfg, field) == 0:
@@ -251,7 +257,7 @@ def _add_job_routes(app: FastAPI, state: dict, auth, config: ServiceConfig) -> N
                                      f"restart it with --{field.replace('_', '-')} N")
         if len(items) > config.max_items_per_job:
             raise HTTPException(413, f"{len(items)} items exceed max_items_per_job={config.max_items_per_job}; split the job")
-        job_id = state["store"].create(kind, items, params)
+        job_id = state["store"].create(kind, items, params, key)
         state["runner"].submit(job_id)
         return state["store"].get(job_id).to_dict()
 
@@ -262,17 +268,18 @@ def _add_job_routes(app: FastAPI, state: dict, auth, config: ServiceConfig) -> N
         return job
 
     @app.post("/v1/gradings", status_code=202, tags=["gradings"], dependencies=dep)
-    def submit_grading(req: GradingRequest) -> dict:
+    def submit_grading(req: GradingRequest, idempotency_key: Optional[str] = IDEMPOTENCY_KEY) -> dict:
         params = {"problems": req.problems, "limits": req.limits}
         if isinstance(req.problems, list):
             params["problems_digest"] = hashlib.sha256(json.dumps(req.problems, sort_keys=True).encode()).hexdigest()
         _check_task_ids(req)
-        return create("grading", [s.model_dump(exclude_none=True) for s in req.samples], params)
+        return create("grading", [s.model_dump(exclude_none=True) for s in req.samples], params, idempotency_key)
 
     @app.post("/v1/proofs", status_code=202, tags=["proofs"], dependencies=dep)
-    def submit_proofs(req: ProofRequest) -> dict:
+    def submit_proofs(req: ProofRequest, idempotency_key: Optional[str] = IDEMPOTENCY_KEY) -> dict:
         _check_proof_options(req)
-        return create("proof", [t.model_dump() for t in req.theorems], req.model_dump(exclude={"theorems"}))
+        return create("proof", [t.model_dump() for t in req.theorems], req.model_dump(exclude={"theorems"}),
+                      idempotency_key)
 
     @app.post("/v1/math/check", tags=["math"], dependencies=dep)
     def check_math(req: MathCheckRequest):
