@@ -95,6 +95,10 @@ class ServiceConfig(_Strict):
     max_items_per_job: int = Field(100_000, ge=1)
     max_concurrent_jobs: int = Field(4, ge=1)
     ray_address: Optional[str] = Field(None, description="None = start a local Ray; 'auto' or host:port joins one")
+    server_path_dirs: list[str] = Field(default_factory=list, description="directories under which a request may "
+                                        "name files on the server (problems files, Lean projects); empty = none")
+    retention_days: Optional[float] = Field(None, gt=0, description="finished jobs older than this are deleted "
+                                            "(checked at start and on each new job); None = keep them")
     pool: PoolConfig = PoolConfig()
 
 

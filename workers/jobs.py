@@ -151,6 +151,25 @@ class JobStore:
         self.set_status(job_id, "cancelled", only_if_active=True)
         return self.get(job_id)
 
+    def delete(self, job_id: str) -> bool:
+        """Remove a finished job and its items; False (nothing removed) if it is unknown or still active."""
+        with self._lock, self._db:
+            self._db.execute("BEGIN")
+            cur = self._db.execute(
+                "DELETE FROM jobs WHERE id=? AND status NOT IN ('queued', 'running')", (job_id,))
+            if cur.rowcount != 1:
+                return False
+            self._db.execute("DELETE FROM items WHERE job_id=?", (job_id,))
+        return True
+
+    def purge(self, older_than_s: float) -> int:
+        """Remove finished jobs last updated more than `older_than_s` ago (retention); returns how many."""
+        cutoff = time.time() - older_than_s
+        with self._lock:
+            ids = [r[0] for r in self._db.execute(
+                "SELECT id FROM jobs WHERE status NOT IN ('queued', 'running') AND updated < ?", (cutoff,))]
+        return sum(self.delete(i) for i in ids)
+
     def results(self, job_id: str) -> Iterator[dict]:
         """Finished items in index order, each as {"index": i, **input, **result}."""
         with self._lock:
