@@ -28,6 +28,9 @@ WORKER_KIND = {"grading": "coder", "math": "coder", "proof": "prover"}
 # Set before Ray is imported, and only when proofcode starts its own Ray: a local Ray binds to 127.0.0.1
 # and reports no usage. A cluster joined with an address keeps its own settings.
 LOCAL_RAY_ENV = {"RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0", "RAY_USAGE_STATS_ENABLED": "0"}
+# The GCS keeps an event record of every task (for `ray list tasks`), ~3.5 KB each, up to 100,000 by
+# default: one long job would grow it by hundreds of MB. A local Ray keeps the last 10,000.
+LOCAL_RAY_SYSTEM_CONFIG = {"task_events_max_num_task_in_gcs": 10_000}
 
 
 class JobStalled(RuntimeError):
@@ -59,7 +62,7 @@ def init_ray(address: str | None = None, pool: PoolConfig | None = None, num_cpu
     # Locally, actors mostly wait on subprocesses (sandbox, Lean), so logical CPUs may exceed cores.
     if num_cpus is None:
         num_cpus = max(os.cpu_count() or 1, math.ceil(pool.cpus_needed()) if pool else 0)
-    ray.init(num_cpus=num_cpus, include_dashboard=False, **kwargs)
+    ray.init(num_cpus=num_cpus, include_dashboard=False, _system_config=LOCAL_RAY_SYSTEM_CONFIG, **kwargs)
 
 
 class WorkerPool:
