@@ -57,7 +57,12 @@ def init_ray(address: str | None = None, pool: PoolConfig | None = None, num_cpu
         return
     kwargs = dict(log_to_driver=False, configure_logging=False)
     if address:
-        ray.init(address=address, **kwargs)
+        try:
+            ray.init(address=address, **kwargs)
+        except ConnectionError as exc:
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise ConnectionError(f"cannot join the Ray cluster at {address!r} ({first}); start it with "
+                                  "`ray start --head`, or fix --address / RAY_ADDRESS") from None
         return
     # Locally, actors mostly wait on subprocesses (sandbox, Lean), so logical CPUs may exceed cores.
     if num_cpus is None:

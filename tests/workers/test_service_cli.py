@@ -207,3 +207,12 @@ def test_a_rerun_reattaches_and_the_client_rides_out_a_service_restart(ray_clust
     assert [r["line"] for r in results] == list(range(1, 41)) and all(r["passed"] for r in results)
     from workers.jobs import JobStore
     assert [j.id for j in JobStore(db).list()] == [job["id"]]  # one job: the rerun did not submit another
+
+
+def test_a_failed_start_is_one_line_with_cause_and_fix(tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    out = cli("serve", "--port", str(free_port()), "--db", str(blocker / "jobs.sqlite"), timeout=120)
+    lines = out.stderr.strip().splitlines()
+    assert out.returncode == 2 and len(lines) == 1, out.stderr
+    assert "cannot open the job database" in lines[0] and "writable --db" in lines[0] and "Traceback" not in out.stderr
