@@ -30,6 +30,9 @@ class CoderWorker:
     def ping(self) -> tuple[int, str]:
         return _whereami()
 
+    def run_batch(self, kind: str, items: list[dict], params: dict) -> list[dict]:
+        return [self.run(kind, item, params) for item in items]
+
     def run(self, kind: str, item: dict, params: dict) -> dict:
         if kind == "grading":
             return self.handler.grade(item, params)
@@ -55,6 +58,9 @@ class ProverWorker:
 
     def ping(self) -> tuple[int, str]:
         return _whereami()
+
+    def run_batch(self, kind: str, items: list[dict], params: dict) -> list[dict]:
+        return [self.run(kind, item, params) for item in items]
 
     def run(self, kind: str, item: dict, params: dict) -> dict:
         if kind != "proof":

@@ -65,7 +65,9 @@ class PoolConfig(_Strict):
     max_actor_restarts: int = Field(-1, ge=-1, description="-1 = restart a dead worker forever")
     max_item_attempts: int = Field(3, ge=1, description="an item whose worker dies this often while running it (on a "
                                    "live node) is reported as not graded; lost nodes and queued items use no attempt")
-    in_flight_per_worker: int = Field(2, ge=1, description="items queued at each worker (backpressure)")
+    in_flight_per_worker: int = Field(2, ge=1, description="tasks queued at each worker (backpressure)")
+    items_per_task: int = Field(8, ge=1, description="items one Ray task carries once a job is under way (a job "
+                                "starts with one per task): fewer tasks, less GCS growth and overhead")
     item_timeout_s: float = Field(900.0, gt=0, description="a worker busy this long on one item is restarted")
     stall_timeout_s: float = Field(1800.0, gt=0, description="a job whose workers finish no item for this long "
                                    "fails, naming why (e.g. workers waiting for placement)")

@@ -59,6 +59,7 @@ class WorkerGroup:
         self._waiting_logged = False
         self._waiting_at, self._waiting_text = 0.0, None
         self._nodes_checked = 0.0
+        self._sizes: dict = {}  # token -> items in that task
         self._lock = threading.Lock()
         for w in range(n):
             self._probe[w] = self.handles[w].ping.remote()
@@ -76,9 +77,11 @@ class WorkerGroup:
             self.load[w] += 1
             return w
 
-    def sent(self, w: int, token) -> None:
+    def sent(self, w: int, token, size: int = 1) -> None:
+        """A task of `size` items went to worker `w` (its hang clock allows `size` item timeouts)."""
         with self._lock:
             self.queue[w].append(token)
+            self._sizes[token] = size
 
     def release(self, w: int, token=None, finished: bool = False) -> None:
         with self._lock:
@@ -89,6 +92,7 @@ class WorkerGroup:
                 self.last_result = now
             if token is not None and token in self.queue[w]:
                 self.queue[w].remove(token)
+            self._sizes.pop(token, None)
 
     # -- health
     def failure(self, w: int, token) -> bool:
@@ -184,7 +188,8 @@ class WorkerGroup:
         now, out = time.monotonic(), []
         with self._lock:
             for w in range(self.n):
-                if self.state[w] == READY and self.load[w] and now - self.progress[w] > timeout:
+                head = self._sizes.get(self.queue[w][0], 1) if self.queue[w] else 1
+                if self.state[w] == READY and self.load[w] and now - self.progress[w] > timeout * head:
                     self.progress[w] = now + timeout
                     out.append(w)
         return out

@@ -6,7 +6,9 @@ an item whose worker died while running it on a live node `max_item_attempts` ti
 not graded (`ungraded: true`); a worker busy past `item_timeout_s` is restarted, which counts the
 same. Workers are created when a job first needs them; at most `in_flight_per_worker` items per
 worker are submitted at a time (backpressure); a job whose workers finish nothing for
-`stall_timeout_s` fails with the reason (e.g. workers waiting for placement).
+`stall_timeout_s` fails with the reason (e.g. workers waiting for placement). Once a job is under way
+its items travel `items_per_task` to a Ray task (fewer tasks: less GCS growth, less overhead); items
+of a lost task are retried one per task, so an attempt is charged only to the item that was running.
 """
 from __future__ import annotations
 
@@ -202,7 +204,7 @@ class WorkerPool:
 
         group = self.group(kind)
         job = _JobFeed(items)
-        in_flight: dict = {}  # ref -> (worker, index, item)
+        in_flight: dict = {}  # ref -> (worker, [(index, item), ...])
         params_ref = ray.put(params)  # once per job, not once per item (inline problem sets can be large)
         started = time.monotonic()
         try:
@@ -210,13 +212,14 @@ class WorkerPool:
                 if should_stop():
                     return False
                 while (w := group.acquire()) is not None:
-                    nxt = job.next()
-                    if nxt is None:
+                    # slow start: single items until every worker slot has had one, then bigger tasks
+                    batch = job.next_batch(min(self.config.items_per_task, 1 + job.sent // (group.n * group.cap)))
+                    if not batch:
                         group.release(w)
                         break
-                    ref = group.handles[w].run.remote(kind, nxt[1], params_ref)
-                    group.sent(w, ref)
-                    in_flight[ref] = (w, *nxt)
+                    ref = group.handles[w].run_batch.remote(kind, [item for _, item in batch], params_ref)
+                    group.sent(w, ref, len(batch))
+                    in_flight[ref] = (w, batch)
                 if not in_flight and job.done():
                     return True
                 self._check_stall(group, started)
@@ -225,43 +228,55 @@ class WorkerPool:
                     continue
                 ready, _ = ray.wait(list(in_flight), num_returns=1, timeout=0.5)
                 for ref in ready:
-                    w, idx, item = in_flight.pop(ref)
-                    result = self._outcome(group, kind, w, ref, idx, item, job)
-                    if result is not None:
+                    w, batch = in_flight.pop(ref)
+                    for idx, result in self._outcome(group, kind, w, ref, batch, job):
                         on_result(idx, result)
                 for w in group.hung(self.item_timeout_s):
                     log.warning("%s worker %d exceeded item_timeout_s=%.0f; restarting it", kind, w, self.item_timeout_s)
                     ray.kill(group.handles[w], no_restart=False)
         finally:
-            for w, _, _ in in_flight.values():  # stopped early: give the slots back
+            for w, _ in in_flight.values():  # stopped early: give the slots back
                 group.release(w)
 
-    def _outcome(self, group: WorkerGroup, kind: str, w: int, ref, idx: int, item: dict, job: "_JobFeed"):
-        """The item's result, or None after queueing it again because its worker or node was lost."""
+    def _outcome(self, group: WorkerGroup, kind: str, w: int, ref, batch: list, job: "_JobFeed") -> list:
+        """(index, result) for the task's items; none for items queued again because their worker or node was lost."""
         import ray
         from ray.exceptions import RayTaskError
 
         try:
-            result = ray.get(ref)
-        except RayTaskError as exc:  # the handler itself raised: that is the item's verdict
-            result = error_result(exc.as_instanceof_cause(), "worker raised")
+            results = ray.get(ref)
+        except RayTaskError as exc:  # the handler itself raised: that is each item's verdict
+            results = [error_result(exc.as_instanceof_cause(), "worker raised")] * len(batch)
         except Exception as exc:  # the worker, its node or the object is gone: infrastructure
             ran = group.failure(w, ref)
             group.release(w, ref)
-            attempts = job.charge(idx) if ran else job.attempts.get(idx, 0)
-            limit = self.config.max_item_attempts
-            if attempts >= limit:
-                log.warning("%s item %d not graded: its worker died %d time(s) while running it", kind, idx, attempts)
-                return {"status": "error", "passed": False, "ungraded": True,
-                        "detail": f"not graded: the {group.name} worker died {attempts} time(s) while running this "
-                                  f"item on a live node ({type(exc).__name__}); the item itself may kill its worker"}
-            log.warning("%s item %d retried on another worker (%s; %d of %d attempts used)", kind, idx,
-                        "its worker died while running it" if ran else "its worker or node was lost before it ran",
-                        attempts, limit)
-            job.retry(idx, item)
-            return None
+            if len(batch) > 1:  # which of them killed it is unknown: each runs alone, no attempt used
+                log.warning("%s items %s retried one by one (their worker or node was lost)", kind,
+                            [i for i, _ in batch])
+                for idx, item in batch:
+                    job.retry(idx, item)
+                return []
+            return self._lost_single(group, kind, batch[0], ran, exc, job)
         group.release(w, ref, finished=True)
-        return result
+        return [(idx, result) for (idx, _), result in zip(batch, results)]
+
+    def _lost_single(self, group: WorkerGroup, kind: str, entry: tuple, ran: bool, exc: Exception,
+                     job: "_JobFeed") -> list:
+        """A lone item whose worker died: retried, or after `max_item_attempts` deaths while it ran, not graded."""
+        idx, item = entry
+        attempts = job.charge(idx) if ran else job.attempts.get(idx, 0)
+        limit = self.config.max_item_attempts
+        if attempts >= limit:
+            log.warning("%s item %d not graded: its worker died %d time(s) while running it", kind, idx, attempts)
+            return [(idx, {"status": "error", "passed": False, "ungraded": True,
+                           "detail": f"not graded: the {group.name} worker died {attempts} time(s) while running "
+                                     f"this item on a live node ({type(exc).__name__}); the item itself may kill "
+                                     "its worker"})]
+        log.warning("%s item %d retried on another worker (%s; %d of %d attempts used)", kind, idx,
+                    "its worker died while running it" if ran else "its worker or node was lost before it ran",
+                    attempts, limit)
+        job.retry(idx, item)
+        return []
 
     def _check_stall(self, group: WorkerGroup, started: float) -> None:
         idle = time.monotonic() - max(group.last_result, started)
@@ -291,23 +306,27 @@ class WorkerPool:
 
 
 class _JobFeed:
-    """A job's items: retries first, then the source; and how many attempts each item has used."""
+    """A job's items: retries first (each alone, so an attempt is charged to the right item), then the source."""
 
     def __init__(self, items: Iterable[tuple[int, dict]]):
         self.source = iter(items)
         self.exhausted = False
         self.retries: deque = deque()
         self.attempts: dict[int, int] = {}
+        self.sent = 0  # tasks dispatched so far (the slow start's clock)
 
-    def next(self) -> tuple[int, dict] | None:
+    def next_batch(self, size: int) -> list[tuple[int, dict]]:
+        self.sent += 1
         if self.retries:
-            return self.retries.popleft()
-        if not self.exhausted:
+            return [self.retries.popleft()]
+        batch = []
+        while not self.exhausted and len(batch) < size:
             nxt = next(self.source, None)
-            if nxt is not None:
-                return nxt
-            self.exhausted = True
-        return None
+            if nxt is None:
+                self.exhausted = True
+            else:
+                batch.append(nxt)
+        return batch
 
     def retry(self, idx: int, item: dict) -> None:
         self.retries.append((idx, item))
