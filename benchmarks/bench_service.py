@@ -1,6 +1,9 @@
 """Grading throughput: direct in-process (1 and 2 threads) vs through the Ray pool (1, 2, 4 coder workers) vs through HTTP.
 
-    python benchmarks/bench_service.py [--samples 164] [--rounds 1]
+    python benchmarks/bench_service.py [--samples 164] [--rounds 1] [--long-samples 3280]
+
+The long row is one HTTP job of `--long-samples` items: its items/s, and how much the Ray GCS
+(gcs_server's resident memory) and the SQLite job database grow per 1,000 items.
 
 The same job (HumanEval canonical solutions) runs on every side in one process and one Ray
 cluster; sides alternate each round so machine noise hits them alike. Prints a table and the
@@ -81,10 +84,39 @@ class _Http:
         self.client.wait("grading", job["id"], poll_s=0.1, progress=False)
         return sum(bool(r.get("passed")) for r in self.client.results("grading", job["id"]))
 
+    def db_bytes(self) -> int:
+        return sum(os.path.getsize(os.path.join(self.tmp.name, f)) for f in os.listdir(self.tmp.name))
+
     def close(self) -> None:
         self.server.should_exit = True
         self.thread.join(timeout=60)
         self.tmp.cleanup()
+
+
+def gcs_rss() -> int | None:
+    """Resident bytes of this Ray cluster's gcs_server (a local Ray started here), or None if unknown."""
+    try:
+        import psutil
+        import ray
+
+        node = ray._private.worker._global_node  # private, but the only handle on the GCS process
+        proc = node.all_processes["gcs_server"][0].process
+        return psutil.Process(proc.pid).memory_info().rss
+    except Exception:
+        return None
+
+
+def long_job(http: "_Http", n: int) -> str:
+    """One HTTP job of n items: items/s and GCS / SQLite growth per 1,000 items, as one line."""
+    gcs0, db0 = gcs_rss(), http.db_bytes()
+    t0 = time.perf_counter()
+    passed = http.run(samples(n))
+    dt = time.perf_counter() - t0
+    gcs1, db1 = gcs_rss(), http.db_bytes()
+    per_k = 1000 / n
+    gcs = f"{(gcs1 - gcs0) * per_k / 1024:+.0f} KB" if gcs0 and gcs1 else "n/a (not a local Ray)"
+    return (f"long http x2: {n} samples ({passed} passed) in {dt:.1f} s = {n / dt:.1f} items/s; per 1,000 items: "
+            f"GCS RSS {gcs}, SQLite {(db1 - db0) * per_k / 1024:+.0f} KB")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -92,6 +124,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--samples", type=int, default=164, help="samples per job (HumanEval canonical, repeated)")
     ap.add_argument("--rounds", type=int, default=1, help="alternating rounds; the median is reported")
     ap.add_argument("--workers", type=int, nargs="+", default=[1, 2, 4], help="pool sizes to scale over")
+    ap.add_argument("--long-samples", type=int, default=3280, help="items in the long HTTP job (0 = skip it)")
     args = ap.parse_args(argv)
 
     from workers.config import PoolConfig
@@ -112,6 +145,7 @@ def main(argv: list[str] | None = None) -> int:
     http.run(items[:4])
 
     times: dict[str, list[float]] = {name: [] for name in sides}
+    long_line = None
     try:
         for r in range(args.rounds):
             order = list(sides) if r % 2 == 0 else list(reversed(sides))
@@ -122,6 +156,8 @@ def main(argv: list[str] | None = None) -> int:
                 if passed != len(items):
                     print(f"warning: {name} passed {passed}/{len(items)}", file=sys.stderr)
                 print(f"round {r + 1} {name}: {times[name][-1]:.2f} s", file=sys.stderr)
+        if args.long_samples:
+            long_line = long_job(http, args.long_samples)
     finally:
         http.close()
         for pool in pools.values():
@@ -138,6 +174,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"ratio: http x2 / pool x2 = {http2 / p2:.2f} (HTTP + SQLite overhead)")
     print(f"ratio: http x2 / direct x2 threads = {http2 / statistics.median(times['direct x2']):.2f} "
           "(service vs the local `proofcode grade` way)")
+    if long_line:
+        print(long_line)
     first = statistics.median(times[f"pool x{args.workers[0]}"])
     for w in args.workers[1:]:
         print(f"ratio: speed-up pool x{w} vs pool x{args.workers[0]} = {first / statistics.median(times[f'pool x{w}']):.2f}")

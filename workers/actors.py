@@ -11,6 +11,11 @@ import ray
 from .handlers import CoderHandler, ProverHandler
 
 
+def _whereami() -> tuple[int, str]:
+    """(pid, Ray node id) of this actor: the pool's health probe, and where the worker landed."""
+    return os.getpid(), ray.get_runtime_context().get_node_id()
+
+
 @ray.remote
 class CoderWorker:
     """Grades code and checks math answers; each item runs in `coder`'s sandbox."""
@@ -21,6 +26,12 @@ class CoderWorker:
 
     def pid(self) -> int:
         return os.getpid()
+
+    def ping(self) -> tuple[int, str]:
+        return _whereami()
+
+    def run_batch(self, kind: str, items: list[dict], params: dict) -> list[dict]:
+        return [self.run(kind, item, params) for item in items]
 
     def run(self, kind: str, item: dict, params: dict) -> dict:
         if kind == "grading":
@@ -44,6 +55,12 @@ class ProverWorker:
 
     def pid(self) -> int:
         return os.getpid()
+
+    def ping(self) -> tuple[int, str]:
+        return _whereami()
+
+    def run_batch(self, kind: str, items: list[dict], params: dict) -> list[dict]:
+        return [self.run(kind, item, params) for item in items]
 
     def run(self, kind: str, item: dict, params: dict) -> dict:
         if kind != "proof":

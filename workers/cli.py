@@ -42,11 +42,10 @@ def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
     return parser
 
 
-# Defaults for a local run, set here at the edge before anything imports ray or lean_dojo:
-# a local Ray binds to 127.0.0.1 and reports no usage; LeanDojo uses no remote trace cache.
+# Defaults set here at the edge before anything imports lean_dojo: no remote trace cache. The local-Ray
+# defaults (bind to 127.0.0.1, no usage stats) are `workers.pool.LOCAL_RAY_ENV`, set by `init_ray` only
+# when proofcode starts its own Ray: a cluster joined with --address/RAY_ADDRESS keeps its settings.
 LOCAL_ENV_DEFAULTS = {
-    "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0",
-    "RAY_USAGE_STATS_ENABLED": "0",
     "DISABLE_REMOTE_CACHE": "1",
 }
 

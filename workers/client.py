@@ -57,17 +57,30 @@ class ServiceClient:
         return self._request("GET", "/healthz").json()
 
     def submit_grading(self, samples: list[dict], problems: str | list[dict] = "humaneval",
-                       limits: dict | None = None) -> dict:
-        """Submit {task_id, completion} samples; returns the queued job."""
+                       limits: dict | None = None, reattach: bool = False) -> dict:
+        """Submit {task_id, completion} samples; returns the queued job.
+
+        With `reattach`, an earlier unfinished or completed job with the same input is returned
+        instead (`"attached": true`): the Idempotency-Key is a hash of the body.
+        """
         body = {"problems": problems, "samples": samples, "limits": limits or {}}
-        return self._request("POST", "/v1/gradings", json=body).json()
+        return self._submit("/v1/gradings", body, reattach)
 
     def submit_proofs(self, theorems: list[dict], search: dict | None = None, generation: dict | None = None,
-                      generator: str = "model", project: str | None = None) -> dict:
-        """Submit {name, statement, header} theorems; returns the queued job."""
+                      generator: str = "model", project: str | None = None, reattach: bool = False) -> dict:
+        """Submit {name, statement, header} theorems; returns the queued job (see submit_grading's `reattach`)."""
         body = {"theorems": theorems, "search": search or {}, "generation": generation or {},
                 "generator": generator, "project": project}
-        return self._request("POST", "/v1/proofs", json=body).json()
+        return self._submit("/v1/proofs", body, reattach)
+
+    def _submit(self, path: str, body: dict, reattach: bool) -> dict:
+        import hashlib
+
+        headers = {}
+        if reattach:
+            digest = hashlib.sha256(json.dumps([path, body], sort_keys=True).encode()).hexdigest()
+            headers["Idempotency-Key"] = digest
+        return self._request("POST", path, json=body, headers=headers).json()
 
     def check_math(self, items: list[dict], wait_s: float = 30.0) -> dict:
         """Check {pred, ref} pairs; the job comes back with `results` if done within wait_s."""
@@ -88,12 +101,15 @@ class ServiceClient:
         return [json.loads(line) for line in text.splitlines() if line.strip()]
 
     def wait(self, kind: str, job_id: str, poll_s: float = 0.5, timeout: float | None = None,
-             progress: bool = True) -> dict:
-        """Poll until the job leaves queued/running; a tqdm bar on stderr follows `done`/`total`."""
+             progress: bool = True, reconnect_s: float = 300.0) -> dict:
+        """Poll until the job leaves queued/running; a tqdm bar on stderr follows `done`/`total`.
+
+        A service that stops answering (restarting) is polled again for up to `reconnect_s`, with a message.
+        """
         from tqdm import tqdm
 
         deadline = None if timeout is None else time.monotonic() + timeout
-        job = self.job(kind, job_id)
+        job = self._poll(kind, job_id, poll_s, reconnect_s)
         with tqdm(total=job["total"], desc=f"{kind} {job_id[:8]}", unit="item", file=sys.stderr,
                   disable=not progress) as bar:
             while True:
@@ -104,7 +120,31 @@ class ServiceClient:
                     raise ServiceError(f"{kind} job {job_id} still {job['status']} after {timeout} s "
                                        f"({job['done']}/{job['total']} done); it keeps running on the server")
                 time.sleep(poll_s)
+                job = self._poll(kind, job_id, poll_s, reconnect_s)
+
+    def _poll(self, kind: str, job_id: str, poll_s: float, reconnect_s: float) -> dict:
+        """The job's status; while the service is unreachable or unavailable, ask again for up to `reconnect_s`."""
+        lost = None
+        while True:
+            try:
                 job = self.job(kind, job_id)
+            except ServiceError as exc:
+                if exc.status not in (None, 502, 503, 504):
+                    raise
+                now = time.monotonic()
+                if lost is None:
+                    lost = now
+                    print(f"\nlost the proofcode service at {self.url} ({exc}); polling again for up to "
+                          f"{reconnect_s:g} s (a restarted service resumes the job)", file=sys.stderr)
+                elif now - lost > reconnect_s:
+                    raise ServiceError(f"the service at {self.url} did not answer for {reconnect_s:g} s; {kind} job "
+                                       f"{job_id} resumes when it restarts: rerun the same command to re-attach") from None
+                time.sleep(max(poll_s, 1.0))
+                continue
+            if lost is not None:
+                print(f"the service is back after {time.monotonic() - lost:.0f} s; following {kind} job {job_id}",
+                      file=sys.stderr)
+            return job
 
 
 def run_remote(args) -> int:
@@ -160,11 +200,25 @@ def _remote_grade(client: ServiceClient, args) -> int:
     tmp.write_text("".join(json.dumps(row) + "\n" for row in out_rows), encoding="utf-8")
     os.replace(tmp, out)
     summary = summarize(out_rows, parse_ks(getattr(args, "k", "1,10,100")), out)
+    ungraded = sum(1 for r in out_rows if r.get("ungraded"))
     if getattr(args, "json", False):
-        print(json.dumps(summary))
+        print(json.dumps({**summary, "ungraded": ungraded}))
+    else:
+        print(format_summary(summary))
+    return _report_ungraded(ungraded, len(out_rows), "sample")
+
+
+UNGRADED_EXIT = 3  # the job finished, but some items have no verdict: their worker died on every attempt
+
+
+def _report_ungraded(ungraded: int, total: int, what: str) -> int:
+    """0, or UNGRADED_EXIT with one line saying how many items got no verdict and why."""
+    if not ungraded:
         return 0
-    print(format_summary(summary))
-    return 0
+    print(f"warning: {ungraded} of {total} {what}(s) were NOT graded: their worker died every time it ran them "
+          "(rows with \"ungraded\": true; see their detail); the scores above count them as failures",
+          file=sys.stderr)
+    return UNGRADED_EXIT
 
 
 def _grade_on_server(client: ServiceClient, args, samples: list[dict]) -> list[dict]:
@@ -177,14 +231,22 @@ def _grade_on_server(client: ServiceClient, args, samples: list[dict]) -> list[d
     limits = {"timeout_s": args.timeout} if getattr(args, "timeout", None) else {}
     if getattr(args, "allow_weaker_sandbox", False):
         limits["allow_weaker_sandbox"] = True
-    job = client.submit_grading(items, problems=source, limits=limits)
-    print(f"submitted grading job {job['id']} ({job['total']} samples) to {client.url}", file=sys.stderr)
+    job = client.submit_grading(items, problems=source, limits=limits, reattach=True)
+    _say_submitted(client, job, "grading", "samples")
     job = client.wait("grading", job["id"], progress=not getattr(args, "no_progress", False))
     if job["status"] != "completed":
         raise ServiceError(f"grading job {job['id']} ended {job['status']}"
                            + (f": {job['error']}" if job.get("error") else ""))
     results = client.results("grading", job["id"])
     return [_result_row(samples[r["index"]], r) for r in results]
+
+
+def _say_submitted(client: ServiceClient, job: dict, kind: str, what: str) -> None:
+    if job.get("attached"):
+        print(f"re-attached to {kind} job {job['id']} ({job['total']} {what}, {job['done']} done, {job['status']}) "
+              f"on {client.url}: the same input was submitted before", file=sys.stderr)
+    else:
+        print(f"submitted {kind} job {job['id']} ({job['total']} {what}) to {client.url}", file=sys.stderr)
 
 
 def _result_row(sample: dict, verdict: dict) -> dict:
@@ -194,6 +256,8 @@ def _result_row(sample: dict, verdict: dict) -> dict:
     row.update(result="passed" if verdict.get("passed") else f"{status}: {detail}",
                passed=bool(verdict.get("passed")), verdict=status, detail=detail,
                time_s=verdict.get("time_s"), protections=verdict.get("protections"))
+    if verdict.get("ungraded"):
+        row["ungraded"] = True
     return row
 
 
@@ -226,8 +290,8 @@ def _remote_prove(client: ServiceClient, args) -> int:
     if args.generator == "model" and getattr(args, "model", None):
         print("note: --model is ignored with --server; the service's model worker generates", file=sys.stderr)
     job = client.submit_proofs(items, search=search, generation=generation, generator=generator,
-                               project=getattr(args, "project", None))
-    print(f"submitted proof job {job['id']} ({job['total']} theorems) to {client.url}", file=sys.stderr)
+                               project=getattr(args, "project", None), reattach=True)
+    _say_submitted(client, job, "proof", "theorems")
     job = client.wait("proof", job["id"])
     if job["status"] != "completed":
         raise ServiceError(f"proof job {job['id']} ended {job['status']}" + (f": {job['error']}" if job.get("error") else ""))
@@ -247,4 +311,4 @@ def _remote_prove(client: ServiceClient, args) -> int:
     text = f"proved {counts.get('proved', 0)}/{len(records)}" + (f" ({rest})" if rest else "")
     text += f"; {len(skip)} already done" if skip else ""
     print(text + (f"; results in {output}" if output else ""), file=sys.stderr)
-    return 0
+    return _report_ungraded(sum(1 for r in records if r.get("ungraded")), len(records), "theorem")

@@ -63,9 +63,14 @@ class PoolConfig(_Strict):
     prover_resources: ActorResources = ActorResources(num_cpus=1)
     model: ModelWorkerConfig = ModelWorkerConfig()
     max_actor_restarts: int = Field(-1, ge=-1, description="-1 = restart a dead worker forever")
-    max_item_attempts: int = Field(3, ge=1, description="a worker dying this often on one item makes it that item's error")
-    in_flight_per_worker: int = Field(2, ge=1, description="items queued at each worker (backpressure)")
+    max_item_attempts: int = Field(3, ge=1, description="an item whose worker dies this often while running it (on a "
+                                   "live node) is reported as not graded; lost nodes and queued items use no attempt")
+    in_flight_per_worker: int = Field(2, ge=1, description="tasks queued at each worker (backpressure)")
+    items_per_task: int = Field(8, ge=1, description="items one Ray task carries once a job is under way (a job "
+                                "starts with one per task): fewer tasks, less GCS growth and overhead")
     item_timeout_s: float = Field(900.0, gt=0, description="a worker busy this long on one item is restarted")
+    stall_timeout_s: float = Field(1800.0, gt=0, description="a job whose workers finish no item for this long "
+                                   "fails, naming why (e.g. workers waiting for placement)")
     lean_project: Optional[str] = Field(None, description="Lean project dir for prover workers (REPL backend)")
     repl_pool_size: int = Field(1, ge=1, description="REPL processes each prover worker keeps alive")
     repl_command: Optional[list[str]] = Field(None, description="command starting the REPL (default: the project's)")
@@ -92,6 +97,10 @@ class ServiceConfig(_Strict):
     max_items_per_job: int = Field(100_000, ge=1)
     max_concurrent_jobs: int = Field(4, ge=1)
     ray_address: Optional[str] = Field(None, description="None = start a local Ray; 'auto' or host:port joins one")
+    server_path_dirs: list[str] = Field(default_factory=list, description="directories under which a request may "
+                                        "name files on the server (problems files, Lean projects); empty = none")
+    retention_days: Optional[float] = Field(None, gt=0, description="finished jobs older than this are deleted "
+                                            "(checked at start and on each new job); None = keep them")
     pool: PoolConfig = PoolConfig()
 
 

@@ -21,7 +21,7 @@ _SCHEMA = """
 CREATE TABLE IF NOT EXISTS jobs (
     id TEXT PRIMARY KEY, kind TEXT NOT NULL, status TEXT NOT NULL,
     params TEXT NOT NULL, total INTEGER NOT NULL, done INTEGER NOT NULL DEFAULT 0,
-    error TEXT, created REAL NOT NULL, updated REAL NOT NULL
+    error TEXT, created REAL NOT NULL, updated REAL NOT NULL, key TEXT
 );
 CREATE TABLE IF NOT EXISTS items (
     job_id TEXT NOT NULL, idx INTEGER NOT NULL, input TEXT NOT NULL, result TEXT, status TEXT,
@@ -64,13 +64,16 @@ class JobStore:
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.executescript(_SCHEMA)
+        if "key" not in {row[1] for row in self._db.execute("PRAGMA table_info(jobs)")}:  # a pre-key database
+            self._db.execute("ALTER TABLE jobs ADD COLUMN key TEXT")
+        self._db.execute("CREATE INDEX IF NOT EXISTS jobs_key ON jobs (key)")
 
     def close(self) -> None:
         with self._lock:
             self._db.close()
 
-    def create(self, kind: str, items: list[dict], params: dict | None = None) -> str:
-        """Store a new queued job with its items; returns the job id."""
+    def create(self, kind: str, items: list[dict], params: dict | None = None, key: str | None = None) -> str:
+        """Store a new queued job with its items; returns the job id. `key` names its input (see `find`)."""
         if kind not in KINDS:
             raise ValueError(f"job kind {kind!r} is not one of {KINDS}")
         job_id = uuid.uuid4().hex
@@ -78,14 +81,22 @@ class JobStore:
         with self._lock, self._db:
             self._db.execute("BEGIN")
             self._db.execute(
-                "INSERT INTO jobs (id, kind, status, params, total, created, updated) VALUES (?,?,?,?,?,?,?)",
-                (job_id, kind, "queued", json.dumps(params or {}), len(items), now, now),
+                "INSERT INTO jobs (id, kind, status, params, total, created, updated, key) VALUES (?,?,?,?,?,?,?,?)",
+                (job_id, kind, "queued", json.dumps(params or {}), len(items), now, now, key),
             )
             self._db.executemany(
                 "INSERT INTO items (job_id, idx, input) VALUES (?,?,?)",
                 ((job_id, i, json.dumps(item)) for i, item in enumerate(items)),
             )
         return job_id
+
+    def find(self, kind: str, key: str) -> str | None:
+        """The newest job of `kind` with input `key` that is queued, running or completed (what a rerun re-attaches to)."""
+        with self._lock:
+            row = self._db.execute(
+                "SELECT id FROM jobs WHERE kind=? AND key=? AND status IN ('queued', 'running', 'completed') "
+                "ORDER BY created DESC LIMIT 1", (kind, key)).fetchone()
+        return row[0] if row else None
 
     def get(self, job_id: str) -> Job | None:
         with self._lock:
@@ -139,6 +150,25 @@ class JobStore:
         """Cancel a queued/running job (finished jobs keep their status); None if unknown."""
         self.set_status(job_id, "cancelled", only_if_active=True)
         return self.get(job_id)
+
+    def delete(self, job_id: str) -> bool:
+        """Remove a finished job and its items; False (nothing removed) if it is unknown or still active."""
+        with self._lock, self._db:
+            self._db.execute("BEGIN")
+            cur = self._db.execute(
+                "DELETE FROM jobs WHERE id=? AND status NOT IN ('queued', 'running')", (job_id,))
+            if cur.rowcount != 1:
+                return False
+            self._db.execute("DELETE FROM items WHERE job_id=?", (job_id,))
+        return True
+
+    def purge(self, older_than_s: float) -> int:
+        """Remove finished jobs last updated more than `older_than_s` ago (retention); returns how many."""
+        cutoff = time.time() - older_than_s
+        with self._lock:
+            ids = [r[0] for r in self._db.execute(
+                "SELECT id FROM jobs WHERE status NOT IN ('queued', 'running') AND updated < ?", (cutoff,))]
+        return sum(self.delete(i) for i in ids)
 
     def results(self, job_id: str) -> Iterator[dict]:
         """Finished items in index order, each as {"index": i, **input, **result}."""

@@ -83,8 +83,13 @@ class JobRunner:
             )
             if finished:
                 self.store.set_status(job_id, "completed", only_if_active=True)
-        except Exception as exc:  # the pool itself failed (no workers, Ray gone): the job says why
-            log.exception("job %s failed", job_id)
+        except Exception as exc:  # the pool itself failed (no workers, Ray gone, stalled): the job says why
+            from .pool import JobStalled
+
+            if isinstance(exc, JobStalled):
+                log.warning("job %s failed: %s", job_id, exc)
+            else:
+                log.exception("job %s failed", job_id)
             if not self._stop.is_set():
                 self.store.set_status(job_id, "failed", error=f"{type(exc).__name__}: {exc}", only_if_active=True)
         finally:

@@ -56,6 +56,7 @@ def serve(args: argparse.Namespace) -> int:
         print(f"warning: serving on {config.host} without a token; anyone who can reach it can run jobs",
               file=sys.stderr)
     _check_bindable(config.host, config.port)
+    _check_db(config.db)
     from .pool import init_ray
 
     # Ray first: ray.init installs its own SIGTERM handler, and uvicorn's (graceful shutdown) must win.
@@ -64,6 +65,19 @@ def serve(args: argparse.Namespace) -> int:
           file=sys.stderr)
     uvicorn.run(create_app(config), host=config.host, port=config.port, log_level="warning")
     return 0
+
+
+def _check_db(db: str) -> None:
+    """Fail before starting Ray when the job database cannot be opened (one line: which file, why, the fix)."""
+    import sqlite3
+
+    from .jobs import JobStore
+
+    try:
+        JobStore(db).close()
+    except (OSError, sqlite3.Error) as exc:
+        raise OSError(f"cannot open the job database {db} ({type(exc).__name__}: {exc}); pass a writable "
+                      "--db path (or fix the file's permissions)") from None
 
 
 def _check_bindable(host: str, port: int) -> None:

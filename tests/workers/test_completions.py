@@ -41,7 +41,7 @@ def test_openai_shaped_completions(model_service):
     r = http.post("/v1/completions", json={"prompt": "x", "max_tokens": 0})
     assert r.status_code == 422 and "max_tokens" in r.json()["detail"]
     r = http.post("/v1/proofs", json={"theorems": [{"name": "t", "statement": "theorem t : True :="}]})
-    assert r.status_code == 503 and "--prover-workers" in r.json()["detail"]  # this service has none
+    assert r.status_code == 404 and "--prover-workers" in r.json()["detail"]  # this service has none
 
 
 def test_openai_backend_against_the_service(model_service):

@@ -136,3 +136,83 @@ def test_demo_runs_end_to_end(ray_cluster, tmp_path):
     assert [r["task_id"] for r in results] == ["HumanEval/0", "HumanEval/1", "HumanEval/2"]
     assert all(r["verdict"] in ("passed", "failed", "runtime_error", "timeout", "memory_exceeded", "output_limit")
                for r in results)
+
+
+def test_grade_with_server_says_how_many_samples_were_not_graded(ray_cluster, tmp_path):
+    """A sample whose worker dies every time it runs it: the row says so, and so do the summary and exit code."""
+    import threading
+    import time
+
+    from svc_helpers import ServerThread
+
+    from workers.config import PoolConfig, ServiceConfig
+    from workers.service import create_app
+
+    cfg = ServiceConfig(db=str(tmp_path / "jobs.sqlite"),
+                        pool=PoolConfig(coder_workers=1, max_item_attempts=1, model={"enabled": False}))
+    samples = tmp_path / "samples.jsonl"
+    rows = [{"task_id": "HumanEval/0", "completion": "    import time\n    time.sleep(20)\n"}] + canonical_samples(2)
+    samples.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    with ServerThread(create_app(cfg)) as srv:
+        pool = srv.app.state.proofcode["pool"]
+        out = {}
+        t = threading.Thread(target=lambda: out.update(r=cli("grade", str(samples), "--server", srv.url, "--k", "1")))
+        t.start()
+        pid = pool.worker_pids()[0]
+        wait_for(lambda: srv.app.state.proofcode["store"].list(1), timeout=60)
+        time.sleep(2.5)  # the worker is inside the sleepy sample (first in line, 10 s limit)
+        os.kill(pid, signal.SIGKILL)
+        t.join(timeout=240)
+    res = out["r"]
+    assert res.returncode == 3, res.stderr
+    assert "1 of 3 sample(s) were NOT graded" in res.stderr and "samples: 3" in res.stdout
+    results = [json.loads(x) for x in (tmp_path / "samples.jsonl_results.jsonl").read_text().splitlines()]
+    assert results[0]["ungraded"] and "worker died 1 time(s)" in results[0]["detail"]
+    assert [r["passed"] for r in results] == [False, True, True] and "ungraded" not in results[1]
+
+
+def test_a_rerun_reattaches_and_the_client_rides_out_a_service_restart(ray_cluster, tmp_path):
+    from workers.client import ServiceClient
+
+    db, port = tmp_path / "jobs.sqlite", free_port()
+    proc, url = start_serve(ray_cluster, db, port)
+    samples = tmp_path / "samples.jsonl"
+    samples.write_text("".join(json.dumps(r) + "\n" for r in canonical_samples(40)))
+    cmd = [sys.executable, "-m", "workers.cli", "grade", str(samples), "--server", url, "--k", "1", "--no-progress"]
+    env = {**os.environ, "PROOFCODE_TOKEN": "tok"}
+    api = ServiceClient(url, token="tok")
+    try:
+        first = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        job = wait_for(lambda: (jobs := api._request("GET", "/v1/jobs").json()) and jobs[0], timeout=120)
+        first.kill()  # the client dies; the job goes on
+        first.wait(timeout=30)
+        with open(tmp_path / "rerun.stderr", "w") as err:
+            rerun = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=err, text=True)
+            wait_for(lambda: "re-attached" in (tmp_path / "rerun.stderr").read_text() or rerun.poll() is not None,
+                     timeout=120)
+            wait_for(lambda: api.job("grading", job["id"])["done"] >= 8, timeout=120)
+            proc.kill()  # the service dies mid-job and comes back
+            proc.wait(timeout=30)
+            proc, _ = start_serve(ray_cluster, db, port)
+            stdout, _ = rerun.communicate(timeout=240)
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=60)
+    stderr = (tmp_path / "rerun.stderr").read_text()
+    assert rerun.returncode == 0, stderr
+    assert f"re-attached to grading job {job['id']} (40 samples" in stderr and "submitted grading job" not in stderr
+    assert "lost the proofcode service" in stderr and "the service is back" in stderr
+    assert "pass@1: 1.0000" in stdout
+    results = [json.loads(x) for x in (tmp_path / "samples.jsonl_results.jsonl").read_text().splitlines()]
+    assert [r["line"] for r in results] == list(range(1, 41)) and all(r["passed"] for r in results)
+    from workers.jobs import JobStore
+    assert [j.id for j in JobStore(db).list()] == [job["id"]]  # one job: the rerun did not submit another
+
+
+def test_a_failed_start_is_one_line_with_cause_and_fix(tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    out = cli("serve", "--port", str(free_port()), "--db", str(blocker / "jobs.sqlite"), timeout=120)
+    lines = out.stderr.strip().splitlines()
+    assert out.returncode == 2 and len(lines) == 1, out.stderr
+    assert "cannot open the job database" in lines[0] and "writable --db" in lines[0] and "Traceback" not in out.stderr

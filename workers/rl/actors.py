@@ -11,11 +11,19 @@ from .rewards import RewardFn
 from .rollout import RolloutWorker
 
 
+def _node() -> str:
+    """The Ray node this actor runs on (where a lost node's work came from)."""
+    return ray.get_runtime_context().get_node_id()
+
+
 @ray.remote
 class LearnerActor:
     def __init__(self, config: RLConfig):
         os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
         self.learner = Learner(config)
+
+    def node(self) -> str:
+        return _node()
 
     def publish(self) -> tuple[list, int]:
         """Put the weights in the object store once; rollout actors each get the same ref."""
@@ -54,6 +62,12 @@ class RolloutActor:
     def __init__(self, model_dir: str, threads: int):
         os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
         self.worker = RolloutWorker(model_dir, threads)
+
+    def node(self) -> str:
+        return _node()
+
+    def pid(self) -> int:
+        return os.getpid()
 
     def set_weights(self, weights_ref: list, version: int) -> int:
         # weights_ref is a one-element list so Ray passes the ref through and we fetch it here.

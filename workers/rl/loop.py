@@ -11,6 +11,7 @@ Each step:
 from __future__ import annotations
 
 import json
+import logging
 import math
 import sys
 import time
@@ -21,6 +22,8 @@ from .config import RLConfig
 from .metrics import MetricsLog, plot_run
 from .policy import Sample
 from .tasks import PromptStream, Task, load_tasks, make_tiny_tasks, split_tasks
+
+log = logging.getLogger(__name__)
 
 
 def load_prompt_set(config: RLConfig) -> tuple[list[Task], list[Task]]:
@@ -50,9 +53,13 @@ class RLRun:
         self.train, self.heldout = load_prompt_set(config)
         self.learner = LearnerActor.options(**_learner_placement(ray)).remote(config)
         model_dir = str(config.model_dir())
-        self.rollouts = [RolloutActor.remote(model_dir, config.threads) for _ in range(config.rollout_workers)]
+        # Spread over the cluster's nodes; a lost node's actors are restarted elsewhere and its work redone.
+        self.rollouts = [RolloutActor.options(**WORKER_OPTIONS, num_cpus=config.threads).remote(model_dir, config.threads)
+                         for _ in range(config.rollout_workers)]
         self._reward_args = (config.reward, config.reward.lean_project)
-        self.rewarders = [RewardActor.remote(*self._reward_args) for _ in range(config.reward_workers)]
+        self.rewarders = [_new_rewarder(self._reward_args) for _ in range(config.reward_workers)]
+        self.synced: set[int] = set()  # rollout actors holding this step's weights
+        self._weights = None
         self.start_step, self.start_acc, cursor = 0, None, 0
         ckpt = latest_checkpoint(config.run_dir) if config.resume else None
         if ckpt is not None:
@@ -141,8 +148,41 @@ class RLRun:
 
     def _sync_weights(self) -> None:
         # one put by the learner; every rollout actor fetches the same object
-        refs, version = self.ray.get(self.learner.publish.remote())
-        self.last_versions = self.ray.get([r.set_weights.remote(refs, version) for r in self.rollouts])
+        self._weights = self.ray.get(self.learner.publish.remote())
+        self.synced = set()
+        self._push_weights()
+
+    def _push_weights(self, grace_s: float = 5.0) -> None:
+        """Give the current weights to the rollout actors that lack them; returns once one has them.
+
+        A lost actor (restarting, or waiting for a node) is left out of this step after `grace_s`;
+        the next sync tries it again.
+        """
+        refs, version = self._weights
+        todo = {self.rollouts[i].set_weights.remote(refs, version): i
+                for i in range(len(self.rollouts)) if i not in self.synced}
+        waited, until = 0.0, None  # `until`: how long the rest may take once one actor has the weights
+        while todo:
+            if self.synced and until is None:
+                until = time.monotonic() + grace_s
+            timeout = 30.0 if until is None else until - time.monotonic()
+            if timeout <= 0:
+                break
+            ready, _ = self.ray.wait(list(todo), num_returns=1, timeout=timeout)
+            for ref in ready:
+                i = todo.pop(ref)
+                try:
+                    self.ray.get(ref)
+                    self.synced.add(i)
+                except Exception as exc:  # its node is gone: it restarts; ask again
+                    log.warning("rollout actor %d lost (%s); retrying the weights on it", i, type(exc).__name__)
+                    time.sleep(0.5)
+                    todo[self.rollouts[i].set_weights.remote(refs, version)] = i
+            if not ready and until is None:
+                waited += timeout
+                print(f"waiting {waited:.0f} s for a rollout actor to take the weights (restarting, or no node "
+                      "has room for it)", file=sys.stderr)
+        self.last_versions = [version] * len(self.synced)
 
     def _generate(self, step: int) -> tuple[list[Sample], int, float]:
         t0 = time.perf_counter()
@@ -151,40 +191,74 @@ class RLRun:
 
     def _rollout_and_score(self, step: int, tasks: list[Task]) -> tuple[list[Sample], int]:
         c, ray = self.config, self.ray
-        n_chunks = min(len(tasks), c.rollout_chunks * len(self.rollouts))
+        live = sorted(self.synced)
+        n_chunks = min(len(tasks), c.rollout_chunks * len(live))
         bounds = [round(i * len(tasks) / n_chunks) for i in range(n_chunks + 1)]
+        args = [(tasks[bounds[i]: bounds[i + 1]], c.grpo.group_size, c.sampling,
+                 c.seed * 1_000_003 + step * 1009 + i, bounds[i])  # same step, same samples after a resume
+                for i in range(n_chunks)]
         pending = {}
         for i in range(n_chunks):
-            actor = self.rollouts[i % len(self.rollouts)]
-            seed = c.seed * 1_000_003 + step * 1009 + i  # same step, same samples after a resume
-            ref = actor.rollout.remote(tasks[bounds[i]: bounds[i + 1]], c.grpo.group_size, c.sampling, seed, bounds[i])
-            pending[ref] = i
+            a = live[i % len(live)]
+            pending[self.rollouts[a].rollout.remote(*args[i])] = (i, a)
+        self.on_rollouts_submitted(step)
         scoring = {}
         while pending:  # score each chunk as soon as it is generated, while the others still generate
             ready, _ = ray.wait(list(pending), num_returns=1)
-            i = pending.pop(ready[0])
-            chunk = ray.get(ready[0])
+            i, a = pending.pop(ready[0])
+            try:
+                chunk = ray.get(ready[0])
+            except Exception as exc:
+                from ray.exceptions import RayTaskError
+
+                if isinstance(exc, RayTaskError):  # the rollout code itself failed: not a lost node
+                    raise
+                b = self._another_rollout_actor(a)
+                log.warning("step %d: rollout chunk %d lost with rollout actor %d (%s); redone on actor %d",
+                            step, i, a, type(exc).__name__, b)
+                pending[self.rollouts[b].rollout.remote(*args[i])] = (i, b)  # same seed: the same samples
+                continue
             rewarder = self.rewarders[i % len(self.rewarders)]
             scoring[rewarder.score.remote(chunk)] = (i % len(self.rewarders), chunk)
         return self._collect_rewards(scoring)
+
+    def on_rollouts_submitted(self, step: int) -> None:
+        """Called once a step's rollout chunks are in flight (a subclass can watch or inject a fault here)."""
+
+    def _another_rollout_actor(self, lost: int) -> int:
+        """A rollout actor with this step's weights, other than `lost` (which is re-synced next step)."""
+        self.synced.discard(lost)
+        if not self.synced:
+            self._push_weights()
+        return min(self.synced)
 
     def _collect_rewards(self, scoring: dict) -> tuple[list[Sample], int]:
         # Backstop for a reward call that ignores its own limits: the worst case is every sample timing out.
         ray = self.ray
         longest = max(len(chunk) for _, chunk in scoring.values())
-        ready, late = ray.wait(list(scoring), num_returns=len(scoring),
-                               timeout=self.config.reward.timeout_s * (longest + 1) + 5)
-        samples, timeouts = [], 0
-        for ref in ready:
-            samples.extend(ray.get(ref))
-        for ref in late:  # kill the hung worker and score its samples 0; the step goes on
-            idx, chunk = scoring[ref]
-            ray.kill(self.rewarders[idx])
-            self.rewarders[idx] = _new_rewarder(self._reward_args)
-            timeouts += len(chunk)
-            for s in chunk:
-                s.reward, s.correct = 0.0, False
-            samples.extend(chunk)
+        deadline = time.monotonic() + self.config.reward.timeout_s * (longest + 1) + 5
+        samples, timeouts, scoring = [], 0, dict(scoring)
+        while scoring:
+            ready, late = ray.wait(list(scoring), num_returns=len(scoring), timeout=max(deadline - time.monotonic(), 0))
+            for ref in ready:
+                idx, chunk = scoring.pop(ref)
+                try:
+                    samples.extend(ray.get(ref))
+                except Exception as exc:  # its node is gone: score the chunk again (a restarted or other rewarder)
+                    nxt = (idx + 1) % len(self.rewarders)
+                    log.warning("reward actor %d lost (%s); its chunk is scored by reward actor %d",
+                                idx, type(exc).__name__, nxt)
+                    scoring[self.rewarders[nxt].score.remote(chunk)] = (nxt, chunk)
+            if not late or time.monotonic() < deadline:
+                continue
+            for ref in late:  # kill the hung worker and score its samples 0; the step goes on
+                idx, chunk = scoring.pop(ref)
+                ray.kill(self.rewarders[idx])
+                self.rewarders[idx] = _new_rewarder(self._reward_args)
+                timeouts += len(chunk)
+                for s in chunk:
+                    s.reward, s.correct = 0.0, False
+                samples.extend(chunk)
         samples.sort(key=lambda s: s.group)
         return samples, timeouts
 
@@ -210,10 +284,15 @@ class RolloutLog:
                                      "text": s.text, "reward": s.reward, "correct": s.correct}) + "\n")
 
 
+# Rollout and reward actors reserve CPUs (a rollout actor its torch threads), so Ray spreads them over
+# the nodes; they are restarted by Ray when their node is lost (work in flight is redone by the loop).
+WORKER_OPTIONS = {"max_restarts": -1, "max_task_retries": 0, "scheduling_strategy": "SPREAD"}
+
+
 def _new_rewarder(args):
     from .actors import RewardActor
 
-    return RewardActor.remote(*args)
+    return RewardActor.options(**WORKER_OPTIONS, num_cpus=1).remote(*args)
 
 
 def _learner_placement(ray) -> dict:
@@ -232,12 +311,10 @@ def run_rl(config: RLConfig) -> dict:
     """Start (or join) Ray, run the job, and shut its actors down."""
     import os
 
-    import ray
+    from ..pool import init_ray
 
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-    if not ray.is_initialized():
-        ray.init(address=config.address, include_dashboard=False, log_to_driver=False, configure_logging=False,
-                 **({} if config.address else {"num_cpus": max(4, config.rollout_workers + config.reward_workers + 1)}))
+    init_ray(config.address, num_cpus=max(4, config.rollout_workers + config.reward_workers + 1))
     Path(config.run_dir).mkdir(parents=True, exist_ok=True)
     run = RLRun(config)
     try:
