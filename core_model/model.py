@@ -472,8 +472,10 @@ class MoE(nn.Module):
             counts = torch.bincount(sorted_ids, minlength=self.n_experts).tolist()
             # split, not slicing: its backward is one cat instead of a zero-filled gradient per expert
             ys = torch.cat([self.experts[e](s) for e, s in enumerate(xs.split(counts)) if s.shape[0]])
-        ys = ys * weights.flatten().index_select(0, order)[:, None].to(x.dtype)
-        return torch.zeros_like(x).index_add_(0, token, ys)
+        # Back to (token, slot) order and summed over the k slots: deterministic, where index_add_ of the k
+        # rows of a token is an atomic add on CUDA whose order (and bf16 rounding) changes run to run.
+        ys = torch.empty_like(ys).index_copy_(0, order, ys).view(-1, k, ys.shape[-1])
+        return (ys * weights[..., None].to(x.dtype)).sum(1)
 
     @torch.no_grad()
     def pack_experts(self) -> None:
