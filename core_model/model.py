@@ -436,6 +436,7 @@ class MoE(nn.Module):
         self.last_aux_loss: torch.Tensor | None = None
         self.last_load: torch.Tensor | None = None  # tokens routed to each expert in the last forward [E]
         self.grouped_enabled = True  # use the grouped matmuls once packed (False: the per-expert loop)
+        self.train_grouped: bool | None = None  # grouped matmuls with gradients too; None: on CUDA only
         self.expert_kernel = "grouped"  # "gemv": at most GEMV_MAX_ROWS (token, expert) rows, one GEMV per row
 
     def forward(self, x: torch.Tensor, token_mask: torch.Tensor | None = None) -> torch.Tensor:
@@ -505,11 +506,16 @@ class MoE(nn.Module):
         return first.gate_proj.weight.data_ptr() == self.w13.data_ptr() and last.down_proj.weight.data_ptr() == self.w2[-1].data_ptr()
 
     def _grouped_ready(self, x: torch.Tensor) -> bool:
-        """grouped_available, and no gradient wanted: training keeps the per-expert loop, whose backward
-        reaches the expert parameters."""
+        """grouped_available, and either no gradient wanted or `train_grouped` (default: on CUDA, where the
+        grouped backward beats one matmul per expert; on CPU the loop is at the matmul floor)."""
         if not self.grouped_available(x.dtype, x.device):
             return False
-        return not (torch.is_grad_enabled() and (x.requires_grad or self.experts[0].gate_proj.weight.requires_grad))
+        if not self._wants_grad(x):
+            return True
+        return self.train_grouped if self.train_grouped is not None else x.device.type == "cuda"
+
+    def _wants_grad(self, x: torch.Tensor) -> bool:
+        return torch.is_grad_enabled() and (x.requires_grad or self.experts[0].gate_proj.weight.requires_grad)
 
     def _gemv_ready(self, x: torch.Tensor, k: int) -> bool:
         if self.expert_kernel != "gemv" or x.shape[0] * k > GEMV_MAX_ROWS or not self._grouped_ready(x):
@@ -532,6 +538,10 @@ class MoE(nn.Module):
     def _experts_grouped(self, xs: torch.Tensor, sorted_ids: torch.Tensor) -> torch.Tensor:
         """Every expert on its rows of xs [T*k, d] (sorted by expert) with torch._grouped_mm over the packed
         weights: the expert offsets stay on the device."""
+        if self._wants_grad(xs):
+            from core_model.experts import grouped_mlp_train
+
+            return grouped_mlp_train(xs, sorted_ids, self)
         experts = torch.arange(self.n_experts, device=xs.device, dtype=sorted_ids.dtype)
         offs = torch.searchsorted(sorted_ids, experts, right=True).to(torch.int32)  # end of each expert's rows
         gate, up = torch._grouped_mm(xs, self.w13.transpose(1, 2), offs=offs).chunk(2, -1)  # [T*k, I] each
