@@ -156,7 +156,16 @@ def train_rows(args, rep: Report) -> None:
     b, s = (2, 64) if args.tiny else (args.train_batch, args.train_seq)
     ids = torch.randint(0, fields["vocab_size"], (b, s + 1), device=args.device)
     sides = [bench_model.Ours(ours, args.device), bench_model.Theirs(theirs, args.device)]
+    moes = [m for m in ours.modules() if hasattr(m, "train_grouped")]
+
+    def experts(grouped: bool | None) -> None:  # None: the default (grouped on CUDA)
+        for m in moes:
+            m.train_grouped = grouped
+
+    experts(False)  # counted on the loop: the same math, and every torch counts plain matmuls
     flops = bench_model.step_flops(sides[0], ids)
+    loop = bench_model.time_train_step(sides[:1], ids, args.repeats, args.device)["core_model"]
+    experts(None)
     step = bench_model.time_train_step(sides, ids, args.repeats, args.device)
     peak = args.peak_tflops * 1e12
     mfu = {k: flops / v / peak for k, v in step.items()}
@@ -166,6 +175,8 @@ def train_rows(args, rep: Report) -> None:
     rep.row("train step ms (bf16 fwd+bwd)", f"{step['core_model'] * 1e3:,.1f}", f"{step['transformers'] * 1e3:,.1f}",
             f"{step['transformers'] / step['core_model']:.2f}x", "")
     rep.row("train MFU", f"{mfu['core_model']:.1%}", f"{mfu['transformers']:.1%}", "", ">= 30%")
+    rep.row("train step ms, per-expert loop", f"{loop * 1e3:,.1f}", "", f"MFU {flops / loop / peak:.1%}",
+            "the experts' training path before the grouped one")
 
 
 def train_phase(args, rep: Report) -> None:
