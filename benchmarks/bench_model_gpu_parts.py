@@ -78,7 +78,7 @@ def compare_greedy(ref: GreedyRun, run: GreedyRun) -> str:
 def decode_variants(args, model):
     """variants(batch) -> [(label, DecodeKernels)] in the order measured (cheap levers first)."""
     from core_model import kernels
-    from core_model.cuda_graph import DecodeKernels
+    from core_model.cuda_graph import DecodeKernels as K
     from core_model.model import GEMV_MAX_ROWS
 
     triton = kernels.available(args.device)
@@ -88,23 +88,25 @@ def decode_variants(args, model):
 
     def variants(b: int) -> list:
         gemv = b * k <= GEMV_MAX_ROWS
-        out = [(f"{graph} (today)", DecodeKernels())]
+        out = [(f"{graph}, eager kernels", K(attention="torch", experts="grouped"))]
         if triton:
-            out.append((f"{graph} + triton attention", DecodeKernels(attention="triton")))
+            out.append((f"{graph} + triton attention", K(attention="triton", experts="grouped")))
             if gemv:
-                out.append((f"{graph} + expert GEMV", DecodeKernels(experts="gemv")))
+                out.append((f"{graph} + expert GEMV", K(attention="torch", experts="gemv")))
+                out.append((f"{graph} + triton attention + expert GEMV (generate's default)", K()))
         if args.variants != "basic":
-            out.append((f"{graph} + compile", DecodeKernels(compile="regional", compile_mode=mode)))
+            out.append((f"{graph} + compile", K(compile="regional", compile_mode=mode, attention="torch",
+                                                experts="grouped")))
             if triton:
                 out.append((f"{graph} + compile + triton attention",
-                            DecodeKernels(compile="regional", compile_mode=mode, attention="triton")))
+                            K(compile="regional", compile_mode=mode, attention="triton", experts="grouped")))
                 if gemv:
                     out.append((f"{graph} + compile + triton attention + expert GEMV",
-                                DecodeKernels(compile="regional", compile_mode=mode, attention="triton", experts="gemv")))
+                                K(compile="regional", compile_mode=mode, attention="triton", experts="gemv")))
             if args.full_compile:
                 out.append((f"{graph} + full compile" + (" + triton attention" if triton else ""),
-                            DecodeKernels(compile="full", compile_mode=mode, attention="triton" if triton else "torch",
-                                          experts="gemv" if triton and gemv else "grouped")))
+                            K(compile="full", compile_mode=mode, attention="triton" if triton else "torch",
+                              experts="gemv" if triton and gemv else "grouped")))
         if args.variants not in ("all", "basic"):
             wanted = {w.strip() for w in args.variants.split(",")}
             out = [(label, kern) for label, kern in out if label in wanted or kern.label() in wanted]

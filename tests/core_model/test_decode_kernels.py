@@ -22,7 +22,7 @@ import triton_checks  # noqa: E402
 
 from core_model import ModelConfig, Transformer, kernels  # noqa: E402
 from core_model.cache import KVCache  # noqa: E402
-from core_model.cuda_graph import DecodeKernels, DecodeStep  # noqa: E402
+from core_model.cuda_graph import EAGER, DecodeKernels, DecodeStep  # noqa: E402
 
 torch.set_num_threads(1)
 CUDA = torch.cuda.is_available()
@@ -112,6 +112,9 @@ def test_static_step_keeps_host_bookkeeping_out_of_the_forward():
 def test_kernel_choices_are_checked(monkeypatch):
     with pytest.raises(ValueError, match="captures CUDA graphs of its own"):
         DecodeKernels(compile="regional", compile_mode="reduce-overhead")
+    assert DecodeKernels().resolved("cpu") == EAGER  # auto: never the Triton interpreter outside tests
+    if CUDA and kernels.available("cuda"):
+        assert DecodeKernels().resolved("cuda") == DecodeKernels(attention="triton", experts="gemv")
     monkeypatch.delenv("TRITON_INTERPRET", raising=False)
     model = Transformer(ModelConfig.from_dict(V2)).eval()
     cache = KVCache(1, 4)
