@@ -29,6 +29,7 @@ _EXPORTS = {
     "TrainConfig": ".training",
     "train": ".training",
     "model_preset": ".presets",
+    "cpu_has_native_bf16": ".precision",
     "GRPOConfig": ".grpo",
     "grpo_loss": ".grpo",
     "group_advantages": ".grpo",

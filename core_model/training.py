@@ -179,6 +179,10 @@ def train(config: TrainConfig) -> dict:
         batches.load_state_dict(resume_state["data"])
         torch.set_rng_state(resume_state["torch_rng"])
         state.update(step=resume_state["step"], tokens=resume_state["tokens"])
+    if config.autocast == "bfloat16":
+        from core_model.precision import warn_if_emulated_bf16
+
+        warn_if_emulated_bf16(config.device, "training with autocast: bfloat16")
     metrics = _run_steps(config, model, optimizer, scheduler, batches, state, tokenizer, out)
     save_checkpoint(out, model, tokenizer, optimizer, scheduler, batches, state)
     metrics.update(output_dir=str(out), examples=len(examples), vocab_size=tokenizer.vocab_size)
