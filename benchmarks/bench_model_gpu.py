@@ -99,7 +99,7 @@ def decode_batch(model, theirs, fields, args, b: int, rep: Report, dtype, t_star
         cache, last = prefill()
         eager = lambda tok: model(tok, cache=cache)[:, -1]  # noqa: E731
         ref = run_greedy(eager, last, g, dev, routes)
-        gb = bytes_per_decode_step(model, fields, b, args.context + g, dtype)
+        gb = bytes_per_decode_step(model, fields, b, args.context + g, dtype, ref.routes[-1])
         step_s = time_steps(eager, ref.logits[-1], 1, min(8, args.new_tokens), dev)
     del cache
     roof = lambda s: f"{gb['total'] / s / (args.hbm_tbps * 1e12):.1%}"  # noqa: E731

@@ -128,14 +128,15 @@ def routed_expert_bytes(model) -> tuple[int, list[tuple[object, int]]]:
     return total, layers
 
 
-def bytes_per_decode_step(model, fields: dict, batch: int, context: int, dtype: torch.dtype) -> dict:
-    """HBM bytes one decode step must read, from the router's last decision (the step just run)."""
+def bytes_per_decode_step(model, fields: dict, batch: int, context: int, dtype: torch.dtype,
+                          route_ids: torch.Tensor) -> dict:
+    """HBM bytes one decode step must read, from the routers' decision in one step (route_ids [layers, b, k])."""
     elem = torch.empty((), dtype=dtype).element_size()
     all_params = sum(p.numel() * p.element_size() for p in model.parameters())
     experts_total, layers = routed_expert_bytes(model)
     embed = model.model.embed_tokens.weight
     dense = all_params - experts_total - embed.numel() * embed.element_size() + batch * embed.shape[1] * elem
-    hit = sum(int((m.last_load > 0).sum()) * per for m, per in layers)
+    hit = sum(int(ids.unique().numel()) * per for (_, per), ids in zip(layers, route_ids))
     kv = batch * context * bench_model.expected_kv_bytes(fields, dtype)
     return {"dense": dense, "experts": hit, "kv": kv, "total": dense + hit + kv}
 

@@ -16,6 +16,7 @@ EMBEDDED_TINY_PATH = Path(__file__).resolve().parent / "assets" / "tiny"
 _EXPORTS = {
     "ModelConfig": ".model",
     "Transformer": ".model",
+    "RoutingStats": ".model",
     "load_pretrained": ".checkpoint",
     "save_pretrained": ".checkpoint",
     "CheckpointError": ".checkpoint",

@@ -65,17 +65,29 @@ def test_training_a_packed_model_updates_the_stack():
     torch.testing.assert_close(moe_q.w13[5, : CFG["moe_intermediate_size"]], moe_q.experts[5].gate_proj.weight)
 
 
-def test_moved_model_falls_back_to_the_loop_and_saves(tmp_path):
+def test_moved_model_stays_packed_and_saves(tmp_path):
     plain, packed = _pair()
     ids = torch.randint(0, 96, (2, 5), generator=torch.Generator().manual_seed(3))
-    packed.to(torch.float64)  # parameters copied apart from the stack: the grouped path must not read stale weights
-    assert _grouped_calls(packed, ids) == 0
+    packed.to(torch.float64)  # each parameter converted apart from the stack: the layer packs again
+    plain.to(torch.float64)
+    moe = next(m for m in packed.modules() if isinstance(m, MoE))
+    assert moe.w13.dtype == torch.float64 and _shares(moe.experts[2].down_proj.weight, moe.w2)
+    with torch.no_grad():
+        torch.testing.assert_close(packed(ids), plain(ids))
+    moe.load_state_dict({k: v.clone() for k, v in moe.state_dict().items()}, assign=True)  # new tensors
+    assert _shares(moe.experts[2].down_proj.weight, moe.w2)
+    twin = copy.deepcopy(moe)  # deepcopy (and pickle) copy parameters one by one
+    assert _shares(twin.experts[2].down_proj.weight, twin.w2) and not _shares(twin.experts[2].down_proj.weight, moe.w2)
     plain2, packed2 = _pair()
     packed2.save_pretrained(tmp_path)  # views of one storage: written as separate tensors
     loaded = load_pretrained(tmp_path)
     assert _grouped_calls(loaded, ids) == 2
     with torch.no_grad():
         torch.testing.assert_close(loaded(ids), plain2(ids), atol=1e-5, rtol=1e-5)
+
+
+def _shares(param, stack) -> bool:
+    return param.untyped_storage().data_ptr() == stack.untyped_storage().data_ptr()
 
 
 def _grads(model, ids):
