@@ -408,6 +408,10 @@ def main(argv: list[str] | None = None) -> int:
             setattr(args, k, v)
     torch.set_num_threads(args.threads)
     fields = model_preset(args.preset)
+    if args.device == "cpu":
+        from core_model.precision import native_bf16_line
+
+        print(native_bf16_line(), flush=True)
     t0 = time.perf_counter()
     rows, _ = run(args, fields, torch.float32, via_disk=True, log=lambda m: print(m, file=sys.stderr, flush=True))
     desc = (f"{args.preset}: hidden {fields['hidden_size']}, {fields['num_hidden_layers']} layers, "

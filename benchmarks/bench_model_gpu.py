@@ -31,7 +31,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import bench_model  # noqa: E402  (the shared harness; also puts the repo root on sys.path)
 from bench_model_gpu_parts import (  # noqa: E402
-    GreedyRun, bytes_per_decode_step, compare_greedy, decode_variants, env_lines, mb, train_fields, tiny_fields)
+    GreedyRun, RouteLog, bytes_per_decode_step, compare_greedy, decode_variants, env_lines, mb, train_fields, tiny_fields)
 
 
 class Report:
@@ -53,13 +53,15 @@ class Report:
         self.line("ROW | " + " | ".join(cells))
 
 
-def run_greedy(step, logits: torch.Tensor, steps: int, device: str) -> GreedyRun:
-    """`steps` greedy decode steps from the prefill's last logits; keeps every step's logits."""
-    run = GreedyRun([], [logits.float()])
-    for _ in range(steps):
-        tok = run.logits[-1].argmax(-1, keepdim=True)
+def run_greedy(step, logits: torch.Tensor, steps: int, device: str, routes, forced: list | None = None) -> GreedyRun:
+    """`steps` greedy decode steps from the prefill's last logits (or the `forced` tokens: teacher forcing);
+    keeps every step's logits and routing."""
+    run = GreedyRun([], [logits.float()], [None])
+    for i in range(steps):
+        tok = run.logits[-1].argmax(-1, keepdim=True) if forced is None else forced[i]
         run.tokens.append(tok)
         run.logits.append(step(tok).float().clone())
+        run.routes.append(routes.read())
     bench_model.sync(device)
     return run
 
@@ -92,11 +94,12 @@ def decode_batch(model, theirs, fields, args, b: int, rep: Report, dtype, t_star
                 logits = model(ids[:, s : s + args.prefill_chunk], cache=cache)
         return cache, logits[:, -1]
 
+    routes = RouteLog(model)
     with torch.no_grad():
         cache, last = prefill()
         eager = lambda tok: model(tok, cache=cache)[:, -1]  # noqa: E731
-        ref = run_greedy(eager, last, g, dev)
-        gb = bytes_per_decode_step(model, fields, b, args.context + g, dtype)
+        ref = run_greedy(eager, last, g, dev, routes)
+        gb = bytes_per_decode_step(model, fields, b, args.context + g, dtype, ref.routes[-1])
         step_s = time_steps(eager, ref.logits[-1], 1, min(8, args.new_tokens), dev)
     del cache
     roof = lambda s: f"{gb['total'] / s / (args.hbm_tbps * 1e12):.1%}"  # noqa: E731
@@ -113,7 +116,7 @@ def decode_batch(model, theirs, fields, args, b: int, rep: Report, dtype, t_star
                 t0 = time.perf_counter()
                 step = make_step(model, cache, kernels, dev)
                 setup = time.perf_counter() - t0
-                run = run_greedy(step, last, g, dev)
+                run = run_greedy(step, last, g, dev, routes, forced=ref.tokens)
                 step_s = time_steps(step, run.logits[-1], args.chunks, args.new_tokens, dev)
             rep.row(f"b{b} {label}", f"{b / step_s:,.1f} tok/s", roof(step_s), compare_greedy(ref, run),
                     f"setup {setup:.1f}s")
@@ -122,6 +125,7 @@ def decode_batch(model, theirs, fields, args, b: int, rep: Report, dtype, t_star
         finally:
             cache = step = None
             gc.collect()
+    routes.close()
     if theirs is not None:
         side = bench_model.Theirs(theirs, dev)
         with torch.no_grad():
@@ -152,7 +156,16 @@ def train_rows(args, rep: Report) -> None:
     b, s = (2, 64) if args.tiny else (args.train_batch, args.train_seq)
     ids = torch.randint(0, fields["vocab_size"], (b, s + 1), device=args.device)
     sides = [bench_model.Ours(ours, args.device), bench_model.Theirs(theirs, args.device)]
+    moes = [m for m in ours.modules() if hasattr(m, "train_grouped")]
+
+    def experts(grouped: bool | None) -> None:  # None: the default (grouped on CUDA)
+        for m in moes:
+            m.train_grouped = grouped
+
+    experts(False)  # counted on the loop: the same math, and every torch counts plain matmuls
     flops = bench_model.step_flops(sides[0], ids)
+    loop = bench_model.time_train_step(sides[:1], ids, args.repeats, args.device)["core_model"]
+    experts(None)
     step = bench_model.time_train_step(sides, ids, args.repeats, args.device)
     peak = args.peak_tflops * 1e12
     mfu = {k: flops / v / peak for k, v in step.items()}
@@ -162,6 +175,8 @@ def train_rows(args, rep: Report) -> None:
     rep.row("train step ms (bf16 fwd+bwd)", f"{step['core_model'] * 1e3:,.1f}", f"{step['transformers'] * 1e3:,.1f}",
             f"{step['transformers'] / step['core_model']:.2f}x", "")
     rep.row("train MFU", f"{mfu['core_model']:.1%}", f"{mfu['transformers']:.1%}", "", ">= 30%")
+    rep.row("train step ms, per-expert loop", f"{loop * 1e3:,.1f}", "", f"MFU {flops / loop / peak:.1%}",
+            "the experts' training path before the grouped one")
 
 
 def train_phase(args, rep: Report) -> None:

@@ -1,6 +1,7 @@
 """Pieces of bench_model_gpu.py: model shapes, decode variants, byte counts and the greedy comparison."""
 from __future__ import annotations
 
+import functools
 import importlib.util
 from dataclasses import dataclass
 
@@ -13,32 +14,71 @@ import bench_model
 class GreedyRun:
     tokens: list  # [b, 1] per step
     logits: list  # fp32 [b, V]: logits[i] chose tokens[i] (logits[0] is the prefill's)
+    routes: list  # per step: expert ids [layers, b, k] (sorted) the routers chose
+
+
+class RouteLog:
+    """Forward hooks on the model's routers that keep each one's last expert ids. In a captured CUDA graph
+    the kept tensors are the graph's own buffers, so after a replay they hold that replay's choices."""
+
+    def __init__(self, model):
+        from core_model.model import Gate
+
+        self.last: dict = {}
+        gates = [m for m in model.modules() if isinstance(m, Gate)]
+        self.handles = [m.register_forward_hook(functools.partial(self._hook, i)) for i, m in enumerate(gates)]
+
+    def _hook(self, layer: int, module, args, out) -> None:
+        self.last[layer] = out[1]
+
+    def read(self) -> torch.Tensor | None:
+        if not self.last:
+            return None
+        return torch.stack([idx.sort(-1).values for idx in self.last.values()]).clone()
+
+    def close(self) -> None:
+        for h in self.handles:
+            h.remove()
 
 
 def compare_greedy(ref: GreedyRun, run: GreedyRun) -> str:
-    """'identical (N tokens)', or where the first row diverges with the reference's top-2 gap there and the
-    variant's logit error at that step (same token history up to it, so the error is the kernels' own):
-    gap <= 2 * error is a near-tie flip that any reordering of bf16 sums can cause."""
-    a, b = torch.cat(ref.tokens, 1), torch.cat(run.tokens, 1)
-    step1_err = float((run.logits[1] - ref.logits[1]).abs().max()) if len(ref.logits) > 1 else 0.0
-    same = (a == b).all(1)
-    if bool(same.all()):
-        return f"identical ({a.numel()} tokens; step-1 max|dlogit| {step1_err:.3f})"
-    first = [int((a[r] != b[r]).nonzero()[0]) for r in range(a.shape[0]) if not bool(same[r])]
-    row = next(r for r in range(a.shape[0]) if not bool(same[r]))
-    step = int((a[row] != b[row]).nonzero()[0])
-    top2 = ref.logits[step][row].topk(2).values
-    gap = float(top2[0] - top2[1])
-    err = float((run.logits[step][row] - ref.logits[step][row]).abs().max())
-    kind = "near-tie flip" if gap <= 2 * err else "DIFFERENT"
-    return (f"{kind}: {len(first)}/{a.shape[0]} rows differ, first at step {min(first)}; row {row} step {step}: "
-            f"eager top-2 gap {gap:.4f} vs logit error {err:.4f}; step-1 max|dlogit| {step1_err:.3f}")
+    """The variant was fed the reference's tokens (teacher forcing), so every step has the same history and
+    the differences are the kernels' own. Reports argmax flips (near-tie when the reference's top-2 gap there
+    is <= 2x the row's logit error), routing flips (a router picking another expert set for a (step, layer,
+    row): a near-tie of router scores, which changes that token's output by a whole expert) and the logit
+    error of rows whose routing matched against all rows."""
+    steps = len(run.tokens)
+    flips, near, route_flips, route_total = 0, 0, 0, 0
+    err_same, err_all = 0.0, 0.0
+    for i in range(1, steps + 1):
+        a, b = ref.logits[i], run.logits[i]
+        err = (b - a).abs().amax(-1)  # [rows]
+        same_route = torch.ones_like(err, dtype=torch.bool)
+        if ref.routes[i] is not None and run.routes[i] is not None:
+            differs = (ref.routes[i] != run.routes[i]).any(-1)  # [layers, rows]
+            route_flips += int(differs.sum())
+            route_total += differs.numel()
+            same_route = ~differs.any(0)
+        err_all = max(err_all, float(err.max()))
+        if bool(same_route.any()):
+            err_same = max(err_same, float(err[same_route].max()))
+        for row in (a.argmax(-1) != b.argmax(-1)).nonzero()[:, 0].tolist():
+            top2 = a[row].topk(2).values
+            flips += 1
+            near += float(top2[0] - top2[1]) <= 2 * float(err[row])
+    tokens = steps * ref.logits[0].shape[0]
+    routing = f"routing flips {route_flips}/{route_total}" if route_total else "routing not seen"
+    errors = f"max|dlogit| {err_same:.3f} same routing, {err_all:.3f} all rows"
+    if flips == 0:
+        return f"identical ({tokens} tokens); {routing}; {errors}"
+    kind = "near-tie" if near == flips else f"DIFFERENT ({flips - near} not near-tie)"
+    return f"{kind}: {flips}/{tokens} argmax flips; {routing}; {errors}"
 
 
 def decode_variants(args, model):
     """variants(batch) -> [(label, DecodeKernels)] in the order measured (cheap levers first)."""
     from core_model import kernels
-    from core_model.cuda_graph import DecodeKernels
+    from core_model.cuda_graph import DecodeKernels as K
     from core_model.model import GEMV_MAX_ROWS
 
     triton = kernels.available(args.device)
@@ -48,23 +88,25 @@ def decode_variants(args, model):
 
     def variants(b: int) -> list:
         gemv = b * k <= GEMV_MAX_ROWS
-        out = [(f"{graph} (today)", DecodeKernels())]
+        out = [(f"{graph}, eager kernels", K(attention="torch", experts="grouped"))]
         if triton:
-            out.append((f"{graph} + triton attention", DecodeKernels(attention="triton")))
+            out.append((f"{graph} + triton attention", K(attention="triton", experts="grouped")))
             if gemv:
-                out.append((f"{graph} + expert GEMV", DecodeKernels(experts="gemv")))
+                out.append((f"{graph} + expert GEMV", K(attention="torch", experts="gemv")))
+                out.append((f"{graph} + triton attention + expert GEMV (generate's default)", K()))
         if args.variants != "basic":
-            out.append((f"{graph} + compile", DecodeKernels(compile="regional", compile_mode=mode)))
+            out.append((f"{graph} + compile", K(compile="regional", compile_mode=mode, attention="torch",
+                                                experts="grouped")))
             if triton:
                 out.append((f"{graph} + compile + triton attention",
-                            DecodeKernels(compile="regional", compile_mode=mode, attention="triton")))
+                            K(compile="regional", compile_mode=mode, attention="triton", experts="grouped")))
                 if gemv:
                     out.append((f"{graph} + compile + triton attention + expert GEMV",
-                                DecodeKernels(compile="regional", compile_mode=mode, attention="triton", experts="gemv")))
+                                K(compile="regional", compile_mode=mode, attention="triton", experts="gemv")))
             if args.full_compile:
                 out.append((f"{graph} + full compile" + (" + triton attention" if triton else ""),
-                            DecodeKernels(compile="full", compile_mode=mode, attention="triton" if triton else "torch",
-                                          experts="gemv" if triton and gemv else "grouped")))
+                            K(compile="full", compile_mode=mode, attention="triton" if triton else "torch",
+                              experts="gemv" if triton and gemv else "grouped")))
         if args.variants not in ("all", "basic"):
             wanted = {w.strip() for w in args.variants.split(",")}
             out = [(label, kern) for label, kern in out if label in wanted or kern.label() in wanted]
@@ -86,14 +128,15 @@ def routed_expert_bytes(model) -> tuple[int, list[tuple[object, int]]]:
     return total, layers
 
 
-def bytes_per_decode_step(model, fields: dict, batch: int, context: int, dtype: torch.dtype) -> dict:
-    """HBM bytes one decode step must read, from the router's last decision (the step just run)."""
+def bytes_per_decode_step(model, fields: dict, batch: int, context: int, dtype: torch.dtype,
+                          route_ids: torch.Tensor) -> dict:
+    """HBM bytes one decode step must read, from the routers' decision in one step (route_ids [layers, b, k])."""
     elem = torch.empty((), dtype=dtype).element_size()
     all_params = sum(p.numel() * p.element_size() for p in model.parameters())
     experts_total, layers = routed_expert_bytes(model)
     embed = model.model.embed_tokens.weight
     dense = all_params - experts_total - embed.numel() * embed.element_size() + batch * embed.shape[1] * elem
-    hit = sum(int((m.last_load > 0).sum()) * per for m, per in layers)
+    hit = sum(int(ids.unique().numel()) * per for (_, per), ids in zip(layers, route_ids))
     kv = batch * context * bench_model.expected_kv_bytes(fields, dtype)
     return {"dense": dense, "experts": hit, "kv": kv, "total": dense + hit + kv}
 

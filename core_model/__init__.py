@@ -16,6 +16,7 @@ EMBEDDED_TINY_PATH = Path(__file__).resolve().parent / "assets" / "tiny"
 _EXPORTS = {
     "ModelConfig": ".model",
     "Transformer": ".model",
+    "RoutingStats": ".model",
     "load_pretrained": ".checkpoint",
     "save_pretrained": ".checkpoint",
     "CheckpointError": ".checkpoint",
@@ -29,6 +30,7 @@ _EXPORTS = {
     "TrainConfig": ".training",
     "train": ".training",
     "model_preset": ".presets",
+    "cpu_has_native_bf16": ".precision",
     "GRPOConfig": ".grpo",
     "grpo_loss": ".grpo",
     "group_advantages": ".grpo",

@@ -45,6 +45,9 @@ def register(subparsers) -> None:
     g.add_argument("--dtype", choices=["float32", "bfloat16", "float16"], default="float32")
     g.add_argument("--device", default="cpu")
     g.add_argument("--json", action="store_true", help="one JSON object per completion instead of plain text")
+    g.add_argument("--decode", choices=["auto", "eager", "compile"], default="auto",
+                   help="CUDA decode step: auto (Triton attention + expert GEMV when Triton is there), eager (the "
+                        "model's modules), compile (auto + torch.compile: ~10 s more per new batch/length)")
     g.set_defaults(func=cmd_generate)
 
 
@@ -131,8 +134,11 @@ def cmd_generate(args: argparse.Namespace) -> int:
     import torch
 
     from .checkpoint import load_pretrained
+    from .cuda_graph import EAGER, DecodeKernels
     from .generation import GenerationConfig, generate
     from .tokenizer import load_tokenizer
+
+    decode_choices = {"auto": DecodeKernels(), "eager": EAGER, "compile": DecodeKernels(compile="regional")}
 
     model_dir = Path(args.model).expanduser()
     if not model_dir.is_dir():
@@ -147,6 +153,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
         top_k=args.top_k,
         stop=list(args.stop),
         seed=args.seed,
+        decode_kernels=decode_choices[args.decode],
     )
     completions = generate(model, tokenizer, list(args.prompt), config)
     for prompt, c in zip(args.prompt, completions):

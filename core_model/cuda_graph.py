@@ -24,15 +24,18 @@ log = logging.getLogger(__name__)
 
 
 class DecodeKernels(BaseModel):
-    """What one decode step runs; the defaults are the plain eager modules."""
+    """What one decode step runs. The default: the Triton attention and expert GEMV on CUDA (falling back to the
+    eager modules if they fail to build), no torch.compile (each new batch size or cache length recompiles)."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     compile: Literal["off", "regional", "full"] = "off"  # regional: each layer's regions between cache accesses
     compile_mode: str | None = None  # torch.compile mode; None is inductor's default
     compile_backend: str = "inductor"
-    attention: Literal["torch", "triton"] = "torch"
-    experts: Literal["grouped", "gemv"] = "grouped"
+    # "auto": the Triton kernel on CUDA when Triton is importable, else the torch one (on CPU always torch:
+    # the Triton interpreter is for tests)
+    attention: Literal["auto", "torch", "triton"] = "auto"
+    experts: Literal["auto", "grouped", "gemv"] = "auto"
 
     @field_validator("compile_mode")
     @classmethod
@@ -42,10 +45,23 @@ class DecodeKernels(BaseModel):
                              "step itself: use None, 'default' or 'max-autotune-no-cudagraphs'")
         return mode
 
+    def resolved(self, device: torch.device | str) -> "DecodeKernels":
+        """These kernels with "auto" replaced by what runs on `device`."""
+        from core_model import kernels
+
+        fast = torch.device(device).type == "cuda" and kernels.available(device)
+        return self.model_copy(update={
+            "attention": ("triton" if fast else "torch") if self.attention == "auto" else self.attention,
+            "experts": ("gemv" if fast else "grouped") if self.experts == "auto" else self.experts})
+
     def label(self) -> str:
         parts = [] if self.compile == "off" else [f"compile {self.compile}" + (f" {self.compile_mode}" if self.compile_mode else "")]
         parts += ["triton attention"] * (self.attention == "triton") + ["expert GEMV"] * (self.experts == "gemv")
+        parts += [f"{what} auto" for what, v in (("attention", self.attention), ("experts", self.experts)) if v == "auto"]
         return " + ".join(parts) or "eager kernels"
+
+
+EAGER = DecodeKernels(attention="torch", experts="grouped")  # the model's own modules, what every fallback runs
 
 
 class DecodeStep:
@@ -55,7 +71,8 @@ class DecodeStep:
     def __init__(self, model: torch.nn.Module, cache: KVCache, kernels: DecodeKernels | None = None):
         from core_model import kernels as triton_kernels
 
-        self.model, self.cache, self.kernels = model, cache, kernels or DecodeKernels()
+        self.model, self.cache = model, cache
+        self.kernels = (kernels or DecodeKernels()).resolved(cache.device)
         k = self.kernels
         if (k.attention == "triton" or k.experts == "gemv") and not triton_kernels.available(cache.device):
             raise ValueError(f"the Triton kernels cannot run on {cache.device} (Triton missing, or a CPU without "
@@ -169,7 +186,8 @@ def graphed_decoder(model: torch.nn.Module, cache: KVCache, kernels: DecodeKerne
         log.info("decoding without CUDA graphs: the experts' per-expert loop syncs with the host "
                  "(graphs need packed experts in bf16: load_pretrained(..., dtype=torch.bfloat16))")
         return None
-    tries = [kernels, None] if kernels is not None and kernels != DecodeKernels() else [None]
+    chosen = (kernels or DecodeKernels()).resolved(cache.device)
+    tries = [chosen] + [EAGER] * (chosen != EAGER)
     for k in tries:
         saved = cache.snapshot()
         try:
@@ -177,7 +195,6 @@ def graphed_decoder(model: torch.nn.Module, cache: KVCache, kernels: DecodeKerne
         except Exception as e:  # capture failures surface as many error types; eager decode is always correct
             cache.restore(saved)
             cache.slot = None
-            log.warning("CUDA graph capture with %s failed (%s: %s); %s", (k or DecodeKernels()).label(),
-                        type(e).__name__, str(e)[:300], "trying eager kernels" if k is not None else
-                        "decoding without graphs")
+            log.warning("CUDA graph capture with %s failed (%s: %s); %s", k.label(), type(e).__name__,
+                        str(e)[:300], "decoding without graphs" if k == EAGER else "trying eager kernels")
     return None

@@ -92,6 +92,10 @@ def _generate(model, prompt_ids: list[list[int]], cfg: GenerationConfig, eos_id:
         if min(p) < 0 or max(p) >= vocab:
             raise ValueError(f"prompt {i} has token ids outside the model vocabulary 0..{vocab - 1}")
     device = model.lm_head.weight.device
+    if model.lm_head.weight.dtype == torch.bfloat16:
+        from core_model.precision import warn_if_emulated_bf16
+
+        warn_if_emulated_bf16(device, "generation")
     b, width = len(prompt_ids), max(len(p) for p in prompt_ids)
     ids = torch.zeros(b, width, dtype=torch.long, device=device)
     mask = torch.zeros(b, width, dtype=torch.bool, device=device)

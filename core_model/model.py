@@ -423,6 +423,19 @@ class Gate(nn.Module):
         return weights * (self.scale if self.scoring == "sigmoid" else 1.0), idx, scores
 
 
+@dataclass
+class RoutingStats:
+    """What the MoE layers of one forward decided, in layer order: pass one as `model(..., routing=stats)`.
+    `loads`: tokens routed to each expert [E] per layer; `aux_losses`: balance losses (train mode, alpha > 0)."""
+
+    loads: list[torch.Tensor] = field(default_factory=list)
+    aux_losses: list[torch.Tensor] = field(default_factory=list)
+
+    def aux_loss(self) -> torch.Tensor | None:
+        """Summed balance loss, or None when no layer computed one."""
+        return torch.stack(self.aux_losses).sum() if self.aux_losses else None
+
+
 class MoE(nn.Module):
     """DeepSeekMoE: shared experts + top-k routed experts, tokens sorted by expert and each expert run once."""
 
@@ -433,23 +446,27 @@ class MoE(nn.Module):
         self.experts = nn.ModuleList(MLP(cfg.hidden_size, cfg.moe_intermediate_size) for _ in range(self.n_experts))
         n_shared = cfg.n_shared_experts or 0
         self.shared_experts = MLP(cfg.hidden_size, cfg.moe_intermediate_size * n_shared) if n_shared else None
-        self.last_aux_loss: torch.Tensor | None = None
-        self.last_load: torch.Tensor | None = None  # tokens routed to each expert in the last forward [E]
         self.grouped_enabled = True  # use the grouped matmuls once packed (False: the per-expert loop)
+        self.packed = False  # pack_experts() ran: the experts' parameters are views of w13 / w2
+        self.train_grouped: bool | None = None  # grouped matmuls with gradients too; None: on CUDA only
         self.expert_kernel = "grouped"  # "gemv": at most GEMV_MAX_ROWS (token, expert) rows, one GEMV per row
 
-    def forward(self, x: torch.Tensor, token_mask: torch.Tensor | None = None) -> torch.Tensor:
-        """x [b, s, d]; token_mask [b, s] (False = padding) keeps padding out of loads and the balance loss."""
+    def forward(self, x: torch.Tensor, token_mask: torch.Tensor | None = None,
+                routing: RoutingStats | None = None) -> torch.Tensor:
+        """x [b, s, d]; token_mask [b, s] (False = padding) keeps padding out of loads and the balance loss;
+        `routing` receives this layer's expert load and balance loss."""
         b, s, d = x.shape
         flat = x.reshape(-1, d)
         weights, idx, scores = self.gate(flat)
         y = self.dispatch(flat, weights, idx)
         if self.shared_experts is not None:
             y = y + self.shared_experts(flat)
-        real = torch.ones(b, s, device=x.device) if token_mask is None else token_mask.to(x.device).float()
-        slots = real[..., None].expand(b, s, idx.shape[1])  # [b, s, k]
-        self.last_load = torch.zeros(self.n_experts, device=x.device).index_add_(0, idx.flatten(), slots.flatten())
-        self.last_aux_loss = self.balance_loss(scores, idx, real) if self.training and self.alpha > 0 else None
+        if routing is not None:
+            real = torch.ones(b, s, device=x.device) if token_mask is None else token_mask.to(x.device).float()
+            slots = real[..., None].expand(b, s, idx.shape[1])  # [b, s, k]
+            routing.loads.append(torch.zeros(self.n_experts, device=x.device).index_add_(0, idx.flatten(), slots.flatten()))
+            if self.training and self.alpha > 0:
+                routing.aux_losses.append(self.balance_loss(scores, idx, real))
         return y.view(b, s, d)
 
     def dispatch(self, x: torch.Tensor, weights: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
@@ -472,8 +489,10 @@ class MoE(nn.Module):
             counts = torch.bincount(sorted_ids, minlength=self.n_experts).tolist()
             # split, not slicing: its backward is one cat instead of a zero-filled gradient per expert
             ys = torch.cat([self.experts[e](s) for e, s in enumerate(xs.split(counts)) if s.shape[0]])
-        ys = ys * weights.flatten().index_select(0, order)[:, None].to(x.dtype)
-        return torch.zeros_like(x).index_add_(0, token, ys)
+        # Back to (token, slot) order and summed over the k slots: deterministic, where index_add_ of the k
+        # rows of a token is an atomic add on CUDA whose order (and bf16 rounding) changes run to run.
+        ys = torch.empty_like(ys).index_copy_(0, order, ys).view(-1, k, ys.shape[-1])
+        return (ys * weights[..., None].to(x.dtype)).sum(1)
 
     @torch.no_grad()
     def pack_experts(self) -> None:
@@ -489,25 +508,47 @@ class MoE(nn.Module):
         self.register_buffer("w13", w13, persistent=False)
         self.register_buffer("w2", w2, persistent=False)
         self._grouped_ok = hasattr(torch, "_grouped_mm")
+        if not self.packed:
+            self.register_load_state_dict_post_hook(MoE._repack_after_load)
+        self.packed = True
+
+    def _apply(self, fn, recurse: bool = True):
+        """`.to()`, `.cuda()`, `.bfloat16()`, ... convert each parameter apart from the stack: pack again."""
+        super()._apply(fn, recurse)
+        if self.packed:
+            self.pack_experts()
+        return self
+
+    def __setstate__(self, state: dict) -> None:
+        """copy.deepcopy and unpickling copy each parameter apart from the stack: pack again."""
+        super().__setstate__(state)
+        if self.packed:
+            self.pack_experts()
+
+    @staticmethod
+    def _repack_after_load(module: "MoE", incompatible) -> None:
+        """load_state_dict(assign=True) replaces the parameters (an in-place load keeps the views)."""
+        stacks = {module.w13.untyped_storage().data_ptr(), module.w2.untyped_storage().data_ptr()}
+        if any(p.untyped_storage().data_ptr() not in stacks for p in module.experts.parameters()):
+            module.pack_experts()
 
     def grouped_available(self, dtype: torch.dtype, device: torch.device) -> bool:
-        """Enabled, packed and still packed (a `.to()` or a load with assign=True copies parameters apart);
-        on CUDA torch._grouped_mm takes bf16 only."""
-        if not (self.grouped_enabled and getattr(self, "_grouped_ok", False)):
+        """Enabled and packed; on CUDA torch._grouped_mm takes bf16 only."""
+        if not (self.grouped_enabled and self.packed and self._grouped_ok):
             return False
-        if device.type == "cuda" and dtype != torch.bfloat16:
-            return False
-        if torch.compiler.is_compiling():  # data_ptr cannot be traced; the decoder checked before compiling
-            return True
-        first, last = self.experts[0], self.experts[-1]
-        return first.gate_proj.weight.data_ptr() == self.w13.data_ptr() and last.down_proj.weight.data_ptr() == self.w2[-1].data_ptr()
+        return device.type != "cuda" or dtype == torch.bfloat16
 
     def _grouped_ready(self, x: torch.Tensor) -> bool:
-        """grouped_available, and no gradient wanted: training keeps the per-expert loop, whose backward
-        reaches the expert parameters."""
+        """grouped_available, and either no gradient wanted or `train_grouped` (default: on CUDA, where the
+        grouped backward beats one matmul per expert; on CPU the loop is at the matmul floor)."""
         if not self.grouped_available(x.dtype, x.device):
             return False
-        return not (torch.is_grad_enabled() and (x.requires_grad or self.experts[0].gate_proj.weight.requires_grad))
+        if not self._wants_grad(x):
+            return True
+        return self.train_grouped if self.train_grouped is not None else x.device.type == "cuda"
+
+    def _wants_grad(self, x: torch.Tensor) -> bool:
+        return torch.is_grad_enabled() and (x.requires_grad or self.experts[0].gate_proj.weight.requires_grad)
 
     def _gemv_ready(self, x: torch.Tensor, k: int) -> bool:
         if self.expert_kernel != "gemv" or x.shape[0] * k > GEMV_MAX_ROWS or not self._grouped_ready(x):
@@ -530,6 +571,10 @@ class MoE(nn.Module):
     def _experts_grouped(self, xs: torch.Tensor, sorted_ids: torch.Tensor) -> torch.Tensor:
         """Every expert on its rows of xs [T*k, d] (sorted by expert) with torch._grouped_mm over the packed
         weights: the expert offsets stay on the device."""
+        if self._wants_grad(xs):
+            from core_model.experts import grouped_mlp_train
+
+            return grouped_mlp_train(xs, sorted_ids, self)
         experts = torch.arange(self.n_experts, device=xs.device, dtype=sorted_ids.dtype)
         offs = torch.searchsorted(sorted_ids, experts, right=True).to(torch.int32)  # end of each expert's rows
         gate, up = torch._grouped_mm(xs, self.w13.transpose(1, 2), offs=offs).chunk(2, -1)  # [T*k, I] each
@@ -551,11 +596,11 @@ class MoE(nn.Module):
         return self.alpha * (f * scores.sum(1) / n).sum(1).mean()
 
     @torch.no_grad()
-    def update_bias(self, rate: float) -> None:
-        """V3 aux-loss-free balancing: b_i += rate * sign(mean load - load_i)."""
-        if self.gate.scoring != "sigmoid" or self.last_load is None:
+    def update_bias(self, rate: float, load: torch.Tensor) -> None:
+        """V3 aux-loss-free balancing from a forward's expert load [E]: b_i += rate * sign(mean load - load_i)."""
+        if self.gate.scoring != "sigmoid":
             return
-        load = self.last_load.to(self.gate.e_score_correction_bias.device)
+        load = load.to(self.gate.e_score_correction_bias.device)
         self.gate.e_score_correction_bias += rate * torch.sign(load.mean() - load)
 
 
@@ -567,14 +612,14 @@ class Block(nn.Module):
         self.input_layernorm = RMSNorm(cfg.hidden_size, cfg.rms_norm_eps)
         self.post_attention_layernorm = RMSNorm(cfg.hidden_size, cfg.rms_norm_eps)
 
-    def forward(self, x, freqs, mask=None, cache=None, absorb=False, token_mask=None):
-        return self.ffn(x, self.self_attn(self.input_layernorm(x), freqs, mask, cache, absorb), token_mask)
+    def forward(self, x, freqs, mask=None, cache=None, absorb=False, token_mask=None, routing=None):
+        return self.ffn(x, self.self_attn(self.input_layernorm(x), freqs, mask, cache, absorb), token_mask, routing)
 
-    def ffn(self, x, attn_out, token_mask=None):
+    def ffn(self, x, attn_out, token_mask=None, routing=None):
         """Both residuals around the feed-forward half: everything after attention (one region for torch.compile)."""
         x = x + attn_out
         h = self.post_attention_layernorm(x)
-        return x + (self.mlp(h, token_mask) if isinstance(self.mlp, MoE) else self.mlp(h))
+        return x + (self.mlp(h, token_mask, routing) if isinstance(self.mlp, MoE) else self.mlp(h))
 
 
 class SharedHead(nn.Module):
@@ -630,9 +675,11 @@ class Transformer(nn.Module):
             nn.init.normal_(m.weight, std=0.02)
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None, *,
-                cache=None, absorb: bool | None = None, return_hidden: bool = False):
+                cache=None, absorb: bool | None = None, return_hidden: bool = False,
+                routing: RoutingStats | None = None):
         """Logits [b, s, V]. attention_mask [b, s] (1 real, 0 pad; left padding). With a `KVCache` the new
-        tokens are appended to it; `absorb` (default: decode steps with a cache) picks absorbed MLA."""
+        tokens are appended to it; `absorb` (default: decode steps with a cache) picks absorbed MLA; `routing`
+        collects the MoE layers' expert loads and balance losses."""
         from core_model.cache import attention_layout
 
         b, s = input_ids.shape
@@ -641,7 +688,7 @@ class Transformer(nn.Module):
         absorb = (cache is not None and s == 1) if absorb is None else absorb
         h = self.model.embed_tokens(input_ids)
         for layer in self.model.layers:
-            h = layer(h, freqs, mask, cache, absorb, attention_mask)
+            h = layer(h, freqs, mask, cache, absorb, attention_mask, routing)
         if cache is not None:
             cache.advance(s, attention_mask)
         logits = self.lm_head(self.model.norm(h))
@@ -661,16 +708,14 @@ class Transformer(nn.Module):
         h = Block.forward(layer, h, self.rotary(positions), mask)
         return layer.shared_head.head(layer.shared_head.norm(h)), h
 
-    def aux_loss(self) -> torch.Tensor:
-        """Summed MoE balance loss of the last train-mode forward (0 when none or aux_loss_alpha == 0)."""
-        losses = [m.last_aux_loss for m in self.model.modules() if isinstance(m, MoE) and m.last_aux_loss is not None]
-        return torch.stack(losses).sum() if losses else torch.zeros((), device=self.lm_head.weight.device)
-
-    def update_routing_bias(self, rate: float) -> None:
-        """Apply the V3 aux-loss-free bias update from the last forward's expert loads (no-op for V2/llama)."""
-        for m in self.model.modules():
-            if isinstance(m, MoE):
-                m.update_bias(rate)
+    def update_routing_bias(self, rate: float, routing: RoutingStats) -> None:
+        """Apply the V3 aux-loss-free bias update from a forward's expert loads (no-op for V2/llama)."""
+        moes = [m for m in self.model.layers if isinstance(m.mlp, MoE)]
+        if len(routing.loads) != len(moes):
+            raise ValueError(f"routing has {len(routing.loads)} expert loads for {len(moes)} MoE layers: pass the "
+                             "RoutingStats of one forward of this model")
+        for layer, load in zip(moes, routing.loads):
+            layer.mlp.update_bias(rate, load)
 
     def pack_experts(self) -> "Transformer":
         """Stack each MoE layer's expert weights for grouped-matmul inference (see `MoE.pack_experts`)."""
@@ -680,7 +725,7 @@ class Transformer(nn.Module):
         return self
 
     def save_pretrained(self, path: str | Path, **kwargs) -> None:
-        """Write config.json + safetensors in HF layout (see `core_model.checkpoint.save_pretrained`)."""
-        from core_model.checkpoint import save_pretrained
+        """Write config.json + safetensors in HF layout (see `core_model.checkpoint_write.save_pretrained`)."""
+        from core_model.checkpoint_write import save_pretrained
 
         save_pretrained(self, path, **kwargs)

@@ -15,6 +15,7 @@ import torch.nn.functional as F
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from .data import STDLIB, Batches, build_examples, load_records
+from .model import RoutingStats
 from .tokenizer import Tokenizer, load_tokenizer, train_bpe
 
 log = logging.getLogger("proofcode.core_model")
@@ -46,7 +47,7 @@ class TrainConfig(BaseModel):
     weight_decay: float = Field(0.1, ge=0)
     betas: tuple[float, float] = (0.9, 0.95)
     grad_clip: float | None = Field(1.0, description="max global grad norm; None: no clipping")
-    aux_loss_coef: float = Field(1.0, ge=0, description="weight of model.aux_loss() (the MoE balance loss)")
+    aux_loss_coef: float = Field(1.0, ge=0, description="weight of the MoE balance loss (RoutingStats.aux_loss())")
     routing_bias_rate: float = Field(1e-3, ge=0, description="DeepSeek-V3 aux-loss-free bias update speed")
     save_every: int = Field(0, ge=0, description="checkpoint every N steps (0: only at the end)")
     log_every: int = Field(10, ge=1)
@@ -141,14 +142,16 @@ def save_checkpoint(out: Path, model, tokenizer: Tokenizer, optimizer, scheduler
 
 
 def lm_loss(model, inputs: torch.Tensor, labels: torch.Tensor, aux_loss_coef: float,
-            autocast: str = "none") -> tuple[torch.Tensor, torch.Tensor]:
+            autocast: str = "none", routing: RoutingStats | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """(total loss, LM cross-entropy) of one batch; total adds the weighted MoE balance loss. autocast
-    "bfloat16" runs the forward in mixed precision (the loss is still taken in fp32)."""
+    "bfloat16" runs the forward in mixed precision (the loss is still taken in fp32); `routing` receives the
+    forward's expert loads."""
+    routing = RoutingStats() if routing is None else routing
     # Right padding never needs an attention mask under a causal mask: real tokens never see later pads.
     with torch.autocast(inputs.device.type, dtype=torch.bfloat16, enabled=autocast == "bfloat16"):
-        logits = model(inputs)  # [b, s, vocab]
+        logits = model(inputs, routing=routing)  # [b, s, vocab]
     ce = F.cross_entropy(logits.flatten(0, 1).float(), labels.flatten())
-    aux = model.aux_loss() if hasattr(model, "aux_loss") else None
+    aux = routing.aux_loss()
     total = ce if aux is None or aux_loss_coef == 0 else ce + aux_loss_coef * aux
     return total, ce
 
@@ -179,6 +182,10 @@ def train(config: TrainConfig) -> dict:
         batches.load_state_dict(resume_state["data"])
         torch.set_rng_state(resume_state["torch_rng"])
         state.update(step=resume_state["step"], tokens=resume_state["tokens"])
+    if config.autocast == "bfloat16":
+        from core_model.precision import warn_if_emulated_bf16
+
+        warn_if_emulated_bf16(config.device, "training with autocast: bfloat16")
     metrics = _run_steps(config, model, optimizer, scheduler, batches, state, tokenizer, out)
     save_checkpoint(out, model, tokenizer, optimizer, scheduler, batches, state)
     metrics.update(output_dir=str(out), examples=len(examples), vocab_size=tokenizer.vocab_size)
@@ -200,7 +207,8 @@ def _train_step(config, model, optimizer, scheduler, batches, state) -> tuple[fl
     for _ in range(config.grad_accum_steps):
         inputs, labels = batches.next()
         inputs, labels = inputs.to(config.device), labels.to(config.device)
-        total, ce = lm_loss(model, inputs, labels, config.aux_loss_coef, config.autocast)
+        routing = RoutingStats()  # the last micro-batch's loads drive the V3 bias update
+        total, ce = lm_loss(model, inputs, labels, config.aux_loss_coef, config.autocast, routing)
         (total / config.grad_accum_steps).backward()
         ce_sum += ce.item()
         state["tokens"] += int((labels != -100).sum())
@@ -208,8 +216,8 @@ def _train_step(config, model, optimizer, scheduler, batches, state) -> tuple[fl
         grad_norm = float(torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip))
     optimizer.step()
     scheduler.step()
-    if config.routing_bias_rate and hasattr(model, "update_routing_bias"):
-        model.update_routing_bias(config.routing_bias_rate)  # V3 aux-loss-free balancing; no-op for V2
+    if config.routing_bias_rate:
+        model.update_routing_bias(config.routing_bias_rate, routing)  # V3 aux-loss-free balancing; no-op for V2
     state["step"] += 1
     ce_value = ce_sum / config.grad_accum_steps
     if not math.isfinite(ce_value):

@@ -27,16 +27,23 @@ def test_gpu_benchmark_refuses_clearly_without_cuda():
 
 
 def test_gpu_benchmark_tiny_on_cpu_reports_every_row():
-    out = run_bench("--device", "cpu", "--tiny", "--threads", "1", "--context", "48", "--new-tokens", "2",
-                    "--chunks", "2", "--repeats", "1", "--batches", "1", "3")
+    env_interpret = os.environ.pop("TRITON_INTERPRET", None)  # no Triton rows: the interpreter is slow
+    try:
+        out = run_bench("--device", "cpu", "--tiny", "--threads", "1", "--context", "48", "--new-tokens", "2",
+                        "--chunks", "2", "--repeats", "1", "--batches", "1", "3", "--variants", "basic",
+                        "--greedy-steps", "6")
+    finally:
+        if env_interpret is not None:
+            os.environ["TRITON_INTERPRET"] = env_interpret
     assert out.returncode == 0, out.stderr[-3000:]
-    diff = float(re.search(r"logits max \|diff\| = (\S+)", out.stderr).group(1))
-    assert diff < 1e-4  # the in-memory weight copy (fused experts -> per expert) is exact
-    table = out.stdout
-    assert re.search(r"KV cache bytes/token\s+768\s+768 .*exact", table)  # (32 + 16) x 4 layers x 4 bytes
-    for row in ("decode tok/s (batch 1, ctx 48)", "decode tok/s (batch 3, ctx 48)",
-                "HBM roofline (batch 1)", "HBM roofline (batch 3)"):
-        assert row in table
+    diff = float(re.search(r"logits max \|diff\| vs transformers (\S+)", out.stdout).group(1))
+    assert diff < 0.1  # bf16 on both sides; the weight copy itself is exact (test_checkpoint_parity)
+    rows = [line.split(" | ") for line in out.stdout.splitlines() if line.startswith("ROW | ")]
+    names = [r[1] for r in rows]
+    for b in (1, 3):
+        assert f"b{b} eager, no graph (reference)" in names and f"b{b} transformers (eager)" in names
+        step = rows[names.index(f"b{b} static step, eager kernels")]
+        assert step[2].endswith("tok/s") and step[4].startswith(f"identical ({6 * b} tokens); routing flips 0/")
     # Batch 3 touches at least the routed experts batch 1 does (top-2 of 8 per token).
-    sizes = [float(m) for m in re.findall(r"experts (\d+\.\d+) MB", table)]
+    sizes = [float(m) for m in re.findall(r"experts hit (\d+\.\d+) MB", out.stdout)]
     assert len(sizes) == 2 and sizes[1] >= sizes[0] > 0

@@ -7,7 +7,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from core_model import ModelConfig, Transformer
+from core_model import ModelConfig, RoutingStats, Transformer
 from core_model.cache import KVCache
 from core_model.model import MoE
 
@@ -110,14 +110,14 @@ def test_v2_balance_loss_by_hand(seq_aux):
     moe = _two_expert_moe("deepseek_v2", seq_aux, alpha=0.1).train()
     ln3 = math.log(3.0)
     # Softmax scores [0.75, 0.25] for both tokens: both go to expert 0, f = [2, 0], P = [0.75, 0.25].
-    moe(torch.tensor([[[ln3, 0.0], [ln3, 0.0]]]))
-    assert moe.last_aux_loss.item() == pytest.approx(0.1 * (2 * 0.75 + 0 * 0.25))
+    moe(torch.tensor([[[ln3, 0.0], [ln3, 0.0]]]), routing=(stats := RoutingStats()))
+    assert stats.aux_loss().item() == pytest.approx(0.1 * (2 * 0.75 + 0 * 0.25))
     # Balanced: scores [0.75, 0.25] and [0.25, 0.75], f = [1, 1], P = [0.5, 0.5] -> alpha * 1.
-    moe(torch.tensor([[[ln3, 0.0], [0.0, ln3]]]))
-    assert moe.last_aux_loss.item() == pytest.approx(0.1)
+    moe(torch.tensor([[[ln3, 0.0], [0.0, ln3]]]), routing=(stats := RoutingStats()))
+    assert stats.aux_loss().item() == pytest.approx(0.1)
     moe.eval()
-    moe(torch.tensor([[[ln3, 0.0], [0.0, ln3]]]))
-    assert moe.last_aux_loss is None
+    moe(torch.tensor([[[ln3, 0.0], [0.0, ln3]]]), routing=(stats := RoutingStats()))
+    assert stats.aux_loss() is None and len(stats.loads) == 1
 
 
 def test_transformer_aux_loss_sums_layers_and_trains():
@@ -125,19 +125,20 @@ def test_transformer_aux_loss_sums_layers_and_trains():
     torch.manual_seed(0)
     model = Transformer(cfg).train()
     x = torch.randint(0, 64, (2, 8))
-    logits = model(x)
-    per_layer = [layer.mlp.last_aux_loss for layer in model.model.layers]
-    torch.testing.assert_close(model.aux_loss(), per_layer[0] + per_layer[1])
-    assert model.aux_loss().item() > 0
-    loss = F.cross_entropy(logits[:, :-1].reshape(-1, 64), x[:, 1:].reshape(-1)) + model.aux_loss()
+    logits = model(x, routing=(stats := RoutingStats()))
+    per_layer = stats.aux_losses
+    assert len(per_layer) == 2
+    torch.testing.assert_close(stats.aux_loss(), per_layer[0] + per_layer[1])
+    assert stats.aux_loss().item() > 0
+    loss = F.cross_entropy(logits[:, :-1].reshape(-1, 64), x[:, 1:].reshape(-1)) + stats.aux_loss()
     loss.backward()
     assert model.model.layers[0].mlp.gate.weight.grad.abs().sum() > 0
     model.eval()
-    model(x)
-    assert model.aux_loss().item() == 0.0
+    model(x, routing=(stats := RoutingStats()))
+    assert stats.aux_loss() is None
     no_alpha = Transformer(ModelConfig(**{**MLA_CFG, "aux_loss_alpha": 0.0})).train()
-    no_alpha(x)
-    assert no_alpha.aux_loss().item() == 0.0
+    no_alpha(x, routing=(stats := RoutingStats()))
+    assert stats.aux_loss() is None
 
 
 def test_v3_routing_bias_update_by_hand():
@@ -148,13 +149,15 @@ def test_v3_routing_bias_update_by_hand():
     with torch.no_grad():
         gate.weight.zero_()
         gate.weight[0, :] = 1.0  # every token with positive features prefers expert 0
-        model.model.layers[0].mlp(torch.ones(1, 6, 32))
-    assert model.model.layers[0].mlp.last_load.tolist() == [6.0, 0.0, 0.0, 0.0]
-    model.update_routing_bias(0.1)  # mean load 1.5: overloaded expert 0 goes down, idle ones go up
+        model.model.layers[0].mlp(torch.ones(1, 6, 32), routing=(stats := RoutingStats()))
+    assert stats.loads[0].tolist() == [6.0, 0.0, 0.0, 0.0]
+    model.update_routing_bias(0.1, stats)  # mean load 1.5: overloaded expert 0 goes down, idle ones go up
     torch.testing.assert_close(gate.e_score_correction_bias, torch.tensor([-0.1, 0.1, 0.1, 0.1]))
     v2 = Transformer(ModelConfig(**MLA_CFG)).train()
-    v2(torch.randint(0, 64, (1, 4)))
-    v2.update_routing_bias(0.1)  # no-op: V2 has no bias
+    v2(torch.randint(0, 64, (1, 4)), routing=(stats := RoutingStats()))
+    v2.update_routing_bias(0.1, stats)  # no-op: V2 has no bias
+    with pytest.raises(ValueError, match="expert loads for 1 MoE layers"):
+        v2.update_routing_bias(0.1, RoutingStats())
     assert not hasattr(v2.model.layers[1].mlp.gate, "e_score_correction_bias")
 
 
@@ -196,11 +199,11 @@ def test_padding_is_left_out_of_balance_loss_and_loads(seq_aux):
     ln3 = math.log(3.0)
     # Row 0: a pad (routed to expert 0) then a real token to expert 0; row 1: two real tokens, one per expert.
     x = torch.tensor([[[ln3, 0.0], [ln3, 0.0]], [[ln3, 0.0], [0.0, ln3]]])
-    moe(x, token_mask=torch.tensor([[False, True], [True, True]]))
-    assert moe.last_load.tolist() == [2.0, 1.0]
+    moe(x, token_mask=torch.tensor([[False, True], [True, True]]), routing=(stats := RoutingStats()))
+    assert stats.loads[0].tolist() == [2.0, 1.0]
     # Row 0 alone: f = [2, 0], P = [.75, .25] -> 1.5; row 1: 1.0. Batch: counts [2, 1] of 3, P = [7/12, 5/12].
     expected = (1.5 + 1.0) / 2 if seq_aux else (2 * 2 / 3) * (7 / 12) + (2 * 1 / 3) * (5 / 12)
-    assert moe.last_aux_loss.item() == pytest.approx(0.1 * expected)
+    assert stats.aux_loss().item() == pytest.approx(0.1 * expected)
 
 
 @pytest.mark.parametrize("model_type", ["deepseek_v2", "llama"])

@@ -65,14 +65,54 @@ def test_training_a_packed_model_updates_the_stack():
     torch.testing.assert_close(moe_q.w13[5, : CFG["moe_intermediate_size"]], moe_q.experts[5].gate_proj.weight)
 
 
-def test_moved_model_falls_back_to_the_loop_and_saves(tmp_path):
+def test_moved_model_stays_packed_and_saves(tmp_path):
     plain, packed = _pair()
     ids = torch.randint(0, 96, (2, 5), generator=torch.Generator().manual_seed(3))
-    packed.to(torch.float64)  # parameters copied apart from the stack: the grouped path must not read stale weights
-    assert _grouped_calls(packed, ids) == 0
+    packed.to(torch.float64)  # each parameter converted apart from the stack: the layer packs again
+    plain.to(torch.float64)
+    moe = next(m for m in packed.modules() if isinstance(m, MoE))
+    assert moe.w13.dtype == torch.float64 and _shares(moe.experts[2].down_proj.weight, moe.w2)
+    with torch.no_grad():
+        torch.testing.assert_close(packed(ids), plain(ids))
+    moe.load_state_dict({k: v.clone() for k, v in moe.state_dict().items()}, assign=True)  # new tensors
+    assert _shares(moe.experts[2].down_proj.weight, moe.w2)
+    twin = copy.deepcopy(moe)  # deepcopy (and pickle) copy parameters one by one
+    assert _shares(twin.experts[2].down_proj.weight, twin.w2) and not _shares(twin.experts[2].down_proj.weight, moe.w2)
     plain2, packed2 = _pair()
     packed2.save_pretrained(tmp_path)  # views of one storage: written as separate tensors
     loaded = load_pretrained(tmp_path)
     assert _grouped_calls(loaded, ids) == 2
     with torch.no_grad():
         torch.testing.assert_close(loaded(ids), plain2(ids), atol=1e-5, rtol=1e-5)
+
+
+def _shares(param, stack) -> bool:
+    return param.untyped_storage().data_ptr() == stack.untyped_storage().data_ptr()
+
+
+def _grads(model, ids):
+    model.train()
+    model.zero_grad()
+    model(ids).logsumexp(-1).mean().backward()
+    return {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}
+
+
+def test_grouped_training_path_gives_the_loop_gradients():
+    """train_grouped: two grouped matmuls per layer (padded, aligned groups) with gradients reaching every
+    expert's parameters, including experts that got no token (zero gradient, as in the loop)."""
+    plain, packed = _pair()
+    ids = torch.randint(0, 96, (1, 3), generator=torch.Generator().manual_seed(4))
+    moes = [m for m in packed.modules() if isinstance(m, MoE)]
+    for m in moes:
+        m.train_grouped = True
+    used = []
+    hooks = [m.register_forward_hook(lambda mod, i, o: used.append(mod._grouped_ready(i[0]))) for m in moes]
+    want, got = _grads(plain, ids), _grads(packed, ids)
+    assert used == [True, True]
+    for h in hooks:
+        h.remove()
+    assert set(want) <= set(got) and any(".experts.7." in n for n in got)
+    for name in got:  # the loop leaves no gradient on an expert without tokens; the stack gives it zeros
+        torch.testing.assert_close(got[name], want.get(name, torch.zeros_like(got[name])), atol=1e-5, rtol=1e-5,
+                                   msg=name)
+    assert set(got) - set(want), "the check needs an expert that got no token"

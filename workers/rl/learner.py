@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from core_model import RoutingStats
 from core_model.grpo import (
     group_advantages,
     grpo_loss,
@@ -73,18 +74,19 @@ class Learner:
             if self.reference is not None:
                 ref_logp, _ = sequence_logprobs(self.reference, ids, attn, targets)
         for _ in range(self.config.updates_per_step):
-            logp, entropy = sequence_logprobs(self.model, ids, attn, targets)
+            routing = RoutingStats()
+            logp, entropy = sequence_logprobs(self.model, ids, attn, targets, routing=routing)
             if old_logp is None:
                 old_logp = logp.detach()
             loss, s = grpo_loss(logp, old_logp, adv, mask, cfg, ref_logprobs=ref_logp)
-            if self.config.aux_loss_coef > 0:
-                loss = loss + self.config.aux_loss_coef * self.model.aux_loss()
+            if self.config.aux_loss_coef > 0 and routing.aux_losses:
+                loss = loss + self.config.aux_loss_coef * routing.aux_loss()
             self.optimizer.zero_grad(set_to_none=True)
             loss.backward()
             grad_norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.config.max_grad_norm)
             self.optimizer.step()
             if self.config.routing_bias_rate > 0:
-                self.model.update_routing_bias(self.config.routing_bias_rate)
+                self.model.update_routing_bias(self.config.routing_bias_rate, routing)
         self.scheduler.step()
         self.version += 1
         m = mask.float()

@@ -78,10 +78,12 @@ def pack(samples: list[Sample], pad_id: int) -> tuple[torch.Tensor, torch.Tensor
     return ids, attn, ids[:, 1:], comp
 
 
-def sequence_logprobs(model, input_ids: torch.Tensor, attention: torch.Tensor,
-                      targets: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Per-token logprob and entropy of targets under `model`: [b,s-1] each."""
-    logits = model(input_ids, attention_mask=attention)[:, :-1]  # [b,s-1,v]
+def sequence_logprobs(model, input_ids: torch.Tensor, attention: torch.Tensor, targets: torch.Tensor,
+                      routing=None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-token logprob and entropy of targets under `model`: [b,s-1] each; `routing` (a core_model
+    RoutingStats) receives the forward's MoE loads and balance losses."""
+    extra = {} if routing is None else {"routing": routing}
+    logits = model(input_ids, attention_mask=attention, **extra)[:, :-1]  # [b,s-1,v]
     return token_logprobs(logits, targets)
 
 
