@@ -54,12 +54,13 @@ def _is_prose(s: str) -> bool:
 
 def _bare_answer(text: str) -> str | None:
     """The whole text when it is itself an answer (`\\frac{10}{9}`, `x = 2+3 = 5`, `19, 46 and 82`):
-    one short line without `$`, prose words or a digit glued after letters (`AZYUK2A`, `x2`)."""
+    one short line without `$`, prose words, a digit glued after letters (`AZYUK2A`, `x2`) or after a closing
+    bracket (`[7+8=15,4+3+1=8]85` is working followed by an answer, not one answer)."""
     s = text.strip()
     if "\n" in s or "$" in s or len(s) > _BARE_MAX_CHARS:
         return None
     plain = _COMMAND.sub(" ", s)  # \frac, \sqrt, \pi are math, not words
-    if re.search(r"[A-Za-z]\d", plain) or any(w.lower() not in {"and", "or"} for w in _WORD.findall(plain)):
+    if re.search(r"[A-Za-z\])]\d", plain) or any(w.lower() not in {"and", "or"} for w in _WORD.findall(plain)):
         return None
     return s
 

@@ -55,6 +55,8 @@ from coder import check_answer, extract_answer
     # a text that is itself an answer is the answer (never just its last number)
     (r"\frac{7}{4}", r"\frac{7}{4}"), (r"-\sqrt{5}+1", r"-\sqrt{5}+1"), ("y = 3+4 = 7", "y = 3+4 = 7"),
     (r"\dfrac{5}{12} and \dfrac{7}{12}", r"\dfrac{5}{12} and \dfrac{7}{12}"), ("2 apples", "2"),
+    # working in brackets followed by the answer (the RL tasks' worked solutions) is not one answer
+    ("[7+8=15,4+3+1=8]85", "85"), ("(12*3=36)36", "36"),
     # the final math segments joined by "and" / "or" / "," are one list answer; prose between does not join
     (r"The possible values are $5$, $8$ or $13$.", "5, 8, 13"), (r"$4,6$ or $10$", "4,6, 10"),
     (r"we need $a>0$, hence $b=2$", "b=2"), (r"take $p$ with $p=3$", "p=3"),
