@@ -24,6 +24,7 @@ import math
 import sys
 import types
 
+from coder.sandbox import frames
 from coder.sandbox.handles import Handle, number
 
 MAX_NODES = 50_000_000
@@ -176,6 +177,8 @@ class Encoder:
             return ["E", self._classdesc(t), str(x._name_)[:_NAME_CHARS], self._enc(x._value_)]
         if t.__module__ == "numpy" and t.__name__ in _NUMPY_NAMES:
             return self._numpy(x, t)
+        if not self.in_args and frames.is_frame(t):
+            return frames.encode(self, x, t)
         if isinstance(x, BaseException):
             self._number(x)
             return self.exception(x)
@@ -384,6 +387,8 @@ class Decoder:
             return obj
         if tag in ("np", "nd"):
             return self._numpy(node)
+        if tag in frames.TAGS:
+            return frames.decode(self, node)
         if tag == "q":
             out = collections.deque(maxlen=node[2] if type(node[2]) is int and node[2] >= 0 else None)
             self._slot(out)
@@ -631,6 +636,8 @@ def contents(enc: Encoder, obj: object):
         return ["q", [enc._enc(v) for v in collections.deque.__iter__(obj)]]
     if t.__module__ == "numpy" and t.__name__ == "ndarray":
         return enc._numpy(obj, t)
+    if frames.is_frame(t):
+        return None  # a frame answered again is the same object; changes between calls are not replayed
     state = enc._state(obj) if not isinstance(obj, (tuple, frozenset, str, bytes, int, float)) else None
     return ["a", state] if state is not None else None
 
