@@ -50,12 +50,6 @@ class Handle:
     def __call__(self, *args, **kwargs):
         return self._pc("call", *args, **kwargs)
 
-    def __len__(self):
-        return self._pc("len")
-
-    def __iter__(self):
-        return self._pc("iter")
-
     def __getitem__(self, key):
         return self._pc("getitem", key)
 
@@ -67,27 +61,6 @@ class Handle:
 
     def __contains__(self, item):
         return self._pc("contains", item)
-
-    def __str__(self):
-        return self._pc("str")
-
-    def __repr__(self):
-        return self._pc("repr")
-
-    def __bool__(self):
-        return self._pc("bool")
-
-    def __hash__(self):
-        return self._pc("hash")
-
-    def __int__(self):
-        return self._pc("int")
-
-    def __float__(self):
-        return self._pc("float")
-
-    def __index__(self):
-        return self._pc("index")
 
     def __eq__(self, other):
         return self._pc("eq", other)
@@ -121,6 +94,8 @@ for _name in _BINARY:
     setattr(Handle, f"__r{_name}__", _binary(_name, True))
 for _name in _UNARY:
     setattr(Handle, f"__{_name}__", lambda self, _n=_name: self._pc("unary", _n))
+for _name in ("len", "iter", "str", "repr", "bool", "hash", "int", "float", "index"):
+    setattr(Handle, f"__{_name}__", lambda self, _n=_name: self._pc(_n))
 
 
 def number(handle: Handle) -> int:
