@@ -16,7 +16,9 @@ import random
 import sys
 import warnings
 
-from coder.sandbox.plain import _DEEP, _ITERATORS, ContentsMismatch, Decoder, Encoder, assign, contents
+from coder.sandbox import handles
+from coder.sandbox.handles import Handle
+from coder.sandbox.plain import _DEEP, _ITERATORS, ContentsMismatch, Decoder, Encoder, assign, class_desc_of, contents
 
 _DETAIL_CHARS = 300
 
@@ -145,8 +147,11 @@ class Recording:
     """Stage 1's side of every call: runs the candidate and appends its entry to the recording `fd`."""
 
     def __init__(self, fd: int, ns: dict, test_ns: dict, shared: list[str], guard_random: bool,
-                 capture_stdout: bool, capture_warnings: bool):
-        self.fd, self.ns, self.test_ns, self.shared = fd, ns, test_ns, shared
+                 capture_stdout: bool, capture_warnings: bool, trusted: frozenset = frozenset()):
+        self.fd, self.ns, self.test_ns, self.shared, self.trusted = fd, ns, test_ns, shared, trusted
+        self.objects: dict[int, int] = {}  # the candidate's objects behind handles: id -> number
+        self.kept: dict[int, object] = {}  # number -> object (kept alive, so ids stay theirs)
+        self.proxies: dict[int, Handle] = {}
         self.guard_random, self.capture_stdout, self.capture_warnings = guard_random, capture_stdout, capture_warnings
         self.real_stdout = sys.stdout
         self.handles = 0
@@ -167,6 +172,10 @@ class Recording:
         candidate.__doc__ = getattr(fn, "__doc__", None)
         return candidate
 
+    def class_recorder(self, name: str, cls: type) -> type:
+        """The program's class `name` as the tests see it: constructing one is a recorded call."""
+        return handles.entry_class(name, lambda *a, **k: self.call(name, cls, a, k), class_desc_of)
+
     def call(self, name: str, fn, args: tuple, kwargs: dict):
         try:
             return self._call(name, fn, args, kwargs)
@@ -175,13 +184,16 @@ class Recording:
                 self.check()
 
     def _call(self, name: str, fn, args: tuple, kwargs: dict):
-        enc = Encoder(live=True, first_handle=self.handles, known=self.answered.ids)
+        enc = Encoder(live=True, first_handle=self.handles, known=self.answered.ids, objects=self.objects,
+                      trusted=self.trusted)
         shared = {n: self.ns.get(n) for n in self.shared} if self.shared else None
         pre = json_text(enc.encode(_arguments(args, kwargs, shared), args=True))
         numbered = list(enc.objs)
         entry: dict = {"name": name, "ah": hash(pre)}
         events: list = []
         given = (args, kwargs, shared)
+        if self.kept:  # candidate code gets its own objects, never the tests' handles
+            args, kwargs = handles.unwrap(args, self._real), handles.unwrap(kwargs, self._real)
         args, kwargs = self._wrap_arguments(enc, events, args, kwargs)
         state = random.getstate() if self.guard_random else None
         try:
@@ -195,7 +207,6 @@ class Recording:
         _random_after(entry, state)
         entry["out"] = enc.encode(result)
         self._finish(enc, entry, events, pre, numbered, given)
-        self.handles = enc.next_handle
         return self._live(enc, result) if enc.handles else result
 
     def _invoke(self, fn, args: tuple, kwargs: dict, events: list):
@@ -256,26 +267,31 @@ class Recording:
             entry["post"] = [contents(enc, obj) for obj in numbered]
         self.answered.add(enc.objs, len(numbered))
         self.foreign.update(enc.foreign)
+        self.handles = enc.next_handle
         self.write(self.fd, (json_text(entry) + "\n").encode())
+
+    def _real(self, handle: Handle) -> object:
+        return self.kept.get(handles.number(handle), handle)
 
     def _live(self, enc: Encoder, result):
         """The answer as the tests see it in stage 1: handles replaced by recording stand-ins."""
         live = {id(obj): self._handle(n, kind, obj) for n, kind, obj in enc.handles}
-        if id(result) in live:
-            return live[id(result)]
-        if type(result) is list:
-            result[:] = [live.get(id(v), v) for v in result]
-        elif type(result) is tuple:
-            result = tuple(live.get(id(v), v) for v in result)
-        elif type(result) is dict:
-            for k, v in list(result.items()):
-                result[k] = live.get(id(v), v)
-        return result
+        return _replace(result, live, {})
 
     def _handle(self, n: int, kind: str, obj):
         name = f"#{n}"
         if kind == "h":
             return self.recorder(name, obj)
+        if kind in ("ho", "p"):
+            proxy = self.proxies.get(n)
+            if proxy is None:
+                self.kept[n] = obj
+                def use(op, *a, **k):
+                    answer = self.call(name, lambda *b, **c: handles.perform(obj, *b, **c), (op, *a), k)
+                    return answer[0] if op == "eq" else answer  # the rest is the replay's evidence
+
+                proxy = self.proxies[n] = Handle(use, n, Encoder()._classdesc(type(obj)))
+            return proxy
         return self._iterate(name, iter(obj))
 
     def _iterate(self, name: str, it):
@@ -285,6 +301,29 @@ class Recording:
             except StopIteration:
                 return
             yield value
+
+
+def _replace(value, live: dict, memo: dict):
+    """`value` with the objects behind handles replaced by their stand-ins, at any depth of plain containers."""
+    got = live.get(id(value))
+    if got is not None:
+        return got
+    t = type(value)
+    if t not in (list, tuple, dict, set) or id(value) in memo:
+        return value
+    memo[id(value)] = value
+    if t is list:
+        value[:] = [_replace(v, live, memo) for v in value]
+    elif t is tuple:
+        value = tuple(_replace(v, live, memo) for v in value)
+    elif t is dict:
+        for k, v in list(value.items()):
+            value[k] = _replace(v, live, memo)
+    else:
+        items = [_replace(v, live, memo) for v in value]
+        value.clear()
+        value.update(items)
+    return value
 
 
 class ReplayMismatch(Exception):
@@ -298,6 +337,12 @@ class Replaying:
         self.records, self.ns, self.shared = records, ns, shared
         self.cursor = 0
         self.answered = Answered()
+        self.proxies: dict[int, Handle] = {}
+        self.local: dict[str, type] = {}  # the tests' own classes met in arguments (check.<locals>.Tag)
+
+    def class_replay(self, name: str) -> type:
+        """The program's class `name` in the replay: constructing one replays the recorded call."""
+        return handles.entry_class(name, lambda *a, **k: self.call(name, a, k), class_desc_of)
 
     def replay(self, name: str):
         def candidate(*args, **kwargs):
@@ -318,7 +363,8 @@ class Replaying:
         if rec.get("name") != name or rec.get("ah") != hash(text):
             raise ReplayMismatch(f"call {i + 1} to {name} differs from the recorded run")
         numbered = list(enc.objs)
-        dec = Decoder(enc.objs, self.ns, self._handle, self.answered.objs)
+        self.local.update(enc.classes)
+        dec = Decoder(enc.objs, self.ns, self._handle, self.answered.objs, self.local)
         for event in rec.get("ev") or ():
             self._event(dec, event)
         if "rs" in rec:
@@ -381,9 +427,24 @@ class Replaying:
                 if n in shared:
                     self.ns[n] = shared[n]
 
-    def _handle(self, kind: str, n: int):
+    def _handle(self, kind: str, n: int, node: list):
         name = f"#{n}"
+        if kind == "p":
+            return self.proxies[n]
+        if kind == "ho":
+            if n in self.proxies or type(node[2]) is not list:
+                raise ValueError("malformed recording: handle")
+            proxy = self.proxies[n] = Handle(lambda op, *a, **k: self._use(proxy, name, op, a, k), n, node[2])
+            return proxy
         return self.replay(name) if kind == "h" else self._iterate(name)
+
+    def _use(self, proxy: Handle, name: str, op: str, args: tuple, kwargs: dict):
+        """One use of a candidate's object by the tests: replayed as a call, comparisons decided here."""
+        answer = self.call(name, (op, *args), kwargs)
+        try:
+            return handles.replay_answer(proxy, op, args, answer)
+        except handles.HandleMismatch as exc:
+            raise ReplayMismatch(str(exc)) from None
 
     def _iterate(self, name: str):
         while True:

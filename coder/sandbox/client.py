@@ -262,6 +262,34 @@ def _imports(source: str) -> tuple[str, ...]:
     return tuple(dict.fromkeys(found))
 
 
+@functools.lru_cache(maxsize=1024)
+def _class_qualnames(source: str) -> frozenset[str]:
+    """Qualified names of the classes trusted code defines anywhere (`check.<locals>.Tag` too): the
+    replay rebuilds their objects itself, so stage 1 hands the tests no handle for them."""
+    tree = _parse(source)
+    found: set[str] = set()
+
+    def visit(node, prefix: str) -> None:
+        for child in ast.iter_child_nodes(node):
+            if isinstance(child, ast.ClassDef):
+                found.add(prefix + child.name)
+                visit(child, f"{prefix}{child.name}.")
+            elif isinstance(child, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda)):
+                visit(child, f"{prefix}{getattr(child, 'name', '<lambda>')}.<locals>.")
+            else:
+                visit(child, prefix)
+
+    if isinstance(tree, ast.Module):
+        visit(tree, "")
+    return frozenset(found)
+
+
+def _program_classes(tree: ast.Module, used: frozenset[str], prelude: str) -> list[str]:
+    """The program's own top-level classes the tests construct by name (MBPP's `Pair`, a `Node`)."""
+    mine = [n.name for n in tree.body if isinstance(n, ast.ClassDef) and n.name in used]
+    return [n for n in mine if n not in _prelude_names(prelude)] if prelude else mine
+
+
 VERDICTS = ("strict", "compatible")
 
 
@@ -293,7 +321,8 @@ def run_tests(program: str, tests: str, limits: Limits | None = None, *, entry_p
         entry_point = functions[-1]
     if entry_point and entry_point not in entry_points:
         entry_points.append(entry_point)
-    if not entry_points:
+    classes = _program_classes(tree, used, prelude)
+    if not entry_points and not classes:
         return Verdict(status="runtime_error", detail="the program defines no function the tests call")
     if prelude and not (_prelude_names(prelude) - {entry_point}) & used and "class " not in prelude:
         prelude = ""  # the tests use none of its definitions nor can answers be its classes: not needed
@@ -304,6 +333,11 @@ def run_tests(program: str, tests: str, limits: Limits | None = None, *, entry_p
     shared = sorted((_bound(tree, data_only=True) & _prelude_names(prelude) & used) - set(entry_points)) if prelude else []
     if shared:  # the prompt's data the tests read (a registry, a counter): the calls' changes are replayed
         options["shared"] = shared
+    if classes:
+        options["classes"] = classes
+    trusted = _class_qualnames(prelude) | _class_qualnames(tests) if "class" in prelude + tests else frozenset()
+    if trusted:
+        options["trusted_classes"] = sorted(trusted)
     job = {"kind": "tests", "program": program, "tests": tests, "entry_point": entry_point,
            "entry_points": entry_points, "prelude": prelude, "options": options,
            "program_code": _marshalled(tree, harness.CANDIDATE_FILE), "tests_code": _tests_code(tests)}

@@ -151,11 +151,15 @@ def run_candidate(program: str, tests: str, entry_points: list[str], entry_point
     # Stage 2 runs the tests with the prompt's helpers, which are part of `program` here: if neither
     # text mentions random, nothing the tests compute can depend on its state.
     session = Recording(fd, ns, test_ns, [n for n in options.get("shared", ()) if n in ns],
-                        "random" in tests or "random" in program, "stdout" in tests, "warn" in tests)
+                        "random" in tests or "random" in program, "stdout" in tests, "warn" in tests,
+                        frozenset(options.get("trusted_classes", ())))
     recorders = {n: session.recorder(n, ns[n]) for n in entry_points}
     if trusted is not None:  # checked after every call (handles through the session) and at the end
         session.watch(untouched)
         recorders = {n: _checked(r, untouched) for n, r in recorders.items()}
+    for n in options.get("classes", ()):  # the program's classes the tests construct by name
+        if isinstance(ns.get(n), type):
+            recorders[n] = session.class_recorder(n, ns[n])
     random.seed(0)
     passed = False
     try:
@@ -219,7 +223,8 @@ class ReplayTimeout(BaseException):
 
 
 def replay(tests: str, prelude: str, entry_points: list[str], entry_point: str | None,
-           records: list[dict], tests_code: bytes | None = None, shared: list[str] = ()) -> dict:
+           records: list[dict], tests_code: bytes | None = None, shared: list[str] = (),
+           classes: list[str] = ()) -> dict:
     """Stage 2, trusted: run the pristine tests against recorded answers; returns {status, detail}."""
     ns = _module_namespace()
     if prelude:
@@ -231,6 +236,7 @@ def replay(tests: str, prelude: str, entry_points: list[str], entry_point: str |
     linecache.cache[TESTS_FILE] = (len(tests), None, tests.splitlines(True), TESTS_FILE)
     session = Replaying(records, ns, [n for n in shared if n in ns])
     replays = {n: session.replay(n) for n in entry_points}
+    replays.update({str(n): session.class_replay(str(n)) for n in classes})
     _headroom(1)  # the caller restores the limit
     random.seed(0)
     try:
@@ -321,7 +327,8 @@ def replay_recording(recording: bytes, tests: str, prelude: str, entry_points: l
     if kind == "memory":
         return {"status": "memory_exceeded", "detail": detail}
     try:
-        outcome = replay(tests, prelude, entry_points, entry_point, records, tests_code, options.get("shared", ()))
+        outcome = replay(tests, prelude, entry_points, entry_point, records, tests_code, options.get("shared", ()),
+                         options.get("classes", ()))
     except (ValueError, TypeError, KeyError, IndexError, AttributeError) as exc:
         return {**malformed, "detail": f"the recording is malformed ({type(exc).__name__})"}
     outcome["verified"] = "replay"

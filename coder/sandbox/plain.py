@@ -24,6 +24,9 @@ import math
 import sys
 import types
 
+from coder.sandbox import frames
+from coder.sandbox.handles import Handle, number
+
 MAX_NODES = 50_000_000
 _DEEP = 50_000  # recursion headroom while encoding or decoding deeply nested values
 
@@ -64,8 +67,12 @@ class Encoder:
     replaces by recorders (`handles` lists them in order) instead of unsupported values.
     """
 
-    def __init__(self, live: bool = False, first_handle: int = 0, known: dict | None = None):
+    def __init__(self, live: bool = False, first_handle: int = 0, known: dict | None = None,
+                 objects: dict | None = None, trusted: frozenset = frozenset()):
         self.memo: dict[int, int] = {}
+        self.objects = objects  # id -> handle number of the candidate's objects handed out (stage 1)
+        self.trusted = trusted  # qualnames of the classes the prompt and the tests define
+        self.classes: dict[str, type] = {}  # the tests' own classes met in arguments (stage 2 finds them here)
         self.known = known  # id -> number of objects answered by earlier calls (the session's `Answered`)
         self.objs: list = []
         self.budget = MAX_NODES
@@ -105,6 +112,8 @@ class Encoder:
             return x if -(1 << 62) < x < (1 << 62) else ["I", hex(x)]
         if t is float:
             return x if math.isfinite(x) else ["f", repr(x), "math"] if x is math.nan else ["f", repr(x)]
+        if t is Handle:
+            return ["p", number(x)]
         seen = self.memo.get(id(x))
         if seen is not None:
             return ["r", seen]
@@ -168,6 +177,8 @@ class Encoder:
             return ["E", self._classdesc(t), str(x._name_)[:_NAME_CHARS], self._enc(x._value_)]
         if t.__module__ == "numpy" and t.__name__ in _NUMPY_NAMES:
             return self._numpy(x, t)
+        if not self.in_args and frames.is_frame(t):
+            return frames.encode(self, x, t)
         if isinstance(x, BaseException):
             self._number(x)
             return self.exception(x)
@@ -176,10 +187,14 @@ class Encoder:
             return self._enc_callable(x)
         if self.in_args:  # an object of the tests' own: stage 2 has the same one at the same number
             self._number(x)
+            if t.__module__ == "__candidate__":
+                self.classes.setdefault(_name(t)[1], t)
             return ["a", list(_name(t)), self._state(x)]
         own = t.__module__ == "__candidate__"
         if self.live and (isinstance(x, _ITERATORS) or own and hasattr(x, "__next__")):
             return self._handle(x, "g")
+        if self.live and own and self.objects is not None and not self._rebuildable(x, t):
+            return self._object_handle(x, t)
         if self.live and callable(x) and not isinstance(x, _BASES):  # closures, partials, callable objects
             return self._handle(x, "h")
         if isinstance(x, _BASES) or hasattr(x, "__dict__"):
@@ -206,6 +221,8 @@ class Encoder:
         if isinstance(x, type) or type(x) is types.BuiltinFunctionType and isinstance(x.__self__, types.ModuleType | None):
             module, qualname = _name(x)
             if getattr(x, "__module__", None) != "__candidate__" or isinstance(x, type):
+                if isinstance(x, type) and module == "__candidate__":
+                    self.classes.setdefault(qualname, x)
                 return ["N", module, qualname]
         if self.in_args:
             self._number(x)
@@ -214,6 +231,25 @@ class Encoder:
             return self._handle(x, "h")
         self.foreign.append(type(x))
         return ["X", "function", "?"]
+
+    def _rebuildable(self, x: object, t: type) -> bool:
+        """Whether the replay rebuilds this object of a `__candidate__` class itself (the prompt's or the
+        tests' class, or a stand-in: a builtin value subclass, a namedtuple, a dataclass)."""
+        return (_name(t)[1] in self.trusted or isinstance(x, _BASES)
+                or type(getattr(t, "__dataclass_fields__", None)) is dict)
+
+    def _object_handle(self, x: object, t: type) -> list:
+        """An object of the candidate's own class: the tests get a handle (see `handles`); the same
+        object is the same handle whenever it is answered again."""
+        n = self.objects.get(id(x))
+        if n is not None:
+            self.handles.append((n, "p", x))
+            return ["p", n]
+        n = self.objects[id(x)] = self.next_handle
+        self.next_handle += 1
+        self.handles.append((n, "ho", x))
+        self.foreign.append(t)  # an in-sandbox pass never trusts the candidate's own class
+        return ["ho", n, self._classdesc(t)]
 
     def _handle(self, x: object, kind: str) -> list:
         n = self.next_handle
@@ -269,8 +305,9 @@ class Decoder:
     arguments, numbered identically); `ns`: the trusted namespace (prompt and tests) whose classes and
     functions results may be instances of; `handle`: makes the replay stand-in of a handle."""
 
-    def __init__(self, objs: list, ns: dict, handle=None, earlier: list | None = None):
+    def __init__(self, objs: list, ns: dict, handle=None, earlier: list | None = None, local: dict | None = None):
         self.objs, self.ns, self.handle = objs, ns, handle
+        self.local = local or {}  # the tests' classes met in arguments, by qualname (check.<locals>.Tag)
         self.earlier = earlier if earlier is not None else []  # what earlier calls answered, by number
 
     def decode(self, node: object) -> object:
@@ -350,6 +387,8 @@ class Decoder:
             return obj
         if tag in ("np", "nd"):
             return self._numpy(node)
+        if tag in frames.TAGS:
+            return frames.decode(self, node)
         if tag == "q":
             out = collections.deque(maxlen=node[2] if type(node[2]) is int and node[2] >= 0 else None)
             self._slot(out)
@@ -380,8 +419,8 @@ class Decoder:
             return self._object(node)
         if tag == "N":
             return self._named(node[1], node[2])
-        if tag in ("h", "g") and self.handle is not None:
-            return self.handle(tag, int(node[1]))
+        if tag in ("h", "g", "ho", "p") and self.handle is not None:
+            return self.handle(tag, int(node[1]), node)
         if tag == "X":
             raise Unsupported(f"candidate returned a non-plain value the replay cannot rebuild ({str(node[1])[:80]})")
         raise ValueError(f"malformed recording tag {tag!r}")
@@ -392,7 +431,7 @@ class Decoder:
         name), a builtin, or one in a module the trusted side imported. None otherwise."""
         module, qualname = str(desc[0]), str(desc[1])
         if module == "__candidate__":
-            cls = _walk(self.ns, qualname)
+            cls = _walk(self.ns, qualname) or self.local.get(qualname)
         else:
             target = sys.modules.get(module)
             cls = _walk(vars(target), qualname) if target is not None else None
@@ -520,13 +559,14 @@ class Decoder:
             raise Unsupported(f"candidate returned a non-plain value ({str(desc[0])[:40]}.{str(desc[1])[:80]}): "
                               "only builtin and stdlib values, and classes the prompt or the tests define, are graded")
         _STANDINS[key] = cls
+        _STANDIN_DESCS[cls] = desc
         return cls
 
     def _named(self, module: str, qualname: str) -> object:
         """A named class or function: the trusted side's own (prompt, tests), a builtin, or one of the
         stdlib's pure value modules (never an arbitrary function a test might then call)."""
         if module == "__candidate__":
-            value = _walk(self.ns, str(qualname))
+            value = _walk(self.ns, str(qualname)) or self.local.get(str(qualname))
         elif module == "builtins":
             value = getattr(builtins, str(qualname), None) if str(qualname) not in _UNSAFE_BUILTINS else None
         elif module in _PURE_MODULES and module in sys.modules:
@@ -551,6 +591,17 @@ _PURE_MODULES = frozenset({"builtins", "math", "cmath", "operator", "string", "c
                            "fractions", "statistics", "heapq", "bisect", "itertools", "functools", "enum",
                            "numbers", "json", "json.decoder", "re", "typing"})
 _STANDINS: dict = {}
+_STANDIN_DESCS: dict = {}  # stand-in class -> the class description it was made from
+
+
+def class_desc_of(obj: object) -> list | None:
+    """The description of the program's class `obj` is an instance of, the same in both stages (a
+    stand-in's recorded one; a `__candidate__` class's own), for isinstance against the program's classes."""
+    t = type(obj)
+    found = _STANDIN_DESCS.get(t)
+    if found is None and getattr(t, "__module__", None) == "__candidate__":
+        found = Encoder()._classdesc(t)
+    return found
 
 
 def _instance(cls: type, base_value: object) -> object:
@@ -585,6 +636,8 @@ def contents(enc: Encoder, obj: object):
         return ["q", [enc._enc(v) for v in collections.deque.__iter__(obj)]]
     if t.__module__ == "numpy" and t.__name__ == "ndarray":
         return enc._numpy(obj, t)
+    if frames.is_frame(t):
+        return None  # a frame answered again is the same object; changes between calls are not replayed
     state = enc._state(obj) if not isinstance(obj, (tuple, frozenset, str, bytes, int, float)) else None
     return ["a", state] if state is not None else None
 

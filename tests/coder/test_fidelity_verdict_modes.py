@@ -158,10 +158,14 @@ ATTACK_TESTS = ("import array\ndef check(candidate):\n    r = candidate(3)\n    
 
 # The program patches the library code the tests compare with (the run's own outcome would then lie):
 # persistently, undoing the patch from the patched method itself, or later from a thread or a gc callback.
-DF_TESTS = ("import pandas as pd\ndef check(candidate):\n    exp = pd.DataFrame({'x': range(4), 'y': [0, 1, 4, 9]})\n"
+# A categorical column: the replay does not rebuild it, so the in-sandbox fallback is in play (plain
+# numeric, str and object-of-plain-data frames are rebuilt by the replay itself, test_fidelity_frames).
+DF_TESTS = ("import pandas as pd\ndef check(candidate):\n"
+            "    exp = pd.DataFrame({'x': range(4), 'y': pd.Categorical([0, 1, 4, 9])})\n"
             "    got = candidate(4)\n    assert isinstance(got, pd.DataFrame)\n    assert got.equals(exp)\n"
-            "    pd.testing.assert_frame_equal(candidate(2), pd.DataFrame({'x': range(2), 'y': [0, 1]}))\n")
-DF_HONEST = "import pandas as pd\ndef frame(n):\n    return pd.DataFrame({'x': range(n), 'y': [i * i for i in range(n)]})\n"
+            "    pd.testing.assert_frame_equal(candidate(2), pd.DataFrame({'x': range(2), 'y': pd.Categorical([0, 1])}))\n")
+DF_HONEST = ("import pandas as pd\ndef frame(n):\n"
+             "    return pd.DataFrame({'x': range(n), 'y': pd.Categorical([i * i for i in range(n)])})\n")
 LIBRARY_PATCHES = {
     "persistent": "    pd.DataFrame.equals = lambda a, b: True\n    pd.testing.assert_frame_equal = lambda *a, **k: None\n",
     "self_restoring": ("    orig, orig_af = pd.DataFrame.equals, pd.testing.assert_frame_equal\n"
@@ -174,13 +178,13 @@ LIBRARY_PATCHES = {
     "from_a_gc_callback": ("    import gc\n    def later(phase, info):\n        pd.DataFrame.equals = lambda a, b: True\n"
                            "        pd.testing.assert_frame_equal = lambda *a, **k: None\n    gc.callbacks.append(later)\n"),
     "subclass_in_the_module": ("    class F(pd.DataFrame):\n        def equals(self, o):\n            return True\n"
-                               "    pd.DataFrame = F\n    pd.testing.assert_frame_equal = lambda *a, **k: None\n    return F({'x': [5]})\n"),
+                               "    pd.DataFrame = F\n    pd.testing.assert_frame_equal = lambda *a, **k: None\n    return F({'y': pd.Categorical([5])})\n"),
 }
 
 
 def test_library_patches_fail_and_the_honest_dataframe_passes():
     pytest.importorskip("pandas")
-    programs = [DF_HONEST] + ["import pandas as pd\ndef frame(n):\n" + body + "    return pd.DataFrame({'x': [5]})\n"
+    programs = [DF_HONEST] + ["import pandas as pd\ndef frame(n):\n" + body + "    return pd.DataFrame({'y': pd.Categorical([5])})\n"
                               for body in LIBRARY_PATCHES.values()]
     with ThreadPoolExecutor(4) as pool:
         honest, *cheats = pool.map(lambda p: _grade(p, DF_TESTS, entry_point="frame"), programs)

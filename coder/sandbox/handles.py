@@ -1,0 +1,240 @@
+"""Objects of the candidate's own classes, as the tests hold them: handles whose every use is a call.
+
+The trusted replay cannot rebuild an object whose class only the program defines (its methods are
+candidate code). Both stages give the tests a `Handle` instead; each attribute read, method call and
+protocol use (len, iter, item access, str/repr, bool, hash, arithmetic) is one recorded call to the
+candidate (named "#n", like a returned closure's), whose plain answer the trusted tests then judge.
+Comparisons are never the candidate's to decide: `==` between two handles replays only when the
+recorded answer is what the objects' recorded data says (identity for classes without their own
+`__eq__`, equal class and attributes for those with one); against any other value, or for ordering,
+the replay cannot grade it (`Unsupported`).
+"""
+from __future__ import annotations
+
+import operator
+
+# Binary operators the tests may apply to a candidate's object (the reflected form swaps operands).
+_BINARY = ("add", "sub", "mul", "truediv", "floordiv", "mod", "pow", "matmul", "and", "or", "xor",
+           "lshift", "rshift")
+_UNARY = ("neg", "pos", "abs", "invert")
+
+
+class HandleMismatch(Exception):
+    """A recorded comparison the objects' recorded data contradicts (raised as a replay mismatch)."""
+
+
+class Handle:
+    """One object of the candidate's, in either stage: `_pc_op(op, *args)` is the session's call."""
+
+    __slots__ = ("_pc_op", "_pc_n", "_pc_desc", "__weakref__")
+
+    def __init__(self, op, n: int, desc: list):
+        object.__setattr__(self, "_pc_op", op)
+        object.__setattr__(self, "_pc_n", n)
+        object.__setattr__(self, "_pc_desc", desc)
+
+    def _pc(self, op: str, *args):
+        return object.__getattribute__(self, "_pc_op")(op, *args)
+
+    def __getattr__(self, name):
+        if name.startswith("_pc_"):
+            raise AttributeError(name)
+        return self._pc("getattr", name)
+
+    def __setattr__(self, name, value):
+        self._pc("setattr", name, value)
+
+    def __delattr__(self, name):
+        self._pc("delattr", name)
+
+    def __call__(self, *args, **kwargs):
+        return self._pc("call", *args, **kwargs)
+
+    def __getitem__(self, key):
+        return self._pc("getitem", key)
+
+    def __setitem__(self, key, value):
+        self._pc("setitem", key, value)
+
+    def __delitem__(self, key):
+        self._pc("delitem", key)
+
+    def __contains__(self, item):
+        return self._pc("contains", item)
+
+    def __eq__(self, other):
+        return self._pc("eq", other)
+
+    def __ne__(self, other):
+        return not self._pc("eq", other)
+
+    def __lt__(self, other):
+        return self._pc("order", "lt", other)
+
+    def __le__(self, other):
+        return self._pc("order", "le", other)
+
+    def __gt__(self, other):
+        return self._pc("order", "gt", other)
+
+    def __ge__(self, other):
+        return self._pc("order", "ge", other)
+
+
+def _binary(name: str, reflected: bool):
+    def method(self, other):
+        return self._pc("bin", name, reflected, other)
+
+    method.__name__ = f"__{'r' if reflected else ''}{name}__"
+    return method
+
+
+for _name in _BINARY:
+    setattr(Handle, f"__{_name}__", _binary(_name, False))
+    setattr(Handle, f"__r{_name}__", _binary(_name, True))
+for _name in _UNARY:
+    setattr(Handle, f"__{_name}__", lambda self, _n=_name: self._pc("unary", _n))
+for _name in ("len", "iter", "str", "repr", "bool", "hash", "int", "float", "index"):
+    setattr(Handle, f"__{_name}__", lambda self, _n=_name: self._pc(_n))
+
+
+def number(handle: Handle) -> int:
+    return object.__getattribute__(handle, "_pc_n")
+
+
+def desc(handle: Handle) -> list:
+    return object.__getattribute__(handle, "_pc_desc")
+
+
+def perform(obj, op: str, *args, **kwargs):
+    """Stage 1: what the tests' use `op` of a handle does to the candidate's real object `obj`
+    (arguments already unwrapped). Comparisons also answer both objects' data, for the replay's check."""
+    if op == "getattr":
+        return getattr(obj, args[0])
+    if op == "setattr":
+        return setattr(obj, args[0], args[1])
+    if op == "delattr":
+        return delattr(obj, args[0])
+    if op == "call":
+        return obj(*args, **kwargs)
+    if op in _PROTOCOL:
+        return _PROTOCOL[op](obj, *args)
+    if op == "eq":
+        other = args[0]
+        own = type(obj).__eq__ is not object.__eq__
+        return [bool(obj == other), own, _data(obj), _data(other)]
+    if op == "order":
+        return bool(getattr(operator, args[0])(obj, args[1]))
+    if op == "bin":
+        name, reflected, other = args
+        fn = getattr(operator, name + "_" if name in ("and", "or") else name)
+        return fn(other, obj) if reflected else fn(obj, other)
+    if op == "unary":
+        return getattr(operator, args[0])(obj)
+    raise TypeError(f"unknown handle operation {op!r}")
+
+
+_PROTOCOL = {"len": len, "iter": iter, "getitem": operator.getitem, "setitem": operator.setitem,
+             "delitem": operator.delitem, "contains": lambda o, x: x in o, "str": str, "repr": repr,
+             "bool": bool, "hash": hash, "int": int, "float": float, "index": operator.index}
+
+
+def _data(obj) -> object:
+    d = getattr(obj, "__dict__", None)
+    return dict(d) if type(d) is dict else None
+
+
+def replay_answer(handle: Handle, op: str, args: tuple, answer):
+    """Stage 2: the recorded answer of `op`, or, for comparisons, the trusted decision."""
+    from coder.sandbox.plain import Unsupported
+
+    if op == "order":
+        raise Unsupported("the tests order the candidate's own objects (their __lt__ is the candidate's): not graded")
+    if op != "eq":
+        return answer
+    other = args[0]
+    if type(answer) is not list or len(answer) != 4 or type(answer[0]) is not bool:
+        raise ValueError("malformed recording: comparison")
+    said, own, mine, theirs = answer
+    if type(other) is not Handle:
+        if own is False:  # object.__eq__: identity, and a handle is nobody else's object
+            expected = False
+        else:
+            raise Unsupported("the tests compare the candidate's own object with a value (its __eq__ is the "
+                              "candidate's): not graded")
+    elif number(other) == number(handle):
+        expected = True
+    elif own is False:
+        expected = False
+    else:
+        expected = desc(other)[:2] == desc(handle)[:2] and same(mine, theirs)
+    if said is not expected:
+        raise HandleMismatch(f"the candidate's {desc(handle)[1]}.__eq__ answered {said} where its recorded data "
+                             f"says {expected}")
+    return expected
+
+
+def same(a, b) -> bool:
+    """Equality of recorded data decided by trusted code only: handles by identity, containers item by item."""
+    if type(a) is Handle or type(b) is Handle:
+        return a is b
+    if type(a) is not type(b):
+        return False
+    if type(a) in (list, tuple):
+        return len(a) == len(b) and all(same(x, y) for x, y in zip(a, b))
+    if type(a) is dict:
+        return a.keys() == b.keys() and all(same(v, b[k]) for k, v in a.items())
+    if type(a) in (int, float, str, bool, bytes, type(None), complex):
+        return a == b
+    if type(a) in (set, frozenset):
+        return a == b
+    return False
+
+
+def is_instance(obj, name: str, cls_desc: list | None) -> bool:
+    """isinstance(obj, <the program's class `name`>), from recorded class descriptions in both stages."""
+    d = desc(obj) if type(obj) is Handle else cls_desc
+    if type(d) is not list or len(d) < 3:
+        return False
+    return (d[0] == "__candidate__" and d[1] == name) or ["__candidate__", name] in (d[2] if type(d[2]) is list else [])
+
+
+class EntryClass(type):
+    """A class of the program the tests construct by name: calling it is a recorded call (its object a
+    handle), and isinstance checks the recorded class description."""
+
+    def __call__(cls, *args, **kwargs):
+        return cls.__dict__["_pc_call"](*args, **kwargs)
+
+    def __instancecheck__(cls, obj):
+        return is_instance(obj, cls.__dict__["_pc_name"], cls.__dict__["_pc_desc_of"](obj))
+
+
+def entry_class(name: str, call, desc_of) -> type:
+    """The stand-in the tests see for the program's class `name`."""
+    return EntryClass(name, (), {"_pc_call": staticmethod(call), "_pc_name": name,
+                                 "_pc_desc_of": staticmethod(desc_of), "__module__": "__candidate__"})
+
+
+def unwrap(value, real, memo=None):
+    """Stage 1: the tests' arguments with handles replaced by the candidate's real objects (plain
+    containers copied only when they hold one), so candidate code never touches a handle."""
+    t = type(value)
+    if t is Handle:
+        return real(value)
+    if t not in (list, tuple, dict, set, frozenset):
+        return value
+    memo = {} if memo is None else memo
+    if id(value) in memo:
+        return memo[id(value)]
+    memo[id(value)] = value
+    if t is dict:
+        items = [(unwrap(k, real, memo), unwrap(v, real, memo)) for k, v in value.items()]
+        changed = any(k is not k0 or v is not v0 for (k, v), (k0, v0) in zip(items, value.items()))
+        out = dict(items) if changed else value
+    else:
+        items = [unwrap(v, real, memo) for v in value]
+        changed = any(a is not b for a, b in zip(items, value))
+        out = t(items) if changed else value
+    memo[id(value)] = out
+    return out
