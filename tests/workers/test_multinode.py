@@ -102,7 +102,9 @@ def test_with_no_capacity_left_the_job_waits_says_why_and_completes_when_a_node_
     def kill_all(job_id):
         for node in list(group.node):
             cluster.kill_raylet(node)
-        seen["job"] = wait_for(lambda: (j := http.get(f"/v1/gradings/{job_id}").json()).get("waiting") and j, timeout=60)
+        # The health thread notices the workers one by one: wait until it reports all three gone.
+        seen["job"] = wait_for(lambda: "3 of 3" in ((j := http.get(f"/v1/gradings/{job_id}").json()).get("waiting")
+                                                    or "") and j, timeout=60)
         seen["health"] = http.get("/healthz").json()
         seen["done"] = http.get(f"/v1/gradings/{job_id}").json()["done"]
         cluster.add_node(cpus=3)  # capacity returns

@@ -104,7 +104,10 @@ def test_cancel_stops_a_job(service):
 
 def test_restarted_service_resumes_the_job(ray_cluster, tmp_path):
     cfg = config(tmp_path, coder_workers=1)
-    samples = canonical_samples(60)
+    # Each program sleeps 50 ms once loaded, so the job lasts ~3 s on one worker and the stop lands mid-job however fast
+    # the grading is.
+    samples = [dict(s, completion=s["completion"] + "\n__import__('time').sleep(0.05)\n")
+               for s in canonical_samples(60)]
     with ServerThread(create_app(cfg)) as first:
         http = client(first.url, TOKEN)
         job = http.post("/v1/gradings", json={"samples": samples}).json()
