@@ -33,6 +33,7 @@ def ray_cluster():
 
     if not ray.is_initialized():
         ray.init(
+            address="local",  # our own, even where another Ray cluster runs on this machine
             num_cpus=8,  # logical slots; the machine has 2 cores, actors mostly wait
             include_dashboard=False,
             log_to_driver=False,

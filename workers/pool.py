@@ -69,7 +69,10 @@ def init_ray(address: str | None = None, pool: PoolConfig | None = None, num_cpu
     # Locally, actors mostly wait on subprocesses (sandbox, Lean), so logical CPUs may exceed cores.
     if num_cpus is None:
         num_cpus = max(os.cpu_count() or 1, math.ceil(pool.cpus_needed()) if pool else 0)
-    ray.init(num_cpus=num_cpus, include_dashboard=False, _system_config=LOCAL_RAY_SYSTEM_CONFIG, **kwargs)
+    # address="local": a new Ray of our own even when a cluster already runs on this machine (a bare
+    # ray.init() would join that one, and refuse our num_cpus).
+    ray.init(address="local", num_cpus=num_cpus, include_dashboard=False, _system_config=LOCAL_RAY_SYSTEM_CONFIG,
+             **kwargs)
 
 
 class WorkerPool:

@@ -159,3 +159,17 @@ def test_init_ray_with_an_address_keeps_the_clusters_settings(cluster):
                          capture_output=True, text=True, timeout=120)
     alive = 1 + len(cluster.cluster.worker_nodes) - len(cluster.killed)
     assert out.stdout.split() == ["None", str(alive)], out.stderr[-2000:]
+
+
+def test_init_ray_without_an_address_starts_its_own_beside_a_running_cluster(cluster):
+    """`proofcode demo` on a machine where a Ray cluster already runs: a bare ray.init() would join that
+    cluster and refuse the local num_cpus; proofcode starts a Ray of its own instead."""
+    import os
+    import subprocess
+
+    env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
+    code = ("import ray; from workers.pool import init_ray; init_ray(num_cpus=1); "
+            "print(ray.get_runtime_context().gcs_address)")
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.split()[-1] != cluster.cluster.address, out.stdout
