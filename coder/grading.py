@@ -13,6 +13,8 @@ from concurrent.futures import ThreadPoolExecutor, as_completed
 from pathlib import Path
 from typing import Iterable
 
+from proofcode_common import iter_jsonl
+
 from coder.problems import Problem
 from coder.sandbox import Limits, Verdict, run_program, run_tests
 from coder.sandbox.client import require_protections
@@ -64,23 +66,16 @@ def grade_sample(problem: Problem, completion: str, limits: Limits | None = None
 def read_samples(path: Path, problems: dict[str, Problem]) -> list[tuple[int, dict]]:
     """(line number, sample) for every sample; raises naming the first bad line before anything runs."""
     samples = []
-    with open(path, encoding="utf-8") as f:
-        for lineno, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            where = f"{path}:{lineno}"
-            try:
-                sample = json.loads(line)
-            except ValueError as exc:
-                raise ValueError(f"{where}: not valid JSON ({exc})") from None
-            if not isinstance(sample, dict) or "task_id" not in sample:
-                raise ValueError(f"{where}: a sample needs a 'task_id' field")
-            sample["task_id"] = str(sample["task_id"])
-            if sample["task_id"] not in problems:
-                raise ValueError(f"{where}: unknown task_id {sample['task_id']!r} (not in the problems given)")
-            if not isinstance(sample.get("completion", sample.get("solution")), str):
-                raise ValueError(f"{where}: a sample needs a string 'completion' or 'solution' field")
-            samples.append((lineno, sample))
+    for lineno, sample in iter_jsonl(path):
+        where = f"{path}:{lineno}"
+        if not isinstance(sample, dict) or "task_id" not in sample:
+            raise ValueError(f"{where}: a sample needs a 'task_id' field")
+        sample["task_id"] = str(sample["task_id"])
+        if sample["task_id"] not in problems:
+            raise ValueError(f"{where}: unknown task_id {sample['task_id']!r} (not in the problems given)")
+        if not isinstance(sample.get("completion", sample.get("solution")), str):
+            raise ValueError(f"{where}: a sample needs a string 'completion' or 'solution' field")
+        samples.append((lineno, sample))
     if not samples:
         raise ValueError(f"{path} contains no samples")
     return samples

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import ast
 import builtins
-import gzip
 import json
 from pathlib import Path
 from typing import Literal
 
+from proofcode_common import iter_jsonl
 from pydantic import BaseModel
 
 BENCHMARKS = ("humaneval",)
@@ -81,16 +81,7 @@ def load_problems(source: str | Path, *, format: str = "auto", base_only: bool =
 
 def _read_rows(path: Path) -> list[tuple[int, dict]]:
     """(line number, JSON object) for each non-blank line; ValueError naming FILE:LINE otherwise."""
-    opener = gzip.open if path.suffix == ".gz" else open
-    rows = []
-    with opener(path, "rt", encoding="utf-8") as f:
-        for lineno, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            try:
-                rows.append((lineno, json.loads(line)))
-            except ValueError as exc:
-                raise ValueError(f"{path}:{lineno}: not valid JSON ({exc})") from None
+    rows = list(iter_jsonl(path))
     if not rows:
         raise ValueError(f"{path} contains no problems")
     return rows
