@@ -2,12 +2,14 @@
 
     for lineno, row in iter_jsonl(path): ...           # ValueError "PATH:LINE: not valid JSON (...)"
     __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS, globals())   # a package's lazy public names
+    return report_ungraded(n_ungraded, n_rows, "sample")                # exit 3 and one line when items lacked a verdict
 """
 from __future__ import annotations
 
 import gzip
 import importlib
 import json
+import sys
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
@@ -46,4 +48,17 @@ def lazy_exports(package: str, exports: dict[str, str], namespace: dict) -> tupl
     return __getattr__, __dir__
 
 
-__all__ = ["iter_jsonl", "lazy_exports"]
+UNGRADED_EXIT = 3  # the job finished, but some items have no verdict: their worker died on every attempt
+
+
+def report_ungraded(ungraded: int, total: int, what: str) -> int:
+    """0, or UNGRADED_EXIT after one line on stderr saying how many items got no verdict and why."""
+    if not ungraded:
+        return 0
+    print(f"warning: {ungraded} of {total} {what}(s) were NOT graded: their worker died every time it ran them "
+          "(rows with \"ungraded\": true; see their detail); the scores above count them as failures",
+          file=sys.stderr)
+    return UNGRADED_EXIT
+
+
+__all__ = ["iter_jsonl", "lazy_exports", "report_ungraded", "UNGRADED_EXIT"]

@@ -20,6 +20,7 @@ _EXPORTS = {
     "JobStore": ".jobs",
     "JobRunner": ".runner",
     "WorkerPool": ".pool",
+    "LocalPool": ".local",
     "init_ray": ".pool",
     "SamplingParams": ".backends",
     "CoreModelBackend": ".backends",
