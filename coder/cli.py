@@ -36,6 +36,8 @@ def register(subparsers) -> None:
                             "replay decides (what RL rewards use)")
     grade.add_argument("--no-progress", action="store_true", help="no progress bar")
     grade.add_argument("--server", default=None, help="submit to a running proofcode service at URL")
+    grade.add_argument("--ray", nargs="?", const="local", default=None, metavar="ADDRESS",
+                       help="grade on a Ray worker pool: a local Ray, or the cluster at ADDRESS")
     grade.set_defaults(func=cmd_grade)
 
     info = subparsers.add_parser("sandbox-info", help="show which sandbox protections are active here")

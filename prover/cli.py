@@ -41,6 +41,8 @@ def register(subparsers) -> None:
     p.add_argument("--no-resume", action="store_true", help="search theorems already in the output again")
     p.add_argument("--limit", type=int, default=None, help="only the first N theorems")
     p.add_argument("--server", default=None, help="submit to a running proofcode service at URL instead")
+    p.add_argument("--ray", nargs="?", const="local", default=None, metavar="ADDRESS",
+                   help="search on a Ray worker pool (REPL backend): a local Ray, or the cluster at ADDRESS")
     p.set_defaults(func=run_prove)
 
 

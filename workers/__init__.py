@@ -30,7 +30,9 @@ _EXPORTS = {
     "create_app": ".service",
     "ServiceClient": ".client",
     "ServiceError": ".client",
-    "run_remote": ".client",
+    "run_elsewhere": ".executors",
+    "ServerExecutor": ".executors",
+    "PoolExecutor": ".executors",
 }
 
 

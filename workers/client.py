@@ -1,4 +1,4 @@
-"""A small Python client for the job service, and `run_remote(args)` behind `grade/prove --server URL`.
+"""A small Python client for the job service (`workers.executors` uses it behind `grade/prove --server URL`).
 
     client = ServiceClient("http://127.0.0.1:8000", token=None)
     job = client.submit_grading([{"task_id": "HumanEval/0", "completion": "..."}])
@@ -8,11 +8,8 @@
 from __future__ import annotations
 
 import json
-import os
 import sys
 import time
-
-from proofcode_common import iter_jsonl
 
 from .registry import ROUTES
 
@@ -146,100 +143,3 @@ class ServiceClient:
                 print(f"the service is back after {time.monotonic() - lost:.0f} s; following {kind} job {job_id}",
                       file=sys.stderr)
             return job
-
-
-# `--server` cannot honour these: the service runs its own Lean (REPL backend) and its own model worker.
-# Every other option of `grade` and `prove` reaches the job (tests/workers/test_server_options.py walks them all).
-REFUSED = {
-    "prove": {
-        "backend": ("repl", "LeanDojo (--backend dojo) runs locally only; the service runs the REPL backend"),
-        "repo": (None, "dojo options run locally only"),
-        "commit": (None, "dojo options run locally only"),
-        "file": (None, "dojo options run locally only"),
-        "repl_command": (None, "the service starts its own REPL (its pool.repl_command)"),
-        "model": (None, "the service's model worker generates (--generator model); drop --model"),
-        "generator": ("openai", "--generator openai runs locally only; on a server use model (the service's "
-                                "model worker) or builtin"),
-    },
-}
-
-
-def refuse_unsupported(args) -> None:
-    """ValueError naming the first option that --server cannot honour."""
-    for dest, (allowed, why) in REFUSED.get(args.command, {}).items():
-        value = getattr(args, dest, None)
-        bad = value == allowed if dest == "generator" else value is not None and value != allowed
-        if bad:
-            flag = "--" + dest.replace("_", "-")
-            raise ValueError(f"{flag} {value} cannot be used with --server: {why}")
-
-
-def run_remote(args) -> int:
-    """`proofcode grade|prove --server URL`: the local command, with the service as its executor."""
-    if args.command not in ("grade", "prove"):
-        raise ServiceError(f"`proofcode {args.command}` cannot run on a server; drop --server")
-    refuse_unsupported(args)
-    token = getattr(args, "token", None) or os.environ.get("PROOFCODE_TOKEN")
-    executor = ServerExecutor(ServiceClient(args.server, token=token), progress=not getattr(args, "no_progress", False))
-    try:
-        return args.func(args, executor=executor)
-    finally:
-        executor.close()
-
-
-class ServerExecutor:
-    """Runs the items of a `grade` or `prove` command as one job on a service, re-attaching to an earlier one."""
-
-    def __init__(self, client: ServiceClient, progress: bool = True):
-        self.client, self.progress = client, progress
-
-    def close(self) -> None:
-        self.client.close()
-
-    def grader(self, job, problems: dict):
-        """coder's Grader: (line, sample) pairs -> (line, Verdict, extra row fields) from the service."""
-        from coder import Verdict
-
-        body = job.model_dump(mode="json")
-        if job.problems.lower() not in ("humaneval",):  # a local file travels inline: the server may not see it
-            body["problems"] = [row for _, row in iter_jsonl(job.problems)]
-
-        def grade(todo: list[tuple[int, dict]]):
-            samples = [{"task_id": s["task_id"], **({"completion": s["completion"]} if "completion" in s
-                                                    else {"solution": s["solution"]})} for _, s in todo]
-            for r in self._run("grading", {**body, "samples": samples}, "samples"):
-                extra = {"ungraded": True} if r.get("ungraded") else {}
-                # as sent: the service's own statuses ("error" for an item it could not grade) stay
-                verdict = Verdict.model_construct(**{k: r[k] for k in Verdict.model_fields if k in r})
-                yield todo[r["index"]][0], verdict, extra
-
-        return grade
-
-    def prover(self, config):
-        """prover's Prover: (name, theorem) pairs -> the records `proofcode prove` writes, from the service."""
-        body = {"search": config.search.model_dump(mode="json"), "generation": config.sampling.model_dump(mode="json"),
-                "generator": config.generator, "project": config.project}
-
-        def prove(jobs: list):
-            theorems = [{"name": name, "header": t.header, "statement": t.statement,
-                         "informal_prefix": t.informal_prefix} for name, t in jobs]
-            for r in self._run("proof", {**body, "theorems": theorems}, "theorems"):
-                yield {k: v for k, v in r.items() if k not in ("index", "header", "statement", "informal_prefix",
-                                                               "passed")}
-
-        return prove
-
-    def _run(self, kind: str, body: dict, what: str) -> list[dict]:
-        """Submit (or re-attach), follow with a progress bar, and return the results in order."""
-        client = self.client
-        job = client._submit(f"/v1/{ROUTES[kind]}", body, reattach=True)
-        if job.get("attached"):
-            print(f"re-attached to {kind} job {job['id']} ({job['total']} {what}, {job['done']} done, "
-                  f"{job['status']}) on {client.url}: the same input was submitted before", file=sys.stderr)
-        else:
-            print(f"submitted {kind} job {job['id']} ({job['total']} {what}) to {client.url}", file=sys.stderr)
-        job = client.wait(kind, job["id"], progress=self.progress)
-        if job["status"] != "completed":
-            raise ServiceError(f"{kind} job {job['id']} ended {job['status']}"
-                               + (f": {job['error']}" if job.get("error") else ""))
-        return client.results(kind, job["id"])

@@ -7,6 +7,8 @@ OpenAPI schema shows every field.
 """
 from __future__ import annotations
 
+import hashlib
+import json
 from dataclasses import dataclass
 from typing import Literal, Optional
 
@@ -118,7 +120,10 @@ class JobKind:
 
     def params(self, request: BaseModel) -> dict:
         """The job's parameters as stored: the request without its items (JSON-ready)."""
-        return request.model_dump(mode="json", exclude={self.items, "wait_s"})
+        params = request.model_dump(mode="json", exclude={self.items, "wait_s"})
+        if isinstance(params.get("problems"), list):  # inline problem rows: the workers cache them by this name
+            params["problems_digest"] = hashlib.sha256(json.dumps(params["problems"], sort_keys=True).encode()).hexdigest()
+        return params
 
 
 KINDS: dict[str, JobKind] = {k.name: k for k in (

@@ -5,7 +5,6 @@ worker pool and resumes unfinished jobs. Errors are JSON `{"detail": "..."}` nam
 """
 from __future__ import annotations
 
-import hashlib
 import hmac
 import json
 import logging
@@ -216,8 +215,6 @@ def _add_job_routes(app: FastAPI, state: dict, auth, config: ServiceConfig) -> N
     @app.post("/v1/gradings", status_code=202, tags=["gradings"], dependencies=dep, responses=SUBMIT_RESPONSES)
     def submit_grading(req: GradingRequest, idempotency_key: Optional[str] = IDEMPOTENCY_KEY) -> dict:
         params = KINDS["grading"].params(req)
-        if isinstance(req.problems, list):
-            params["problems_digest"] = hashlib.sha256(json.dumps(req.problems, sort_keys=True).encode()).hexdigest()
         _check_task_ids(req, params, config)
         return create("grading", [s.model_dump(exclude_none=True) for s in req.samples], params, idempotency_key)
 

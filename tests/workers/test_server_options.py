@@ -27,7 +27,7 @@ GRADE_CASES = {
     "format": [*PLUS, "--format", "evalplus"], "base_only": [*PLUS, "--base-only"], "k": ["--k", "1"],
     "workers": ["--workers", "1"], "timeout": ["--timeout", "3"], "json": ["--json"],
     "allow_weaker_sandbox": ["--allow-weaker-sandbox"], "verdicts": ["--verdicts", "strict"],
-    "no_progress": ["--no-progress"],
+    "no_progress": ["--no-progress"], "ray": REFUSED,
 }
 PROVE_CASES = {
     "input": [], "server": [], "output": [], "project": ["--project", "{tmp}"],
@@ -40,11 +40,11 @@ PROVE_CASES = {
     "parallel": ["--search", "mcts", "--parallel", "2"], "workers": ["--workers", "2"],
     "openai_url": ["--openai-url", "http://127.0.0.1:9"], "openai_model": ["--openai-model", "m"],
     "openai_api_key": ["--openai-api-key", "k"], "temperature": ["--temperature", "0.5"], "seed": ["--seed", "7"],
-    "no_resume": ["--no-resume"], "limit": ["--limit", "1"],
+    "no_resume": ["--no-resume"], "limit": ["--limit", "1"], "ray": REFUSED,
 }
 REFUSED_ARGS = {"backend": ["--backend", "dojo"], "repl_command": ["--repl-command", "lean"], "repo": ["--repo", "r"],
                 "commit": ["--commit", "c"], "file": ["--file", "f"], "model": ["--model", "ckpt"],
-                "generator": ["--generator", "openai"]}
+                "generator": ["--generator", "openai"], "ray": ["--ray"]}
 THEOREMS = [{"name": "comm", "header": "import Mathlib\n", "formal_statement": "theorem comm (a b : Nat) : a + b = b + a := by\n"},
             {"name": "zero", "header": "", "formal_statement": "theorem zero (x : Nat) : x + 0 = x := by sorry"}]
 
@@ -81,6 +81,13 @@ def _run(argv, capsys) -> tuple[int, str, str]:
     return code, out.out, out.err
 
 
+def _assert_refused(argv: list[str], capsys) -> None:
+    """Exit 2 with one line naming the option (the first of the case's arguments) and --server."""
+    flag = next(a for a in reversed(argv) if a.startswith("--") and a != "--server")
+    code, _, err = _run(argv, capsys)
+    assert code == 2 and len(err.strip().splitlines()) == 1 and flag in err and "--server" in err, err
+
+
 def _job(srv, err: str) -> dict:
     job_id = re.search(r"(?:submitted|re-attached to) \w+ job (\w+)", err)[1]
     return srv.app.state.proofcode["store"].get(job_id).to_dict()
@@ -93,6 +100,9 @@ def _rows(path: Path, drop: tuple[str, ...]) -> list[dict]:
 @pytest.mark.parametrize("dest", sorted(GRADE_CASES))
 def test_grade_option_with_server(dest, server, tmp_path, capsys):
     srv, _ = server
+    if GRADE_CASES[dest] == REFUSED:
+        _assert_refused(["grade", str(tmp_path / "s.jsonl"), "--server", srv.url, *REFUSED_ARGS[dest]], capsys)
+        return
     samples = [*canonical_samples(2), {"task_id": "HumanEval/1", "completion": "    return []\n"}]
     if PLUS[1] in GRADE_CASES[dest]:
         samples = [json.loads(x) for x in (CODER_DATA / "HumanEvalPlus-fixture_samples.jsonl").read_text().splitlines()[:3]]
@@ -126,9 +136,7 @@ def test_prove_option_with_server(dest, server, tmp_path, capsys):
     source.write_text("".join(json.dumps(t) + "\n" for t in THEOREMS))
     remote = ["prove", str(source), "--generator", "builtin", "--server", srv.url]
     if PROVE_CASES[dest] == REFUSED:
-        code, _, err = _run(remote + REFUSED_ARGS[dest], capsys)
-        flag = REFUSED_ARGS[dest][0]
-        assert code == 2 and len(err.strip().splitlines()) == 1 and flag in err and "--server" in err, err
+        _assert_refused(remote + REFUSED_ARGS[dest], capsys)
         return
     project = tmp / f"project-{dest}"
     project.mkdir(exist_ok=True)
@@ -141,7 +149,7 @@ def test_prove_option_with_server(dest, server, tmp_path, capsys):
         argv = argv + extra + ["-o", str(out)]
         code, _, err = _run(argv, capsys)
         assert code == 0, err
-        records[where] = _rows(out, ("seconds",))
+        records[where] = sorted(_rows(out, ("seconds",)), key=lambda r: r["name"])  # appended as each finishes
     assert records["server"] == records["local"] and records["local"]
     assert all(r["status"] == "proved" for r in records["server"])
     from prover.cli import config_from_args
