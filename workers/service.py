@@ -25,7 +25,8 @@ from pydantic import BaseModel, Field, field_validator
 from .config import ServiceConfig
 from .http_edge import BodyLimit, ErrorBody, allowed_methods, error_responses
 from .jobs import JobStore
-from .registry import KINDS, ROUTES, GradingRequest, MathCheckRequest, ProofRequest, _no_bool_numbers
+from .registry import KINDS, ROUTES
+from .requests import GradingRequest, MathCheckRequest, ProofRequest, _no_bool_numbers
 from .runner import JobRunner
 
 log = logging.getLogger(__name__)
