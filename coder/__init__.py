@@ -24,6 +24,10 @@ _EXPORTS = {
     "parse_ks": ".grading",
     "results_path_for": ".grading",
     "load_graded": ".grading",
+    "GradingJob": ".grading",
+    "Sample": ".grading",
+    "Grader": ".grading",
+    "in_process_grader": ".grading",
     "check_answer": ".math.answer",
     "extract_answer": ".math.answer",
     "AnswerVerdict": ".math.answer",
@@ -32,20 +36,9 @@ _EXPORTS = {
 }
 
 
-def __getattr__(name: str):
-    # Lazy: `import PKG` stays cheap and the parts load only what they use.
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    import importlib
+from proofcode_common import lazy_exports  # noqa: E402
 
-    value = getattr(importlib.import_module(module, __name__), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(list(globals()) + list(_EXPORTS))
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS, globals())
 
 
 __all__ = sorted(_EXPORTS)

@@ -36,6 +36,8 @@ def register(subparsers) -> None:
                             "replay decides (what RL rewards use)")
     grade.add_argument("--no-progress", action="store_true", help="no progress bar")
     grade.add_argument("--server", default=None, help="submit to a running proofcode service at URL")
+    grade.add_argument("--ray", nargs="?", const="local", default=None, metavar="ADDRESS",
+                       help="grade on a Ray worker pool: a local Ray, or the cluster at ADDRESS")
     grade.set_defaults(func=cmd_grade)
 
     info = subparsers.add_parser("sandbox-info", help="show which sandbox protections are active here")
@@ -43,31 +45,38 @@ def register(subparsers) -> None:
     info.set_defaults(func=cmd_sandbox_info)
 
 
-def cmd_grade(args: argparse.Namespace) -> int:
+def cmd_grade(args: argparse.Namespace, executor=None) -> int:
+    """Grade in this process, or with `executor` (a Ray pool or a service, from `workers`); same files and summary."""
     if not args.samples.is_file():
         raise FileNotFoundError(f"samples file {args.samples} not found")
     if args.workers is not None and args.workers < 1:
         raise ValueError(f"--workers must be at least 1, got {args.workers}")
     if args.timeout <= 0:
         raise ValueError(f"--timeout must be positive, got {args.timeout}")
-    from coder.sandbox import startup
+    if executor is None:
+        from coder.sandbox import startup
 
-    # The fork servers start (~0.1 s each) while the grader is imported and problems and samples read.
-    startup.prestart(min(args.workers or os.cpu_count() or 1, startup.MAX_SERVERS))
-    from coder.grading import format_summary, grade_samples, parse_ks
+        # The fork servers start (~0.1 s each) while the grader is imported and problems and samples read.
+        startup.prestart(min(args.workers or os.cpu_count() or 1, startup.MAX_SERVERS))
+    from proofcode_common import report_ungraded
+
+    from coder.grading import GradingJob, format_summary, grade_samples, parse_ks
     from coder.problems import load_problems
     from coder.sandbox import Limits
 
     limits = Limits(timeout_s=args.timeout, allow_weaker_sandbox=args.allow_weaker_sandbox)
-    problems = load_problems(args.problems if args.problems else (args.benchmark or "humaneval"), format=args.format,
-                             base_only=args.base_only, limits=limits, workers=args.workers)
+    job = GradingJob(problems=str(args.problems) if args.problems else (args.benchmark or "humaneval"),
+                     format=args.format, base_only=args.base_only, limits=limits, verdicts=args.verdicts)
+    problems = load_problems(job.problems, format=job.format, base_only=job.base_only, limits=limits,
+                             workers=args.workers)
+    grader = executor.grader(job, problems) if executor is not None else None
     summary = grade_samples(args.samples, problems, limits, workers=args.workers, ks=parse_ks(args.k),
-                            progress=not args.no_progress, verdicts=args.verdicts)
+                            progress=not args.no_progress, verdicts=args.verdicts, grader=grader)
     if args.json:
         print(json.dumps(summary))
-        return 0
-    print(format_summary(summary))
-    return 0
+    else:
+        print(format_summary(summary))
+    return report_ungraded(summary.get("ungraded", 0), summary["n_samples"], "sample")
 
 
 def cmd_sandbox_info(args: argparse.Namespace) -> int:

@@ -11,9 +11,12 @@ import sys
 from collections import Counter, defaultdict
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from pathlib import Path
-from typing import Iterable
+from typing import Callable, Iterable, Iterator, Literal, Optional, Union
 
-from coder.problems import Problem
+from proofcode_common import iter_jsonl
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from coder.problems import PROBLEM_FORMATS, Problem
 from coder.sandbox import Limits, Verdict, run_program, run_tests
 from coder.sandbox.client import require_protections
 
@@ -35,6 +38,42 @@ def pass_at_k(n: int, c: int, k: int) -> float:
 
 
 DEFAULT_VERDICTS = "compatible"
+VerdictMode = Literal["compatible", "strict"]
+
+
+class Sample(BaseModel):
+    """One sample to grade: `completion` continues the problem's prompt; or a whole-program `solution`."""
+
+    # "exactly one of completion or solution", for schema readers (the validator below enforces it)
+    model_config = ConfigDict(json_schema_extra={"oneOf": [
+        {"required": ["completion"], "properties": {"completion": {"type": "string"}, "solution": {"type": "null"}}},
+        {"required": ["solution"], "properties": {"solution": {"type": "string"}, "completion": {"type": "null"}}},
+    ]})
+
+    task_id: str
+    completion: Optional[str] = None
+    solution: Optional[str] = None
+
+    @model_validator(mode="after")
+    def _one_of(self) -> "Sample":
+        if (self.completion is None) == (self.solution is None):
+            raise ValueError("give exactly one of completion or solution")
+        return self
+
+
+class GradingJob(BaseModel):
+    """What a grading job grades against and how: the problem set, sandbox limits and verdict mode."""
+
+    problems: Union[str, list[dict]] = Field("humaneval", description='"humaneval", a problems file, or its rows inline')
+    format: Literal[PROBLEM_FORMATS] = Field("auto", description="format of the problem rows (see load_problems)")
+    base_only: bool = Field(False, description="evalplus: grade base inputs only")
+    limits: Limits = Field(default_factory=Limits, description="sandbox limits per run")
+    verdicts: VerdictMode = Field(DEFAULT_VERDICTS, description="compatible or strict (see run_tests)")
+
+
+# An executor grades (line, sample) pairs and yields (line, verdict, extra row fields) as each finishes;
+# the default runs them in this process, `workers` provides a Ray pool and a service (`--server`).
+Grader = Callable[[list[tuple[int, dict]]], Iterator[tuple[int, Verdict, dict]]]
 
 
 def grade_sample(problem: Problem, completion: str, limits: Limits | None = None, *,
@@ -64,23 +103,16 @@ def grade_sample(problem: Problem, completion: str, limits: Limits | None = None
 def read_samples(path: Path, problems: dict[str, Problem]) -> list[tuple[int, dict]]:
     """(line number, sample) for every sample; raises naming the first bad line before anything runs."""
     samples = []
-    with open(path, encoding="utf-8") as f:
-        for lineno, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            where = f"{path}:{lineno}"
-            try:
-                sample = json.loads(line)
-            except ValueError as exc:
-                raise ValueError(f"{where}: not valid JSON ({exc})") from None
-            if not isinstance(sample, dict) or "task_id" not in sample:
-                raise ValueError(f"{where}: a sample needs a 'task_id' field")
-            sample["task_id"] = str(sample["task_id"])
-            if sample["task_id"] not in problems:
-                raise ValueError(f"{where}: unknown task_id {sample['task_id']!r} (not in the problems given)")
-            if not isinstance(sample.get("completion", sample.get("solution")), str):
-                raise ValueError(f"{where}: a sample needs a string 'completion' or 'solution' field")
-            samples.append((lineno, sample))
+    for lineno, sample in iter_jsonl(path):
+        where = f"{path}:{lineno}"
+        if not isinstance(sample, dict) or "task_id" not in sample:
+            raise ValueError(f"{where}: a sample needs a 'task_id' field")
+        sample["task_id"] = str(sample["task_id"])
+        if sample["task_id"] not in problems:
+            raise ValueError(f"{where}: unknown task_id {sample['task_id']!r} (not in the problems given)")
+        if not isinstance(sample.get("completion", sample.get("solution")), str):
+            raise ValueError(f"{where}: a sample needs a string 'completion' or 'solution' field")
+        samples.append((lineno, sample))
     if not samples:
         raise ValueError(f"{path} contains no samples")
     return samples
@@ -119,14 +151,33 @@ def _result_row(lineno: int, sample: dict, verdict: Verdict, test_set: str = "")
     return row
 
 
+def in_process_grader(problems: dict[str, Problem], limits: Limits, workers: int,
+                      verdicts: str = DEFAULT_VERDICTS) -> Grader:
+    """The default executor: `workers` threads in this process, each sample in its own sandbox."""
+
+    def grade(todo: list[tuple[int, dict]]) -> Iterator[tuple[int, Verdict, dict]]:
+        pool = ThreadPoolExecutor(workers)
+        try:
+            futures = {pool.submit(grade_sample, problems[s["task_id"]], s.get("solution", s.get("completion")),
+                                   limits, is_solution="solution" in s, verdicts=verdicts): n for n, s in todo}
+            for future in as_completed(futures):
+                yield futures[future], future.result(), {}
+        finally:  # on Ctrl-C or an error, do not start the samples still queued
+            pool.shutdown(wait=True, cancel_futures=True)
+
+    return grade
+
+
 def grade_samples(samples_path: str | Path, problems: dict[str, Problem], limits: Limits | None = None, *,
                   workers: int | None = None, ks: Iterable[int] = DEFAULT_KS, progress: bool = True,
-                  verdicts: str = DEFAULT_VERDICTS) -> dict:
-    """Grade every sample not already in the results file; returns the summary with pass@k."""
+                  verdicts: str = DEFAULT_VERDICTS, grader: Grader | None = None) -> dict:
+    """Grade every sample not already in the results file (by `grader`, default in this process); the summary."""
     samples_path = Path(samples_path)
     limits = limits or Limits()
     samples = read_samples(samples_path, problems)
-    require_protections(limits)  # refuse before touching the results file
+    if grader is None:
+        require_protections(limits)  # refuse before touching the results file
+        grader = in_process_grader(problems, limits, workers or os.cpu_count() or 1, verdicts)
     results_path = results_path_for(samples_path)
     done = load_graded(results_path)
     for n, s in samples:  # a result only counts for the very sample, and tests, now on that line
@@ -134,25 +185,21 @@ def grade_samples(samples_path: str | Path, problems: dict[str, Problem], limits
                           or done[n].get("test_set", "") != problems[s["task_id"]].test_set):
             del done[n]
     todo = [(n, s) for n, s in samples if n not in done]
-    workers = workers or os.cpu_count() or 1
     from tqdm import tqdm
 
     bar = tqdm(total=len(samples), initial=len(samples) - len(todo), desc="grading", unit="sample",
                file=sys.stderr, disable=not progress)
-    pool = ThreadPoolExecutor(workers)
+    by_line = dict(todo)
     try:
         with open(results_path, "a", encoding="utf-8") as out:
-            futures = {pool.submit(grade_sample, problems[s["task_id"]], s.get("solution", s.get("completion")),
-                                   limits, is_solution="solution" in s, verdicts=verdicts): (n, s) for n, s in todo}
-            for future in as_completed(futures):
-                n, s = futures[future]
-                row = _result_row(n, s, future.result(), problems[s["task_id"]].test_set)
+            for n, verdict, extra in (grader(todo) if todo else ()):
+                s = by_line[n]
+                row = {**_result_row(n, s, verdict, problems[s["task_id"]].test_set), **extra}
                 out.write(json.dumps(row) + "\n")
                 out.flush()  # a crash or Ctrl-C loses nothing already graded
                 done[n] = row
                 bar.update(1)
-    finally:  # on Ctrl-C or an error, do not start the samples still queued
-        pool.shutdown(wait=True, cancel_futures=True)
+    finally:
         bar.close()
     rows = [done[n] for n, _ in samples]
     _rewrite_in_order(results_path, rows)
@@ -160,6 +207,9 @@ def grade_samples(samples_path: str | Path, problems: dict[str, Problem], limits
     test_sets = sorted({problems[s["task_id"]].test_set for _, s in samples} - {""})
     if test_sets:
         summary["test_set"] = ", ".join(test_sets)
+    ungraded = sum(1 for r in rows if r.get("ungraded"))
+    if ungraded:
+        summary["ungraded"] = ungraded
     return summary
 
 

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import ast
 import builtins
-import gzip
 import json
 from pathlib import Path
 from typing import Literal
 
+from proofcode_common import iter_jsonl
 from pydantic import BaseModel
 
 BENCHMARKS = ("humaneval",)
@@ -51,20 +51,28 @@ def load_problems(source: str | Path, *, format: str = "auto", base_only: bool =
     `base_only` (evalplus) grades base inputs only; `limits` bound the runs that compute evalplus's
     expected outputs.
     """
-    if format not in PROBLEM_FORMATS:
-        raise ValueError(f"unknown problem format {format!r} (choose from {', '.join(PROBLEM_FORMATS)})")
     if str(source).lower() in BENCHMARKS:
         source = _humaneval_path()
     path = Path(source)
     if not path.is_file():
         raise FileNotFoundError(f"problems file {path} not found (use a .jsonl file or --benchmark humaneval)")
-    rows = _read_rows(path)
+    return problems_from_rows(list(iter_jsonl(path)), path, format=format, base_only=base_only, limits=limits,
+                              workers=workers)
+
+
+def problems_from_rows(rows: list[tuple[int, dict]], path: str | Path, *, format: str = "auto",
+                       base_only: bool = False, limits=None, workers: int | None = None) -> dict[str, Problem]:
+    """Problems by task id from (line number, row) pairs of a problems file; errors name `path` and the line."""
+    if format not in PROBLEM_FORMATS:
+        raise ValueError(f"unknown problem format {format!r} (choose from {', '.join(PROBLEM_FORMATS)})")
+    if not rows:
+        raise ValueError(f"{path} contains no problems")
     if format == "auto":
         from coder.formats import detect_format
 
         format = detect_format(rows[0][1]) or "humaneval"
     if format != "humaneval":
-        return _load_format(format, rows, path, base_only=base_only, limits=limits, workers=workers)
+        return _load_format(format, rows, Path(path), base_only=base_only, limits=limits, workers=workers)
     if base_only:
         raise ValueError(f"--base-only applies to evalplus problem files only ({path} is not one)")
     problems: dict[str, Problem] = {}
@@ -77,23 +85,6 @@ def load_problems(source: str | Path, *, format: str = "auto", base_only: bool =
             raise ValueError(f"{path}:{lineno}: duplicate task_id {problem.task_id!r}")
         problems[problem.task_id] = problem
     return problems
-
-
-def _read_rows(path: Path) -> list[tuple[int, dict]]:
-    """(line number, JSON object) for each non-blank line; ValueError naming FILE:LINE otherwise."""
-    opener = gzip.open if path.suffix == ".gz" else open
-    rows = []
-    with opener(path, "rt", encoding="utf-8") as f:
-        for lineno, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            try:
-                rows.append((lineno, json.loads(line)))
-            except ValueError as exc:
-                raise ValueError(f"{path}:{lineno}: not valid JSON ({exc})") from None
-    if not rows:
-        raise ValueError(f"{path} contains no problems")
-    return rows
 
 
 def _load_format(fmt: str, rows: list[tuple[int, dict]], path: Path, **options) -> dict[str, Problem]:

@@ -5,12 +5,12 @@ each, with the loss on the completion only (prompt targets are IGNORE_INDEX).
 """
 from __future__ import annotations
 
-import json
 import sysconfig
 from pathlib import Path
 from typing import Iterator, Literal
 
 import torch
+from proofcode_common import iter_jsonl
 
 IGNORE_INDEX = -100  # F.cross_entropy's default ignore_index
 STDLIB = "stdlib"  # the data source every Python install has: its own standard library sources
@@ -22,17 +22,10 @@ def read_jsonl(path: str | Path) -> list[dict]:
     if not path.is_file():
         raise FileNotFoundError(f"training data {path} does not exist (expected a .jsonl file or 'stdlib')")
     records = []
-    with path.open(encoding="utf-8") as f:
-        for lineno, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise ValueError(f"{path}:{lineno}: not valid JSON ({exc.msg})") from exc
-            if not isinstance(record, dict):
-                raise ValueError(f"{path}:{lineno}: expected a JSON object, got {type(record).__name__}")
-            records.append(record)
+    for lineno, record in iter_jsonl(path):
+        if not isinstance(record, dict):
+            raise ValueError(f"{path}:{lineno}: expected a JSON object, got {type(record).__name__}")
+        records.append(record)
     if not records:
         raise ValueError(f"training data {path} has no records")
     return records

@@ -41,6 +41,8 @@ def register(subparsers) -> None:
     p.add_argument("--no-resume", action="store_true", help="search theorems already in the output again")
     p.add_argument("--limit", type=int, default=None, help="only the first N theorems")
     p.add_argument("--server", default=None, help="submit to a running proofcode service at URL instead")
+    p.add_argument("--ray", nargs="?", const="local", default=None, metavar="ADDRESS",
+                   help="search on a Ray worker pool (REPL backend): a local Ray, or the cluster at ADDRESS")
     p.set_defaults(func=run_prove)
 
 
@@ -63,14 +65,18 @@ def config_from_args(args: argparse.Namespace):
             generator=args.generator, model=args.model, openai_url=args.openai_url, openai_model=args.openai_model,
             openai_api_key=args.openai_api_key,
             sampling=GeneratorConfig(temperature=args.temperature, seed=args.seed),
-            workers=args.workers, output=args.output, resume=not args.no_resume)
+            workers=args.workers, output=args.output, resume=not args.no_resume,
+            remote=bool(getattr(args, "server", None)))
     except ValidationError as exc:
         problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'options'}: {e['msg']}" for e in exc.errors())
         raise ValueError(problems.replace("Value error, ", "")) from None
 
 
-def run_prove(args: argparse.Namespace) -> int:
-    """Load the theorems, prove them, print a one-line summary to stderr. Exit 0 when all ran."""
+def run_prove(args: argparse.Namespace, executor=None) -> int:
+    """Load the theorems, prove them here or with `executor` (a Ray pool or a service, from `workers`),
+    print a one-line summary to stderr. Exit 0 when all ran (3 when some theorem got no verdict)."""
+    from proofcode_common import report_ungraded
+
     from .inputs import load_theorems
     from .run import done_names, job_names, prove_all, summary
 
@@ -79,7 +85,7 @@ def run_prove(args: argparse.Namespace) -> int:
     skipped = 0
     if config.output and config.resume:
         skipped = len(set(job_names(theorems)) & done_names(Path(config.output)))
-    records = prove_all(theorems, config)
+    records = prove_all(theorems, config, prover=executor.prover(config) if executor is not None else None)
     where = f"; results in {config.output}" if config.output else ""
     print(summary(records, skipped) + where, file=sys.stderr)
-    return 0
+    return report_ungraded(sum(1 for r in records if r.get("ungraded")), len(records), "theorem")

@@ -1,9 +1,10 @@
 """Theorems to prove, from a `.lean` file whose theorems end in `sorry`, or miniF2F-style jsonl."""
 from __future__ import annotations
 
-import json
 import re
 from pathlib import Path
+
+from proofcode_common import iter_jsonl
 
 from .protocol import Theorem
 
@@ -39,26 +40,19 @@ def normalize_statement(formal_statement: str) -> str:
 
 def _from_jsonl(path: Path) -> list[Theorem]:
     theorems = []  # names may repeat (ProofNet has 19 pairs); prove_all gives each a unique job id
-    with path.open(encoding="utf-8") as f:
-        for lineno, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            where = f"{path}:{lineno}"
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise ValueError(f"{where}: not valid JSON ({exc.msg} at column {exc.colno})") from None
-            if not isinstance(row, dict):
-                raise ValueError(f"{where}: expected a JSON object with name, header, formal_statement")
-            missing = [k for k in ("name", "formal_statement") if not isinstance(row.get(k), str)]
-            if missing:
-                raise ValueError(f"{where}: missing or non-string field(s) {', '.join(missing)}")
-            try:
-                statement = normalize_statement(row["formal_statement"])
-            except ValueError as exc:
-                raise ValueError(f"{where}: {row['name']}: {exc}") from None
-            theorems.append(Theorem(row["name"], str(row.get("header") or ""), statement,
-                                    str(row.get("informal_prefix") or "")))
+    for lineno, row in iter_jsonl(path):
+        where = f"{path}:{lineno}"
+        if not isinstance(row, dict):
+            raise ValueError(f"{where}: expected a JSON object with name, header, formal_statement")
+        missing = [k for k in ("name", "formal_statement") if not isinstance(row.get(k), str)]
+        if missing:
+            raise ValueError(f"{where}: missing or non-string field(s) {', '.join(missing)}")
+        try:
+            statement = normalize_statement(row["formal_statement"])
+        except ValueError as exc:
+            raise ValueError(f"{where}: {row['name']}: {exc}") from None
+        theorems.append(Theorem(row["name"], str(row.get("header") or ""), statement,
+                                str(row.get("informal_prefix") or "")))
     if not theorems:
         raise ValueError(f"{path}: no theorems (expected one JSON object per line)")
     return theorems

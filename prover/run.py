@@ -5,9 +5,9 @@ import json
 import shlex
 import sys
 import threading
-from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from pathlib import Path
-from typing import Literal
+from typing import Callable, Iterable, Iterator, Literal
 
 from pydantic import BaseModel, Field, model_validator
 
@@ -39,9 +39,11 @@ class ProveConfig(BaseModel):
     resume: bool = Field(True, description="skip theorems already recorded in `output`")
     progress: bool = Field(True, description="progress bar on stderr")
 
+    remote: bool = Field(False, description="the searches run on a service: its Lean and its model worker")
+
     @model_validator(mode="after")
     def _needs(self) -> "ProveConfig":
-        if self.generator == "model" and not self.model:
+        if self.generator == "model" and not self.model and not self.remote:
             raise ValueError("--generator model needs --model DIR (a checkpoint directory with tokenizer.json)")
         if self.generator == "openai" and not self.openai_url:
             raise ValueError("--generator openai needs --openai-url URL (an OpenAI-compatible completions server)")
@@ -121,9 +123,14 @@ class _Writer:
             self.stream.close()
 
 
+# An executor searches (record name, theorem) pairs and yields one record per theorem as each finishes;
+# the default runs the searches in this process, `workers` provides a Ray pool and a service (`--server`).
+Prover = Callable[[list[tuple[str, Theorem]]], Iterator[dict]]
+
+
 def prove_all(theorems: list[Theorem], config: ProveConfig | None = None, env: ProofEnv | None = None,
-              generator: Generator | None = None) -> list[dict]:
-    """Search each theorem (skipping ones already in the output); return the new records.
+              generator: Generator | None = None, prover: Prover | None = None) -> list[dict]:
+    """Search each theorem (skipping ones already in the output), here or by `prover`; return the new records.
 
     An `EnvError` (Lean missing or broken) stops the run and propagates; records written
     so far stay, and a rerun with the same output resumes after them.
@@ -132,11 +139,14 @@ def prove_all(theorems: list[Theorem], config: ProveConfig | None = None, env: P
     output = Path(config.output) if config.output else None
     skip = done_names(output) if (output and config.resume) else set()
     jobs = [(name, t) for name, t in zip(job_names(theorems), theorems) if name not in skip]
+    if prover is not None:
+        return _write_records(prover(jobs) if jobs else iter(()), len(theorems), len(jobs), config, _Writer(output))
     own_env, own_gen = env is None, generator is None
     env = env or make_env(config)
     try:
         generator = generator or make_generator(config)
-        return _run_jobs(jobs, len(theorems), config, env, generator, _Writer(output))
+        return _write_records(in_process_prover(config, env, generator)(jobs), len(theorems), len(jobs), config,
+                              _Writer(output))
     finally:
         if own_env:
             env.close()
@@ -144,43 +154,61 @@ def prove_all(theorems: list[Theorem], config: ProveConfig | None = None, env: P
             generator.close()
 
 
-def _run_jobs(jobs, total: int, config: ProveConfig, env: ProofEnv, generator: Generator, writer: _Writer) -> list[dict]:
+def in_process_prover(config: ProveConfig, env: ProofEnv, generator: Generator) -> Prover:
+    """The default executor: `config.workers` threads sharing `env`; the first EnvError stops the rest."""
+
+    def run(jobs: list[tuple[str, Theorem]]) -> Iterator[dict]:
+        stop = threading.Event()  # set by the first EnvError: theorems not yet started are skipped
+
+        def one(name: str, theorem: Theorem) -> dict | None:
+            if stop.is_set():
+                return None
+            try:
+                result = search(theorem, env, generator, config.search, policy=config.policy)
+            except EnvError:
+                stop.set()
+                raise
+            return {"name": name, **result.to_dict(), "algorithm": config.search.algorithm,
+                    "generator": config.generator}
+
+        pool = ThreadPoolExecutor(max_workers=config.workers)
+        try:
+            futures = [pool.submit(one, name, theorem) for name, theorem in jobs]
+            error = None
+            for future in as_completed(futures):  # after an error, searches under way still report
+                if future.cancelled():
+                    continue
+                if future.exception() is not None:
+                    error = error or future.exception()
+                    for f in futures:
+                        f.cancel()
+                elif future.result() is not None:
+                    yield future.result()
+            if error is not None:
+                raise error
+        finally:
+            pool.shutdown(wait=True, cancel_futures=True)
+
+    return run
+
+
+def _write_records(records: Iterable[dict], total: int, todo: int, config: ProveConfig, writer: _Writer) -> list[dict]:
+    """Append each record as it comes, with a progress bar; the records."""
     from tqdm import tqdm
 
-    records: list[dict] = []
-    bar = tqdm(total=total, initial=total - len(jobs), desc="prove", unit="thm", file=sys.stderr,
+    written: list[dict] = []
+    bar = tqdm(total=total, initial=total - todo, desc="prove", unit="thm", file=sys.stderr,
                disable=not config.progress)
-
-    stop = threading.Event()  # set by the first EnvError: theorems not yet started are skipped
-
-    def one(name: str, theorem: Theorem) -> None:
-        if stop.is_set():
-            return
-        try:
-            result = search(theorem, env, generator, config.search, policy=config.policy)
-        except EnvError:
-            stop.set()
-            raise
-        record = {"name": name, **result.to_dict(), "algorithm": config.search.algorithm,
-                  "generator": config.generator}
-        writer.write(record)
-        records.append(record)
-        bar.update(1)
-        bar.set_postfix(proved=sum(r["status"] == "proved" for r in records))
-
     try:
-        with ThreadPoolExecutor(max_workers=config.workers) as pool:
-            futures = [pool.submit(one, name, theorem) for name, theorem in jobs]
-            finished, _ = wait(futures, return_when=FIRST_EXCEPTION)
-            failed = [f for f in finished if f.exception() is not None]
-            if failed:
-                for f in futures:
-                    f.cancel()
-                raise failed[0].exception()
+        for record in records:
+            writer.write(record)
+            written.append(record)
+            bar.update(1)
+            bar.set_postfix(proved=sum(r["status"] == "proved" for r in written))
     finally:
         bar.close()
         writer.close()
-    return records
+    return written
 
 
 def summary(records: list[dict], skipped: int = 0) -> str:
@@ -193,5 +221,5 @@ def summary(records: list[dict], skipped: int = 0) -> str:
     return text + (f"; {skipped} already done" if skipped else "")
 
 
-__all__ = ["ProveConfig", "prove_all", "make_env", "make_generator", "job_names", "done_names", "summary",
+__all__ = ["ProveConfig", "prove_all", "in_process_prover", "Prover", "make_env", "make_generator", "job_names", "done_names", "summary",
            "EnvError"]

@@ -20,6 +20,7 @@ _EXPORTS = {
     "JobStore": ".jobs",
     "JobRunner": ".runner",
     "WorkerPool": ".pool",
+    "LocalPool": ".local",
     "init_ray": ".pool",
     "SamplingParams": ".backends",
     "CoreModelBackend": ".backends",
@@ -29,24 +30,15 @@ _EXPORTS = {
     "create_app": ".service",
     "ServiceClient": ".client",
     "ServiceError": ".client",
-    "run_remote": ".client",
+    "run_elsewhere": ".executors",
+    "ServerExecutor": ".executors",
+    "PoolExecutor": ".executors",
 }
 
 
-def __getattr__(name: str):
-    # Lazy: `import workers` stays cheap and the parts load only what they use.
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    import importlib
+from proofcode_common import lazy_exports  # noqa: E402
 
-    value = getattr(importlib.import_module(module, __name__), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(list(globals()) + list(_EXPORTS))
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS, globals())
 
 
 __all__ = sorted(_EXPORTS)

@@ -9,63 +9,50 @@ import os
 import ray
 
 from .handlers import CoderHandler, ProverHandler
+from .registry import run_item
 
 
-def _whereami() -> tuple[int, str]:
-    """(pid, Ray node id) of this actor: the pool's health probe, and where the worker landed."""
-    return os.getpid(), ray.get_runtime_context().get_node_id()
+class _Worker:
+    """What every item worker answers: its pid, the health probe, and a batch of one job kind's items."""
+
+    group = ""  # the registry's worker group this worker runs items for
+    handler = None
+
+    def pid(self) -> int:
+        return os.getpid()
+
+    def ping(self) -> tuple[int, str]:
+        """(pid, Ray node id) of this actor: the pool's health probe, and where the worker landed."""
+        return os.getpid(), ray.get_runtime_context().get_node_id()
+
+    def run_batch(self, kind: str, items: list[dict], params: dict) -> list[dict]:
+        return [run_item(self.handler, self.group, kind, item, params) for item in items]
 
 
 @ray.remote
-class CoderWorker:
+class CoderWorker(_Worker):
     """Grades code and checks math answers; each item runs in `coder`'s sandbox."""
+
+    group = "coder"
 
     def __init__(self):
         os.environ.setdefault("OMP_NUM_THREADS", "1")
         self.handler = CoderHandler()
 
-    def pid(self) -> int:
-        return os.getpid()
-
-    def ping(self) -> tuple[int, str]:
-        return _whereami()
-
-    def run_batch(self, kind: str, items: list[dict], params: dict) -> list[dict]:
-        return [self.run(kind, item, params) for item in items]
-
-    def run(self, kind: str, item: dict, params: dict) -> dict:
-        if kind == "grading":
-            return self.handler.grade(item, params)
-        if kind == "math":
-            return self.handler.check_math(item, params)
-        return {"status": "error", "passed": False, "detail": f"coder worker cannot run {kind!r} items"}
-
 
 @ray.remote
-class ProverWorker:
-    """Owns a Lean environment; asks the model worker for tactics/proofs."""
+class ProverWorker(_Worker):
+    """Owns Lean environments; asks the model worker for tactics/proofs."""
+
+    group = "prover"
 
     def __init__(self, lean_project: str | None, model=None, repl_pool_size: int = 1,
-                 repl_command: list[str] | None = None):
+                 repl_command: list[str] | None = None, max_projects: int = 2):
         def generate(prompts: list[str], params: dict) -> list[dict]:
             return ray.get(model.generate.remote(prompts, params))
 
         self.handler = ProverHandler(lean_project, generate if model is not None else None, repl_pool_size,
-                                     repl_command)
-
-    def pid(self) -> int:
-        return os.getpid()
-
-    def ping(self) -> tuple[int, str]:
-        return _whereami()
-
-    def run_batch(self, kind: str, items: list[dict], params: dict) -> list[dict]:
-        return [self.run(kind, item, params) for item in items]
-
-    def run(self, kind: str, item: dict, params: dict) -> dict:
-        if kind != "proof":
-            return {"status": "error", "passed": False, "detail": f"prover worker cannot run {kind!r} items"}
-        return self.handler.prove(item, params)
+                                     repl_command, max_projects)
 
 
 @ray.remote

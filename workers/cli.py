@@ -59,10 +59,10 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return 2
     try:
-        if getattr(args, "server", None):  # `grade`/`prove --server URL`: submit to a running service
-            from workers.client import run_remote
+        if getattr(args, "server", None) or getattr(args, "ray", None):  # `grade`/`prove` on a service or Ray pool
+            from workers.executors import run_elsewhere
 
-            return int(run_remote(args) or 0)
+            return int(run_elsewhere(args) or 0)
         return int(args.func(args) or 0)
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)

@@ -73,6 +73,8 @@ class PoolConfig(_Strict):
                                    "fails, naming why (e.g. workers waiting for placement)")
     lean_project: Optional[str] = Field(None, description="Lean project dir for prover workers (REPL backend)")
     repl_pool_size: int = Field(1, ge=1, description="REPL processes each prover worker keeps alive")
+    max_projects: int = Field(2, ge=1, description="Lean projects a prover worker keeps an environment for "
+                              "(least recently used idle ones close)")
     repl_command: Optional[list[str]] = Field(None, description="command starting the REPL (default: the project's)")
 
     def cpus_needed(self) -> float:

@@ -10,8 +10,10 @@ import json
 import tempfile
 import threading
 import traceback
+from collections import OrderedDict
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 
 def to_jsonable(obj: Any) -> Any:
@@ -36,16 +38,19 @@ def error_result(exc: BaseException, what: str) -> dict:
     return {"status": "error", "passed": False, "detail": f"{what}: {type(exc).__name__}: {exc}"}
 
 
-def load_problem_source(source) -> dict:
-    """coder.load_problems for a name/path, or for inline problem rows (written to a temp .jsonl first)."""
+def load_problem_source(params: dict) -> dict:
+    """coder's problems by task id for a grading job's params: "humaneval", a server path, or rows inline."""
     import coder
 
+    source = params.get("problems", "humaneval")
+    options = dict(format=params.get("format", "auto"), base_only=params.get("base_only", False),
+                   limits=coder.Limits(**params.get("limits", {})))
     if not isinstance(source, list):
-        return coder.load_problems(source)
-    with tempfile.TemporaryDirectory() as tmp:
+        return coder.load_problems(source, **options)
+    with tempfile.TemporaryDirectory() as tmp:  # a file: evalplus caches expected outputs by the file's bytes
         path = Path(tmp) / "problems.jsonl"
         path.write_text("".join(json.dumps(row) + "\n" for row in source))
-        return coder.load_problems(path)
+        return coder.load_problems(path, **options)
 
 
 class CoderHandler:
@@ -55,33 +60,33 @@ class CoderHandler:
         self._problems: dict[str, dict] = {}
         self._lock = threading.Lock()
 
-    def problems(self, source, digest: str | None = None) -> dict:
-        """Problems by task id: `source` is "humaneval", a path, or inline rows (cached by `digest`)."""
-        key = digest if isinstance(source, list) else str(source)
+    def problems(self, params: dict) -> dict:
+        """Problems by task id for a job's params (cached by the inline rows' digest, else by name and options)."""
+        source = params.get("problems", "humaneval")
+        key = params.get("problems_digest") if isinstance(source, list) else str(source)
+        key = f"{key}|{params.get('format', 'auto')}|{params.get('base_only', False)}"
         with self._lock:
-            if key not in self._problems or key is None:
-                self._problems[key] = load_problem_source(source)
+            if key not in self._problems:
+                self._problems[key] = load_problem_source(params)
             return self._problems[key]
 
     def grade(self, item: dict, params: dict) -> dict:
-        """Grade one {task_id, completion | solution} against params["problems"] ("humaneval" or a path)."""
+        """Grade one {task_id, completion | solution} against the job's problems (coder.GradingJob fields)."""
         try:
             import coder
 
-            source = params.get("problems", "humaneval")
-            problems = self.problems(source, params.get("problems_digest"))
+            problems = self.problems(params)
             task_id = item["task_id"]
             if task_id not in problems:
+                source = params.get("problems", "humaneval")
                 what = "the inline problems" if isinstance(source, list) else repr(source)
                 return {"status": "error", "passed": False, "detail": f"unknown task_id {task_id!r} in problems {what}"}
             limits = coder.Limits(**params.get("limits", {}))
             is_solution = item.get("completion") is None and item.get("solution") is not None
             code = item["solution"] if is_solution else item["completion"]
-            verdict = to_jsonable(coder.grade_sample(problems[task_id], code, limits, is_solution=is_solution))
-            if not isinstance(verdict, dict):
-                verdict = {"status": str(verdict)}
-            verdict["passed"] = verdict.get("status") == "passed"
-            return verdict
+            verdict = coder.grade_sample(problems[task_id], code, limits, is_solution=is_solution,
+                                         verdicts=params.get("verdicts", "compatible"))
+            return {**to_jsonable(verdict), "passed": verdict.passed}
         except Exception as exc:  # a sandbox failure is this item's verdict
             return error_result(exc, "grading failed")
 
@@ -90,7 +95,9 @@ class CoderHandler:
         try:
             import coder
 
-            verdict = to_jsonable(coder.check_answer(item["pred"], item["ref"], **params.get("options", {})))
+            options = params.get("options", params)  # jobs stored before the registry kept them under "options"
+            verdict = to_jsonable(coder.check_answer(item["pred"], item["ref"], timeout=options.get("timeout", 5.0),
+                                                     policy=coder.AnswerPolicy(**options.get("policy", {}))))
             reason = str(verdict.get("reason", ""))
             verdict["status"] = ("equivalent" if verdict.get("equivalent")
                                  else reason if reason in ("timeout", "unparseable", "error") else "different")
@@ -100,26 +107,62 @@ class CoderHandler:
 
 
 class ProverHandler:
-    """Proves theorems in Lean environments it owns (one per project); `generate` reaches the model worker."""
+    """Proves theorems in Lean environments it owns (the `max_projects` most recently used projects);
+    `generate` reaches the model worker."""
 
     def __init__(self, lean_project: str | None, generate: Callable[[list[str], dict], list[dict]] | None = None,
-                 repl_pool_size: int = 1, repl_command: list[str] | None = None):
+                 repl_pool_size: int = 1, repl_command: list[str] | None = None, max_projects: int = 2):
+        if max_projects < 1:
+            raise ValueError(f"max_projects must be at least 1, got {max_projects}")
         self.lean_project = lean_project
         self.repl_command = repl_command
         self.generate = generate
         self.repl_pool_size = repl_pool_size
-        self._envs: dict = {}
+        self.max_projects = max_projects
+        self._envs: OrderedDict = OrderedDict()  # project -> environment, least recently used first
+        self._in_use: dict = {}  # project -> searches using its environment now
         self._lock = threading.Lock()
 
-    def env(self, project: str | None):
-        """The Lean environment for `project` (made once); raises the backend's own EnvError text."""
+    @contextmanager
+    def env(self, project: str | None) -> Iterator:
+        """The Lean environment for `project` while the caller searches; idle ones beyond max_projects close."""
         with self._lock:
             if project not in self._envs:
                 import prover
 
                 self._envs[project] = prover.ReplEnv(prover.ReplConfig(
                     project=project, repl_command=self.repl_command, pool_size=self.repl_pool_size))
-            return self._envs[project]
+            self._envs.move_to_end(project)
+            self._in_use[project] = self._in_use.get(project, 0) + 1
+            env = self._envs[project]
+            evicted = self._evict()
+        self._close(evicted)
+        try:
+            yield env
+        finally:
+            with self._lock:
+                self._in_use[project] -= 1
+                evicted = self._evict()
+            self._close(evicted)
+
+    def _evict(self) -> list:
+        """Under the lock: drop the least recently used idle environments beyond max_projects; the dropped."""
+        evicted = []
+        for project in list(self._envs):
+            if len(self._envs) <= self.max_projects:
+                break
+            if not self._in_use.get(project):
+                evicted.append(self._envs.pop(project))
+                self._in_use.pop(project, None)
+        return evicted
+
+    @staticmethod
+    def _close(envs: list) -> None:
+        for env in envs:  # outside the lock: closing Lean processes takes a while
+            try:
+                env.close()
+            except Exception:
+                traceback.print_exc()
 
     def generator(self, params: dict):
         import prover
@@ -140,16 +183,14 @@ class ProverHandler:
         try:
             theorem = prover.Theorem(name=item["name"], header=item.get("header", ""), statement=item["statement"],
                                      informal_prefix=item.get("informal_prefix", ""))
-            env = self.env(params.get("project") or self.lean_project)
-            result = to_jsonable(prover.search(theorem, env, self.generator(params), search))
+            with self.env(params.get("project") or self.lean_project) as env:
+                result = to_jsonable(prover.search(theorem, env, self.generator(params), search))
             return {**result, **base, "passed": result.get("status") == "proved"}
         except Exception as exc:  # no Lean, a broken project: this theorem's error, the job goes on
             err = error_result(exc, f"proving {name} failed")
             return {**err, "proof": None, "error": err["detail"], **base}
 
     def close(self) -> None:
-        for env in self._envs.values():
-            try:
-                env.close()
-            except Exception:
-                traceback.print_exc()
+        with self._lock:
+            envs, self._envs = list(self._envs.values()), OrderedDict()
+        self._close(envs)

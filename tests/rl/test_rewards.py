@@ -68,6 +68,9 @@ def test_lean_reward_goes_through_the_final_check(shared_fixtures):
     assert fn(task, "simp").reward == 0.0
     cheat = fn(task, "sorry")
     assert cheat.reward == 0.0 and "sorry" in cheat.detail
+    broken = task.model_copy(update={"formal_statement": "theorem t : 1 = 1"})  # no ':=': no reward, a reason
+    result = fn(broken, "norm_num")
+    assert result.reward == 0.0 and "must end with ':='" in result.detail
 
 
 def test_lean_task_without_project_says_what_to_pass(shared_fixtures):

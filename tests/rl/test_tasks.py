@@ -25,6 +25,10 @@ def test_loads_lean_rows_and_rejects_unknown_ones(tmp_path, shared_fixtures):
         load_tasks(bad)
     with pytest.raises(FileNotFoundError, match="does not exist"):
         load_tasks(tmp_path / "missing.jsonl")
+    no_assign = tmp_path / "no_assign.jsonl"  # prover.normalize_statement refuses it, naming the row
+    no_assign.write_text(json.dumps({"header": "", "formal_statement": "theorem t : 1 = 1"}) + "\n")
+    with pytest.raises(ValueError, match=r"no_assign.jsonl:1: formal_statement must end with ':='"):
+        load_tasks(no_assign)
 
 
 def test_tiny_tasks_are_deterministic_unique_and_split_stably():

@@ -88,10 +88,12 @@ class RewardFn:
                 f"task {task.id} is a Lean task but no Lean environment is configured: "
                 "pass --project PATH_TO_LEAN_PROJECT (a lake project with the REPL built)"
             )
-        from prover import Theorem, final_check
+        from prover import Theorem, final_check, normalize_statement
 
-        # the statement ends at ':='; miniF2F rows end in ':= by' or ':= by sorry'
-        statement = re.sub(r"\s*(by)?\s*(sorry)?\s*$", "", task.formal_statement or "")
+        try:  # the statement ends at ':='; miniF2F rows end in ':= by' or ':= by sorry'
+            statement = normalize_statement(task.formal_statement or "")
+        except ValueError as exc:
+            return 0.0, False, f"task {task.id}: {exc}"
         proof = _strip_fences(completion).strip()
         if not proof:
             return 0.0, False, "empty proof"

@@ -8,11 +8,11 @@ jsonl rows (kind is inferred from the keys):
 from __future__ import annotations
 
 import hashlib
-import json
 import random
 from pathlib import Path
 from typing import Iterator, Literal
 
+from proofcode_common import iter_jsonl
 from pydantic import BaseModel
 
 Kind = Literal["math", "code", "lean"]
@@ -37,17 +37,10 @@ def load_tasks(path: str | Path, limit: int | None = None) -> list[Task]:
     if not path.is_file():
         raise FileNotFoundError(f"prompt set {path} does not exist; pass a jsonl file (see docs/rl.md)")
     tasks: list[Task] = []
-    with path.open(encoding="utf-8") as fh:
-        for lineno, line in enumerate(fh, 1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise ValueError(f"{path}:{lineno}: not valid JSON ({exc})") from exc
-            tasks.append(_task_from_row(row, f"{path.stem}-{lineno}", f"{path}:{lineno}"))
-            if limit is not None and len(tasks) >= limit:
-                break
+    for lineno, row in iter_jsonl(path):
+        tasks.append(_task_from_row(row, f"{path.stem}-{lineno}", f"{path}:{lineno}"))
+        if limit is not None and len(tasks) >= limit:
+            break
     if not tasks:
         raise ValueError(f"prompt set {path} is empty")
     return tasks
@@ -56,6 +49,12 @@ def load_tasks(path: str | Path, limit: int | None = None) -> list[Task]:
 def _task_from_row(row: dict, default_id: str, where: str) -> Task:
     task_id = str(row.get("id", row.get("task_id", row.get("name", default_id))))
     if "formal_statement" in row:
+        from prover import normalize_statement
+
+        try:  # refused here, with the row's place, rather than as a zero reward mid-run
+            normalize_statement(str(row["formal_statement"]))
+        except ValueError as exc:
+            raise ValueError(f"{where}: {exc}") from None
         header = row.get("header") or ""
         prompt = row.get("prompt") or f"{header}\n{row['formal_statement']}".strip()
         return Task(id=task_id, kind="lean", prompt=prompt, header=header, formal_statement=row["formal_statement"])
