@@ -6,16 +6,21 @@
 """
 from __future__ import annotations
 
-import gzip
 import importlib
-import json
 import sys
-from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # the sandbox's fork server imports this module: it stays as small as the stdlib's importlib
+    from pathlib import Path
+    from typing import Any, Callable, Iterator
 
 
 def iter_jsonl(path: str | Path) -> Iterator[tuple[int, Any]]:
     """(line number, value) for each non-blank line of a .jsonl (or .jsonl.gz) file; bad JSON names PATH:LINE."""
+    import gzip
+    import json
+    from pathlib import Path
+
     path = Path(path)
     opener = gzip.open if path.suffix == ".gz" else open
     with opener(path, "rt", encoding="utf-8") as f:
