@@ -18,7 +18,8 @@ import warnings
 
 from coder.sandbox import handles
 from coder.sandbox.handles import Handle
-from coder.sandbox.plain import _DEEP, _ITERATORS, ContentsMismatch, Decoder, Encoder, assign, class_desc_of, contents
+from coder.sandbox.plain import _DEEP, _ITERATORS, ContentsMismatch, Encoder, assign, contents
+from coder.sandbox.rebuild import Decoder, _standin, class_desc_of
 
 _DETAIL_CHARS = 300
 
@@ -403,8 +404,6 @@ class Replaying:
         elif kind == "warn":
             category = dec.trusted_class(event[2])
             if not (isinstance(category, type) and issubclass(category, Warning)):
-                from coder.sandbox.plain import _standin
-
                 category = _standin(str(event[2][1]).rsplit(".", 1)[-1], dec._standin_bases(event[2], Warning))
             warnings.warn_explicit(str(event[1]), category, str(event[3]), int(event[4]))
 
