@@ -8,6 +8,8 @@ untouched). Both sides get the same worker count and timeout; rounds alternate t
 Prints both wall times, the ratio and whether the per-sample verdicts agree; also the CPU seconds
 each side used (all its processes, for proofcode every fork server and zygote it started), which is the
 steadier number on a shared, loaded machine. One untimed warm-up run of each side comes first.
+Then the two whole commands as a user runs them (`evaluate_functional_correctness` vs `proofcode grade`,
+start-up included): on the 164 samples (alternating, median of 3) and on --command-samples per problem.
 """
 from __future__ import annotations
 
@@ -148,7 +150,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--timeout", type=float, default=3.0, help="per-sample timeout, both sides")
     parser.add_argument("--warmup", type=int, default=1, help="untimed runs of each side first")
     parser.add_argument("--command-samples", type=int, default=8,
-                        help="samples per problem for the whole-command row (0: skip it)")
+                        help="samples per problem for the second whole-command row (0: skip it; the "
+                             "164-sample row always runs)")
     args = parser.parse_args(argv)
 
     from coder.problems import load_problems
