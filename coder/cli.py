@@ -38,7 +38,7 @@ def register(subparsers) -> None:
     grade.add_argument("--server", default=None, help="submit to a running proofcode service at URL")
     grade.add_argument("--ray", nargs="?", const="local", default=None, metavar="ADDRESS",
                        help="grade on a Ray worker pool: a local Ray, or the cluster at ADDRESS")
-    grade.set_defaults(func=cmd_grade)
+    grade.set_defaults(func=cmd_grade, quick_exit=True)
 
     info = subparsers.add_parser("sandbox-info", help="show which sandbox protections are active here")
     info.add_argument("--json", action="store_true", help="print as one JSON object")

@@ -185,10 +185,12 @@ def grade_samples(samples_path: str | Path, problems: dict[str, Problem], limits
                           or done[n].get("test_set", "") != problems[s["task_id"]].test_set):
             del done[n]
     todo = [(n, s) for n, s in samples if n not in done]
-    from tqdm import tqdm
+    bar = None
+    if progress:  # tqdm is imported only for a bar (a few ms of every small `--no-progress` run)
+        from tqdm import tqdm
 
-    bar = tqdm(total=len(samples), initial=len(samples) - len(todo), desc="grading", unit="sample",
-               file=sys.stderr, disable=not progress)
+        bar = tqdm(total=len(samples), initial=len(samples) - len(todo), desc="grading", unit="sample",
+                   file=sys.stderr)
     by_line = dict(todo)
     try:
         with open(results_path, "a", encoding="utf-8") as out:
@@ -198,9 +200,11 @@ def grade_samples(samples_path: str | Path, problems: dict[str, Problem], limits
                 out.write(json.dumps(row) + "\n")
                 out.flush()  # a crash or Ctrl-C loses nothing already graded
                 done[n] = row
-                bar.update(1)
+                if bar is not None:
+                    bar.update(1)
     finally:
-        bar.close()
+        if bar is not None:
+            bar.close()
     rows = [done[n] for n, _ in samples]
     _rewrite_in_order(results_path, rows)
     summary = summarize(rows, ks, results_path)

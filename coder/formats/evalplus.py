@@ -23,10 +23,6 @@ _CACHE_VERSION = "1"  # bump when how expected outputs are computed changes
 _GROUND_TRUTH_TIMEOUT_S = 60.0  # at least this long for the canonical solution on all of a task's inputs
 
 
-def is_evalplus(row: dict) -> bool:
-    return isinstance(row, dict) and "base_input" in row
-
-
 def _dataset(task_id: str) -> str:
     return "mbpp" if task_id.lower().startswith("mbpp") else "humaneval"
 

@@ -28,11 +28,6 @@ PREAMBLE = ("".join(f"from {m} import *\n" for m in _STAR_MODULES)
             + "sys.setrecursionlimit(50000)\nsys.set_int_max_str_digits(50000)\n")
 
 
-def is_livecodebench(row: dict) -> bool:
-    return isinstance(row, dict) and "question_id" in row and (
-        "public_test_cases" in row or "private_test_cases" in row)
-
-
 def decode_test_cases(value: object, task_id: str, field: str) -> list[dict]:
     """A test-case list as the release stores it: JSON text, or (private cases) base64 of zlib of a
     pickled JSON string. The pickle is never loaded: its opcodes are read (`pickletools.genops`, which

@@ -127,17 +127,24 @@ def _share_cores(servers: list[_ForkServerClient]) -> None:
     not, alternating (docs/coder.md). A lone server keeps every core: its replay, the zygote's forks and
     a run's exit overlap (pinned to one core, one grader took 1.12-1.36 s instead of 1.03-1.12 s).
     """
-    if len(servers) < 2:
-        return
     cores = _cores()
-    for i, server in enumerate(servers):
+    for i, server in enumerate(servers):  # a lone server gets every core back (it started on one)
         share = set(cores[i::len(servers)]) or set(cores)
-        for pid in (server.proc.pid, server.zygote_pid):
+        for pid in (server.proc.pid, server.zygote_pid, *_children(server.zygote_pid)):
             try:
                 if pid:
                     os.sched_setaffinity(pid, share)
             except OSError:  # gone, or not ours to set: only an optimisation
                 pass
+
+
+def _children(pid: int | None) -> list[int]:
+    """The children of `pid` (a zygote's pooled runs, forked on the core the server started on)."""
+    try:
+        with open(f"/proc/{pid}/task/{pid}/children") as f:
+            return [int(p) for p in f.read().split()]
+    except (OSError, ValueError, TypeError):
+        return []
 
 
 def sandbox_info() -> dict[str, bool]:

@@ -17,7 +17,6 @@ import os
 import resource
 import signal
 import sys
-from pathlib import Path
 
 _libc = ctypes.CDLL(None, use_errno=True)
 # Resolved here, in the server: CDLL resolves a function on first attribute access, and a child
@@ -100,9 +99,9 @@ def enter_network_namespace() -> bool:
         return False
     if flags & _CLONE_NEWUSER:  # keep our own uid inside so files we create stay ours
         try:
-            Path("/proc/self/setgroups").write_text("deny")
-            Path("/proc/self/uid_map").write_text(f"{uid} {uid} 1")
-            Path("/proc/self/gid_map").write_text(f"{gid} {gid} 1")
+            for name, text in (("setgroups", "deny"), ("uid_map", f"{uid} {uid} 1"), ("gid_map", f"{gid} {gid} 1")):
+                with open(f"/proc/self/{name}", "w") as f:
+                    f.write(text)
         except OSError:
             return False
     return True

@@ -45,9 +45,16 @@ def spawn() -> tuple[subprocess.Popen, socket.socket]:
 
 def prestart(n: int) -> None:
     """Start `n` fork servers now (not waiting for them), for `take` to hand out later."""
+    mine = cores()
     with _lock:
         for _ in range(n - len(_ready)):
-            _ready.append((os.getpid(), *spawn()))
+            proc, sock = spawn()
+            if len(mine) > 1:
+                try:
+                    os.sched_setaffinity(proc.pid, {mine[-1]})
+                except OSError:
+                    pass
+            _ready.append((os.getpid(), proc, sock))
 
 
 def take() -> tuple[subprocess.Popen, socket.socket] | None:
