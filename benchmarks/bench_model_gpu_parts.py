@@ -49,10 +49,11 @@ def compare_greedy(ref: GreedyRun, run: GreedyRun) -> str:
     error of rows whose routing matched against all rows."""
     steps = len(run.tokens)
     flips, near, route_flips, route_total = 0, 0, 0, 0
-    err_same, err_all = 0.0, 0.0
+    err_same, err_all, sq_err, sq_ref = 0.0, 0.0, 0.0, 0.0
     for i in range(1, steps + 1):
         a, b = ref.logits[i], run.logits[i]
         err = (b - a).abs().amax(-1)  # [rows]
+        sq_err, sq_ref = sq_err + float((b - a).square().sum()), sq_ref + float(a.square().sum())
         same_route = torch.ones_like(err, dtype=torch.bool)
         if ref.routes[i] is not None and run.routes[i] is not None:
             differs = (ref.routes[i] != run.routes[i]).any(-1)  # [layers, rows]
@@ -68,7 +69,8 @@ def compare_greedy(ref: GreedyRun, run: GreedyRun) -> str:
             near += float(top2[0] - top2[1]) <= 2 * float(err[row])
     tokens = steps * ref.logits[0].shape[0]
     routing = f"routing flips {route_flips}/{route_total}" if route_total else "routing not seen"
-    errors = f"max|dlogit| {err_same:.3f} same routing, {err_all:.3f} all rows"
+    errors = (f"max|dlogit| {err_same:.3f} same routing, {err_all:.3f} all rows; "
+              f"logits rel. RMS error {(sq_err / max(sq_ref, 1e-30)) ** 0.5:.2%}")
     if flips == 0:
         return f"identical ({tokens} tokens); {routing}; {errors}"
     kind = "near-tie" if near == flips else f"DIFFERENT ({flips - near} not near-tie)"
@@ -77,7 +79,7 @@ def compare_greedy(ref: GreedyRun, run: GreedyRun) -> str:
 
 def decode_variants(args, model):
     """variants(batch) -> [(label, DecodeKernels)] in the order measured (cheap levers first)."""
-    from core_model import kernels
+    from core_model import fp8, kernels
     from core_model.cuda_graph import DecodeKernels as K
     from core_model.model import GEMV_MAX_ROWS
 
@@ -103,6 +105,12 @@ def decode_variants(args, model):
                 if gemv:
                     out.append((f"{graph} + compile + triton attention + expert GEMV",
                                 K(compile="regional", compile_mode=mode, attention="triton", experts="gemv")))
+            if fp8.available(args.device):  # e4m3 routed experts (emulated on CPU): half their bytes
+                out.append((f"{graph} + triton attention + fp8 experts" if triton else f"{graph} + fp8 experts",
+                            K(attention="triton" if triton else "torch", experts="fp8")))
+                out.append((f"{graph} + compile" + (" + triton attention" if triton else "") + " + fp8 experts",
+                            K(compile="regional", compile_mode=mode, attention="triton" if triton else "torch",
+                              experts="fp8")))
             if args.full_compile:
                 out.append((f"{graph} + full compile" + (" + triton attention" if triton else ""),
                             K(compile="full", compile_mode=mode, attention="triton" if triton else "torch",
@@ -174,6 +182,8 @@ def env_lines(device: str) -> list[str]:
         p = torch.cuda.get_device_properties(device)
         lines.append(f"GPU {p.name}, {p.total_memory / 2**30:.0f} GiB, {p.multi_processor_count} SMs, "
                      f"capability {p.major}.{p.minor}")
-        lines.append("fp8 weights: not measured (lever not implemented: needs scaled-matmul weights and an "
-                     "activation-scale path; see docs/core_model.md)")
+        from core_model import fp8
+
+        lines.append("fp8 experts: " + ("measured (torch._scaled_grouped_mm, e4m3, per-row scales)" if fp8.available(device)
+                                        else "not measured (needs torch._scaled_grouped_mm on capability >= 9.0)"))
     return lines

@@ -35,7 +35,8 @@ class DecodeKernels(BaseModel):
     # "auto": the Triton kernel on CUDA when Triton is importable, else the torch one (on CPU always torch:
     # the Triton interpreter is for tests)
     attention: Literal["auto", "torch", "triton"] = "auto"
-    experts: Literal["auto", "grouped", "gemv"] = "auto"
+    # "fp8": the routed experts' weights in e4m3 (per-row scales), grouped scaled matmuls (Hopper or later)
+    experts: Literal["auto", "grouped", "gemv", "fp8"] = "auto"
 
     @field_validator("compile_mode")
     @classmethod
@@ -57,6 +58,7 @@ class DecodeKernels(BaseModel):
     def label(self) -> str:
         parts = [] if self.compile == "off" else [f"compile {self.compile}" + (f" {self.compile_mode}" if self.compile_mode else "")]
         parts += ["triton attention"] * (self.attention == "triton") + ["expert GEMV"] * (self.experts == "gemv")
+        parts += ["fp8 experts"] * (self.experts == "fp8")
         parts += [f"{what} auto" for what, v in (("attention", self.attention), ("experts", self.experts)) if v == "auto"]
         return " + ".join(parts) or "eager kernels"
 
@@ -77,17 +79,32 @@ class DecodeStep:
         if (k.attention == "triton" or k.experts == "gemv") and not triton_kernels.available(cache.device):
             raise ValueError(f"the Triton kernels cannot run on {cache.device} (Triton missing, or a CPU without "
                              "TRITON_INTERPRET=1); use DecodeKernels(attention='torch', experts='grouped')")
+        self._fp8 = self._quantized_experts() if k.experts == "fp8" else None
         if cache.slot is None:
             cache.make_static()
         opts = dict(backend=k.compile_backend, mode=k.compile_mode, dynamic=False)
         self._regions = _compiled_regions(**opts) if k.compile == "regional" else None
         self._run = torch.compile(self._forward, **opts) if k.compile == "full" else self._forward
 
+    def _quantized_experts(self) -> dict:
+        """Each MoE layer's routed experts in e4m3, quantized now from the current weights (a step built after
+        a training update sees the update) and kept as long as this step (a captured graph reads them)."""
+        from core_model import fp8
+        from core_model.model import MoE
+
+        if not fp8.available(self.cache.device):
+            raise ValueError(f"FP8 experts need torch._scaled_grouped_mm on a Hopper or later GPU, not "
+                             f"{self.cache.device}; use DecodeKernels(experts='grouped')")
+        moes = [m for m in self.model.modules() if isinstance(m, MoE)]
+        if not all(m.packed for m in moes):
+            raise ValueError("FP8 experts need packed experts (load_pretrained packs them)")
+        return {m: fp8.ExpertWeights(m.w13, m.w2) for m in moes}
+
     def _forward(self, tokens: torch.Tensor) -> torch.Tensor:
         return self.model(tokens, cache=self.cache)[:, -1]
 
     def __call__(self, tokens: torch.Tensor) -> torch.Tensor:
-        with _applied(self.model, self.kernels, self._regions), self.cache.static_step():
+        with _applied(self.model, self.kernels, self._regions, self._fp8), self.cache.static_step():
             return self._run(tokens)
 
 
@@ -106,8 +123,8 @@ class _applied:
     """Set the kernel switches on the model's modules (and the compiled regions as instance attributes that
     shadow the methods) for one step; restore everything after."""
 
-    def __init__(self, model: torch.nn.Module, kernels: DecodeKernels, regions: dict | None):
-        self.model, self.kernels, self.regions = model, kernels, regions
+    def __init__(self, model: torch.nn.Module, kernels: DecodeKernels, regions: dict | None, fp8: dict | None = None):
+        self.model, self.kernels, self.regions, self.fp8 = model, kernels, regions, fp8 or {}
 
     def __enter__(self) -> None:
         from core_model.model import MLA, Block, MoE
@@ -118,6 +135,8 @@ class _applied:
                 self._set(m, "decode_kernel", self.kernels.attention)
             elif isinstance(m, MoE):
                 self._set(m, "expert_kernel", self.kernels.experts)
+                if m in self.fp8:
+                    self._set(m, "fp8_experts", self.fp8[m])
             if self.regions is not None and isinstance(m, Block):
                 self._set(m, "ffn", functools.partial(self.regions["ffn"], m))
                 self._set(m.input_layernorm, "forward", functools.partial(self.regions["norm"], m.input_layernorm))

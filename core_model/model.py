@@ -450,6 +450,7 @@ class MoE(nn.Module):
         self.packed = False  # pack_experts() ran: the experts' parameters are views of w13 / w2
         self.train_grouped: bool | None = None  # grouped matmuls with gradients too; None: on CUDA only
         self.expert_kernel = "grouped"  # "gemv": at most GEMV_MAX_ROWS (token, expert) rows, one GEMV per row
+        self.fp8_experts = None  # core_model.fp8.ExpertWeights, set with expert_kernel "fp8" by a decode step
 
     def forward(self, x: torch.Tensor, token_mask: torch.Tensor | None = None,
                 routing: RoutingStats | None = None) -> torch.Tensor:
@@ -577,6 +578,8 @@ class MoE(nn.Module):
             return grouped_mlp_train(xs, sorted_ids, self)
         experts = torch.arange(self.n_experts, device=xs.device, dtype=sorted_ids.dtype)
         offs = torch.searchsorted(sorted_ids, experts, right=True).to(torch.int32)  # end of each expert's rows
+        if self.expert_kernel == "fp8" and self.fp8_experts is not None:
+            return self.fp8_experts.mlp(xs, offs, F.silu)
         gate, up = torch._grouped_mm(xs, self.w13.transpose(1, 2), offs=offs).chunk(2, -1)  # [T*k, I] each
         return torch._grouped_mm(F.silu(gate) * up, self.w2.transpose(1, 2), offs=offs)  # [T*k, d]
 

@@ -71,3 +71,16 @@ def test_errors_are_one_clear_line(argv, message, capsys, tmp_path, monkeypatch)
     err = capsys.readouterr().err
     assert f"proofcode {argv[0]}: error:" in err and message in err
     assert "Traceback" not in err
+
+
+def test_decode_choices_name_their_kernels():
+    from core_model.cli import DECODE_CHOICES, decode_kernels
+    from core_model.cuda_graph import EAGER, DecodeKernels
+
+    assert decode_kernels("eager") == EAGER and decode_kernels("auto") == DecodeKernels()
+    assert decode_kernels("compile-fp8") == DecodeKernels(compile="regional", experts="fp8")
+    assert decode_kernels("fp8").experts == "fp8" and set(DECODE_CHOICES) >= {"auto", "eager", "compile", "fp8"}
+    from workers.cli import build_parser
+
+    argv = ["generate", "--model", "m", "--prompt", "x", "--decode", "compile-fp8"]
+    assert build_parser(argv).parse_args(argv).decode == "compile-fp8"

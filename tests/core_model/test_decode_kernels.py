@@ -143,3 +143,69 @@ def test_graphed_variants_match_eager_on_cuda(k):
             tok = last[0].argmax(-1, keepdim=True)
             last = [model(tok, cache=caches[0])[:, -1], runner.step(tok).clone()]
             torch.testing.assert_close(last[1], last[0], atol=3e-2, rtol=3e-2)  # bf16
+
+
+def test_fp8_quantization_is_per_row_and_within_e4m3_precision():
+    from core_model import fp8
+
+    torch.manual_seed(0)
+    w = torch.randn(3, 40, 32, dtype=torch.bfloat16) * torch.logspace(-3, 2, 40)[None, :, None]  # rows of any size
+    q, scale = fp8.quantize_rows(w)
+    assert q.dtype == torch.float8_e4m3fn and scale.shape == (3, 40)
+    back = q.float() * scale[..., None]
+    # e4m3 keeps 3 mantissa bits: each value within 1/16 of itself, or of the row's smallest normal step
+    tol = w.float().abs() / 16 + scale[..., None] * 2.0 ** -6
+    assert bool(((back - w.float()).abs() <= tol).all())
+    assert torch.equal(q.float().abs().amax(-1), torch.full((3, 40), fp8.E4M3_MAX))  # each row uses the full range
+
+
+def test_fp8_grouped_mm_matches_bf16_within_fp8_error():
+    from core_model import fp8
+
+    torch.manual_seed(0)
+    x = torch.randn(10, 32, dtype=torch.bfloat16)
+    w = torch.randn(4, 24, 32, dtype=torch.bfloat16)
+    offs = torch.tensor([3, 3, 7, 10], dtype=torch.int32)  # expert 1 gets no rows
+    ref = torch._grouped_mm(x.float(), w.float().transpose(1, 2), offs=offs)
+    got = fp8.grouped_mm(x, *fp8.quantize_rows(w), offs)
+    assert got.dtype == torch.bfloat16 and got.shape == (10, 24)
+    rel = (got.float() - ref).norm() / ref.norm()
+    assert 0 < rel < 0.06  # quantized (not the bf16 product), and close to it
+    wrong = torch.tensor([7, 7, 7, 10], dtype=torch.int32)  # rows 3-6 with expert 0's weights instead
+    assert (fp8.grouped_mm(x, *fp8.quantize_rows(w), wrong).float() - ref).norm() / ref.norm() > 0.3
+
+
+def test_fp8_experts_decode_step_is_close_to_eager():
+    """The FP8 experts inside a decode step (emulated off Hopper): logits within fp8 error of eager, the model's
+    own weights untouched, and the switch gone after the step."""
+    torch.manual_seed(0)
+    model = Transformer(ModelConfig.from_dict(V2)).eval().to(torch.bfloat16).pack_experts()
+    before = model.model.layers[1].mlp.w13.clone()
+    ref, _ = _decode(model, None, steps=1)
+    got, _ = _decode(model, DecodeKernels(attention="torch", experts="fp8"), steps=1)
+    rel = (got.float() - ref.float()).norm() / ref.float().norm()
+    assert 0 < rel < 0.05, rel
+    moe = model.model.layers[1].mlp
+    assert torch.equal(moe.w13, before) and moe.fp8_experts is None and moe.expert_kernel == "grouped"
+    assert DecodeKernels(attention="torch", experts="fp8").label() == "fp8 experts"
+
+
+@pytest.mark.skipif(not (CUDA and __import__("core_model.fp8").fp8.available("cuda")),
+                    reason="FP8 experts need a CUDA GPU of capability >= 9.0 and torch._scaled_grouped_mm")
+@pytest.mark.parametrize("compile_", ["off", "regional"])
+def test_graphed_fp8_experts_close_to_eager_on_cuda(compile_):
+    from core_model.cuda_graph import GraphedDecoder
+
+    torch.manual_seed(0)
+    cfg = {**V2, "hidden_size": 64, "moe_intermediate_size": 32}  # the fp8 kernel wants multiples of 16
+    model = Transformer(ModelConfig.from_dict(cfg)).cuda().to(torch.bfloat16).eval().pack_experts()
+    ids = torch.randint(1, 64, (4, 5), device="cuda")
+    caches = [KVCache(4, 16, "cuda"), KVCache(4, 16, "cuda")]
+    with torch.no_grad():
+        last = [model(ids, cache=c)[:, -1] for c in caches]
+        runner = GraphedDecoder(model, caches[1], kernels=DecodeKernels(compile=compile_, experts="fp8"))
+        for _ in range(6):
+            tok = last[0].argmax(-1, keepdim=True)
+            last = [model(tok, cache=caches[0])[:, -1], runner.step(tok).clone()]
+            rel = (last[1].float() - last[0].float()).norm() / last[0].float().norm()
+            assert 0 < rel < 0.05, rel
