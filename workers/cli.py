@@ -66,8 +66,11 @@ def main(argv: list[str] | None = None, *, quick_exit: bool = False) -> int:
         # Skips the interpreter's teardown (freeing every module's objects: ~20 ms once pydantic is
         # imported), which such a command does not need: its files are closed, and its fork servers
         # exit when their sockets close. Ray's atexit shutdown is why a --ray run never takes this.
-        sys.stdout.flush()
-        sys.stderr.flush()
+        for stream in (sys.stdout, sys.stderr):
+            try:
+                stream.flush()
+            except (OSError, ValueError):  # a closed pipe (`| head`) or stream: nothing more to deliver
+                pass
         os._exit(code)
     return code
 

@@ -61,7 +61,7 @@ def test_interrupted_grading_resumes(tmp_path):
     results = tmp_path / "slow.jsonl_results.jsonl"
     # SIGINT reaches Python only if not inherited as ignored; restore the default handler explicitly.
     code = ("import signal, sys; signal.signal(signal.SIGINT, signal.default_int_handler); "
-            "from workers.cli import main; sys.exit(main(sys.argv[1:]))")
+            "from workers.cli import main; sys.exit(main(sys.argv[1:], quick_exit=True))")  # as `proofcode` runs it
     proc = subprocess.Popen([sys.executable, "-c", code, "grade", str(samples), "--workers", "2", "--no-progress"],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     while proc.poll() is None and (not results.exists() or not results.read_text().count("\n")):
@@ -75,3 +75,19 @@ def test_interrupted_grading_resumes(tmp_path):
     assert again.returncode == 0, again.stderr
     assert json.loads(again.stdout)["verdicts"] == {"failed": 30}
     assert len(results.read_text().splitlines()) == 30
+
+
+def test_grade_ends_cleanly_when_its_output_is_closed(tmp_path):
+    """`proofcode grade` ends without the interpreter's teardown: its summary still reaches a reader, a closed
+    pipe (`| head -1`) is no error, and every result is on disk."""
+    problems = load_problems("humaneval")
+    samples = tmp_path / "s.jsonl"
+    samples.write_text("".join(json.dumps({"task_id": t, "completion": problems[t].canonical_solution}) + "\n"
+                               for t in list(problems)[:3]))
+    proc = subprocess.Popen([sys.executable, "-m", "workers.cli", "grade", str(samples), "--k", "1", "--no-progress"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    first = proc.stdout.readline()
+    proc.stdout.close()
+    err = proc.stderr.read().decode()
+    assert proc.wait(timeout=120) == 0 and first.startswith(b"pass@1: 1.0000"), err
+    assert "Traceback" not in err and len((tmp_path / "s.jsonl_results.jsonl").read_text().splitlines()) == 3
