@@ -15,6 +15,7 @@ from pathlib import Path
 
 from coder.formats import evalplus_tasks as tasks
 from coder.formats.driver import call_function, short
+from coder.formats.dispatch import is_evalplus  # noqa: F401 (told apart where formats are dispatched)
 from coder.problems import Problem
 from coder.sandbox import Limits, Verdict
 from coder.sandbox.plain import decode, encode

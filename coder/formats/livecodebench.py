@@ -14,6 +14,7 @@ import zlib
 from decimal import Decimal, InvalidOperation
 
 from coder.formats.driver import call_function, short
+from coder.formats.dispatch import is_livecodebench  # noqa: F401 (told apart where formats are dispatched)
 from coder.problems import Problem
 from coder.sandbox import Limits, Verdict, run_program
 

@@ -291,7 +291,7 @@ class Recording:
                     answer = self.call(name, lambda *b, **c: handles.perform(obj, *b, **c), (op, *a), k)
                     return answer[0] if op == "eq" else answer  # the rest is the replay's evidence
 
-                proxy = self.proxies[n] = Handle(use, n, Encoder()._classdesc(type(obj)))
+                proxy = self.proxies[n] = handles.make(use, n, Encoder()._classdesc(type(obj)))
             return proxy
         return self._iterate(name, iter(obj))
 
@@ -433,7 +433,7 @@ class Replaying:
         if kind == "ho":
             if n in self.proxies or type(node[2]) is not list:
                 raise ValueError("malformed recording: handle")
-            proxy = self.proxies[n] = Handle(lambda op, *a, **k: self._use(proxy, name, op, a, k), n, node[2])
+            proxy = self.proxies[n] = handles.make(lambda op, *a, **k: self._use(proxy, name, op, a, k), n, node[2])
             return proxy
         return self.replay(name) if kind == "h" else self._iterate(name)
 

@@ -7,7 +7,8 @@ candidate (named "#n", like a returned closure's), whose plain answer the truste
 Comparisons are never the candidate's to decide: `==` between two handles replays only when the
 recorded answer is what the objects' recorded data says (identity for classes without their own
 `__eq__`, equal class and attributes for those with one); against any other value, or for ordering,
-the replay cannot grade it (`Unsupported`).
+the replay cannot grade it (`Unsupported`). A handle of a dataclass has its fields (`make`), so the
+dataclasses module's functions read them as recorded attributes.
 """
 from __future__ import annotations
 
@@ -98,6 +99,34 @@ for _name in ("len", "iter", "str", "repr", "bool", "hash", "int", "float", "ind
     setattr(Handle, f"__{_name}__", lambda self, _n=_name: self._pc(_n))
 
 
+HANDLE_TYPES = {Handle}  # Handle and the dataclass-shaped subclasses below: exactly the types of handles
+
+
+def make(op, n: int, desc: list) -> Handle:
+    """A handle; for an object of the program's dataclass, of a Handle subclass whose `__dataclass_fields__`
+    names its fields, so `dataclasses.fields`, `asdict` and `astuple` work on it through recorded attribute
+    reads, as they do on the object (its methods are then calls like any other class's)."""
+    extra = desc[3] if type(desc) is list and len(desc) > 3 and type(desc[3]) is dict else {}
+    names = extra.get("dataclass")
+    if type(names) is list and all(type(f) is str and f.isidentifier() for f in names):
+        return _dataclass_handle(tuple(names))(op, n, desc)
+    return Handle(op, n, desc)
+
+
+_DATACLASS_HANDLES: dict[tuple[str, ...], type] = {}
+
+
+def _dataclass_handle(names: tuple[str, ...]) -> type:
+    cls = _DATACLASS_HANDLES.get(names)
+    if cls is None:
+        import dataclasses
+
+        fields = dataclasses.make_dataclass("Fields", names).__dataclass_fields__
+        cls = _DATACLASS_HANDLES[names] = type("Handle", (Handle,), {"__slots__": (), "__dataclass_fields__": fields})
+        HANDLE_TYPES.add(cls)
+    return cls
+
+
 def number(handle: Handle) -> int:
     return object.__getattribute__(handle, "_pc_n")
 
@@ -156,7 +185,7 @@ def replay_answer(handle: Handle, op: str, args: tuple, answer):
     if type(answer) is not list or len(answer) != 4 or type(answer[0]) is not bool:
         raise ValueError("malformed recording: comparison")
     said, own, mine, theirs = answer
-    if type(other) is not Handle:
+    if type(other) not in HANDLE_TYPES:
         if own is False:  # object.__eq__: identity, and a handle is nobody else's object
             expected = False
         else:
@@ -176,7 +205,7 @@ def replay_answer(handle: Handle, op: str, args: tuple, answer):
 
 def same(a, b) -> bool:
     """Equality of recorded data decided by trusted code only: handles by identity, containers item by item."""
-    if type(a) is Handle or type(b) is Handle:
+    if type(a) in HANDLE_TYPES or type(b) in HANDLE_TYPES:
         return a is b
     if type(a) is not type(b):
         return False
@@ -193,7 +222,7 @@ def same(a, b) -> bool:
 
 def is_instance(obj, name: str, cls_desc: list | None) -> bool:
     """isinstance(obj, <the program's class `name`>), from recorded class descriptions in both stages."""
-    d = desc(obj) if type(obj) is Handle else cls_desc
+    d = desc(obj) if type(obj) in HANDLE_TYPES else cls_desc
     if type(d) is not list or len(d) < 3:
         return False
     return (d[0] == "__candidate__" and d[1] == name) or ["__candidate__", name] in (d[2] if type(d[2]) is list else [])
@@ -220,7 +249,7 @@ def unwrap(value, real, memo=None):
     """Stage 1: the tests' arguments with handles replaced by the candidate's real objects (plain
     containers copied only when they hold one), so candidate code never touches a handle."""
     t = type(value)
-    if t is Handle:
+    if t in HANDLE_TYPES:
         return real(value)
     if t not in (list, tuple, dict, set, frozenset):
         return value

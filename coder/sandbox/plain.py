@@ -24,7 +24,7 @@ import sys
 import types
 
 from coder.sandbox import frames
-from coder.sandbox.handles import Handle, number
+from coder.sandbox.handles import HANDLE_TYPES, number
 
 MAX_NODES = 50_000_000
 _DEEP = 50_000  # recursion headroom while encoding or decoding deeply nested values
@@ -52,6 +52,28 @@ class Unsupported(TypeError):
 
 class _TooBig(Exception):
     pass
+
+
+def _own_behaviour(cls: type) -> bool:
+    """Whether the program's dataclass has methods or properties of its own (`__post_init__` aside), which
+    the tests may call: its objects are then handles like any other class's, not fields-only stand-ins.
+    Only decides how an answer is sent; either way the replay, not this, judges it."""
+    try:
+        for klass in type.__dict__["__mro__"].__get__(cls):
+            if type.__dict__["__module__"].__get__(klass) != "__candidate__":
+                continue
+            for name, value in dict.items(type.__dict__["__dict__"].__get__(klass)):
+                if name == "__post_init__":
+                    continue
+                if isinstance(value, (property, staticmethod, classmethod)):
+                    return True
+                code = getattr(value, "__code__", None) if isinstance(value, types.FunctionType) else None
+                # what @dataclass writes is exec'd ("<string>") or its own wrapper (__repr__)
+                if code is not None and code.co_filename != "<string>" and not code.co_filename.endswith("dataclasses.py"):
+                    return True
+    except Exception:
+        return True  # an odd class: a handle is always correct, a stand-in only for plain data
+    return False
 
 
 def _name(cls: type) -> tuple[str, str]:
@@ -111,7 +133,7 @@ class Encoder:
             return x if -(1 << 62) < x < (1 << 62) else ["I", hex(x)]
         if t is float:
             return x if math.isfinite(x) else ["f", repr(x), "math"] if x is math.nan else ["f", repr(x)]
-        if t is Handle:
+        if t in HANDLE_TYPES:
             return ["p", number(x)]
         seen = self.memo.get(id(x))
         if seen is not None:
@@ -235,7 +257,7 @@ class Encoder:
         """Whether the replay rebuilds this object of a `__candidate__` class itself (the prompt's or the
         tests' class, or a stand-in: a builtin value subclass, a namedtuple, a dataclass)."""
         return (_name(t)[1] in self.trusted or isinstance(x, _BASES)
-                or type(getattr(t, "__dataclass_fields__", None)) is dict)
+                or type(getattr(t, "__dataclass_fields__", None)) is dict and not _own_behaviour(t))
 
     def _object_handle(self, x: object, t: type) -> list:
         """An object of the candidate's own class: the tests get a handle (see `handles`); the same

@@ -25,6 +25,13 @@ VEC = ("    class V:\n        def __init__(self, x, y):\n            self.x, sel
        "        def __eq__(self, o):\n            return type(o).__name__ == 'V' and (self.x, self.y) == (o.x, o.y)\n"
        "        def __hash__(self):\n            return hash((self.x, self.y))\n")
 
+DATAPOINT = ("    from dataclasses import dataclass\n    @dataclass\n    class P:\n        x: int\n        y: int\n"
+             "        def norm1(self):\n            return abs(self.x) + abs(self.y)\n"
+             "        @property\n        def swapped(self):\n            return P(self.y, self.x)\n"
+             "        def __str__(self):\n            return f'{self.x},{self.y}'\n")
+MONEY = ("    from dataclasses import dataclass\n    @dataclass(frozen=True)\n    class M:\n        cents: int\n"
+         "        def __str__(self):\n            return '${}.{:02d}'.format(*divmod(self.cents, 100))\n")
+
 CASES = [
     ("test_local_class_factory", "def tag_all(xs, make):\n    \"\"\"{x: make(x)}.\"\"\"\n",
      "    return {x: make(x) for x in xs}\n", "    return {x: make(x) for x in xs[1:]}\n",
@@ -46,6 +53,19 @@ CASES = [
      VEC + "    return V(x, y)\n", VEC.replace("self.y + o.y", "self.y - o.y") + "    return V(x, y)\n",
      "def check(candidate):\n    a, b = candidate(1, 2), candidate(3, 4)\n    assert a + b == candidate(4, 6)\n"
      "    assert a != b and a == candidate(1, 2)\n    assert len({a, candidate(1, 2)}) == 1\n    assert (a + b).x == 4\n"),
+    # The program's dataclass with behaviour of its own: methods, __str__ and a property are the candidate's
+    # (handles), while dataclasses.asdict/astuple/fields and == still see its fields.
+    ("candidate_dataclass_methods", "def point(x, y):\n    \"\"\"A dataclass P(x, y) with norm1(), a `swapped` property and str 'x,y'.\"\"\"\n",
+     DATAPOINT + "    return P(x, y)\n", DATAPOINT.replace("abs(self.x) + abs(self.y)", "abs(self.x + self.y)")
+     + "    return P(x, y)\n",
+     "import dataclasses\n\ndef check(candidate):\n    p = candidate(3, -4)\n    assert p.norm1() == 7 and str(p) == '3,-4'\n"
+     "    q = p.swapped\n    assert (q.x, q.y) == (-4, 3) and q.swapped == p and q != p\n"
+     "    assert dataclasses.asdict(p) == {'x': 3, 'y': -4} and dataclasses.astuple(p) == (3, -4)\n"
+     "    assert [f.name for f in dataclasses.fields(p)] == ['x', 'y'] and dataclasses.is_dataclass(p)\n"),
+    ("candidate_dataclass_str_only", "def money(cents):\n    \"\"\"A dataclass M(cents) whose str is like '$1.05'.\"\"\"\n",
+     MONEY + "    return M(cents)\n", MONEY.replace("{:02d}", "{}") + "    return M(cents)\n",
+     "def check(candidate):\n    assert str(candidate(105)) == '$1.05'\n    assert candidate(105).cents == 105\n"
+     "    assert [str(candidate(c)) for c in (5, 250)] == ['$0.05', '$2.50']\n"),
 ]
 
 results, test_verdict_matches_plain_python = fidelity_suite(CASES)
