@@ -119,7 +119,7 @@ def _get_server() -> _ForkServerClient:
 
 def _share_cores(servers: list[_ForkServerClient]) -> None:
     """With two or more fork servers, give each (its zygote, and so the runs it forks) its own share of
-    this process's cores.
+    this process's cores; a lone server gets them all (`startup.prestart` starts servers on one core).
 
     A run wakes its server, the server its client and the next run, back and forth; on one core such a
     wake-up is cheap, across cores (an inter-processor interrupt; on a VM, a halted vCPU coming back)
@@ -128,7 +128,7 @@ def _share_cores(servers: list[_ForkServerClient]) -> None:
     a run's exit overlap (pinned to one core, one grader took 1.12-1.36 s instead of 1.03-1.12 s).
     """
     cores = _cores()
-    for i, server in enumerate(servers):  # a lone server gets every core back (it started on one)
+    for i, server in enumerate(servers):
         share = set(cores[i::len(servers)]) or set(cores)
         for pid in (server.proc.pid, server.zygote_pid, *_children(server.zygote_pid)):
             try:
