@@ -289,7 +289,7 @@ class Recording:
                 self.kept[n] = obj
                 def use(op, *a, **k):
                     answer = self.call(name, lambda *b, **c: handles.perform(obj, *b, **c), (op, *a), k)
-                    return answer[0] if op == "eq" else answer  # the rest is the replay's evidence
+                    return answer[0] if op in ("eq", "order") else answer  # the rest is the replay's evidence
 
                 proxy = self.proxies[n] = handles.make(use, n, Encoder()._classdesc(type(obj)))
             return proxy

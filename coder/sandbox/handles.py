@@ -7,7 +7,8 @@ candidate (named "#n", like a returned closure's), whose plain answer the truste
 Comparisons are never the candidate's to decide: `==` between two handles replays only when the
 recorded answer is what the objects' recorded data says (identity for classes without their own
 `__eq__`, equal class and attributes for those with one); against any other value, or for ordering,
-the replay cannot grade it (`Unsupported`). A handle of a dataclass has its fields (`make`), so the
+the replay cannot grade it (`Unsupported`), except between two objects of an `order=True` dataclass
+(decided from their recorded fields). A handle of a dataclass has its fields (`make`), so the
 dataclasses module's functions read them as recorded attributes.
 """
 from __future__ import annotations
@@ -153,7 +154,8 @@ def perform(obj, op: str, *args, **kwargs):
         own = type(obj).__eq__ is not object.__eq__
         return [bool(obj == other), own, _data(obj), _data(other)]
     if op == "order":
-        return bool(getattr(operator, args[0])(obj, args[1]))
+        other = args[1]
+        return [bool(getattr(operator, args[0])(obj, other)), _data(obj), _data(other)]
     if op == "bin":
         name, reflected, other = args
         fn = getattr(operator, name + "_" if name in ("and", "or") else name)
@@ -178,7 +180,7 @@ def replay_answer(handle: Handle, op: str, args: tuple, answer):
     from coder.sandbox.plain import Unsupported
 
     if op == "order":
-        raise Unsupported("the tests order the candidate's own objects (their __lt__ is the candidate's): not graded")
+        return _dataclass_order(handle, args, answer)
     if op != "eq":
         return answer
     other = args[0]
@@ -201,6 +203,39 @@ def replay_answer(handle: Handle, op: str, args: tuple, answer):
         raise HandleMismatch(f"the candidate's {desc(handle)[1]}.__eq__ answered {said} where its recorded data "
                              f"says {expected}")
     return expected
+
+
+_ORDERABLE = (int, float, str, bool)
+
+
+def _dataclass_order(handle: Handle, args: tuple, answer):
+    """`<`, `<=`, `>`, `>=` between two objects of the program's `order=True` dataclass, decided as that
+    ordering does (field tuples), from their recorded plain fields; any other ordering is not graded."""
+    from coder.sandbox.plain import Unsupported
+
+    if type(answer) is not list or len(answer) != 3 or type(answer[0]) is not bool or args[0] not in _ORDER:
+        raise ValueError("malformed recording: comparison")
+    said, mine, theirs = answer
+    d, other = desc(handle), args[1]
+    extra = d[3] if len(d) > 3 and type(d[3]) is dict else {}
+    fields = extra.get("dataclass")
+    try:
+        if (extra.get("order") is not True or type(fields) is not list or type(other) not in HANDLE_TYPES
+                or desc(other)[:2] != d[:2] or type(mine) is not dict or type(theirs) is not dict):
+            raise TypeError
+        a, b = [tuple(data[f] for f in fields) for data in (mine, theirs)]
+        if not all(type(v) in _ORDERABLE for v in a + b):
+            raise TypeError
+        expected = bool(_ORDER[args[0]](a, b))
+    except (TypeError, KeyError):
+        raise Unsupported("the tests order the candidate's own objects (their __lt__ is the candidate's): "
+                          "not graded") from None
+    if said is not expected:
+        raise HandleMismatch(f"the candidate's {d[1]} ordering answered {said} where its recorded fields say {expected}")
+    return expected
+
+
+_ORDER = {"lt": operator.lt, "le": operator.le, "gt": operator.gt, "ge": operator.ge}
 
 
 def same(a, b) -> bool:

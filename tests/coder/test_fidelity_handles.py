@@ -29,6 +29,8 @@ DATAPOINT = ("    from dataclasses import dataclass\n    @dataclass\n    class P
              "        def norm1(self):\n            return abs(self.x) + abs(self.y)\n"
              "        @property\n        def swapped(self):\n            return P(self.y, self.x)\n"
              "        def __str__(self):\n            return f'{self.x},{self.y}'\n")
+ORDERED = ("    from dataclasses import dataclass\n    @dataclass(order=True)\n    class V:\n        major: int\n        minor: int\n"
+           "        def bump(self):\n            return V(self.major, self.minor + 1)\n")
 MONEY = ("    from dataclasses import dataclass\n    @dataclass(frozen=True)\n    class M:\n        cents: int\n"
          "        def __str__(self):\n            return '${}.{:02d}'.format(*divmod(self.cents, 100))\n")
 
@@ -62,6 +64,11 @@ CASES = [
      "    q = p.swapped\n    assert (q.x, q.y) == (-4, 3) and q.swapped == p and q != p\n"
      "    assert dataclasses.asdict(p) == {'x': 3, 'y': -4} and dataclasses.astuple(p) == (3, -4)\n"
      "    assert [f.name for f in dataclasses.fields(p)] == ['x', 'y'] and dataclasses.is_dataclass(p)\n"),
+    ("candidate_dataclass_ordered", "def versions(pairs):\n    \"\"\"Dataclass V(major, minor) objects, order=True, with bump(); in the given order.\"\"\"\n",
+     ORDERED + "    return [V(a, b) for a, b in pairs]\n",
+     ORDERED.replace("major: int\n        minor: int", "minor: int\n        major: int") + "    return [V(b, a) for a, b in pairs]\n",
+     "def check(candidate):\n    vs = candidate([(1, 9), (2, 0), (1, 10)])\n    assert vs[0] < vs[1] and vs[2] >= vs[0] and not vs[1] <= vs[2]\n"
+     "    assert [(v.major, v.minor) for v in sorted(vs)] == [(1, 9), (1, 10), (2, 0)]\n    assert max(vs).bump().minor == 1\n"),
     ("candidate_dataclass_str_only", "def money(cents):\n    \"\"\"A dataclass M(cents) whose str is like '$1.05'.\"\"\"\n",
      MONEY + "    return M(cents)\n", MONEY.replace("{:02d}", "{}") + "    return M(cents)\n",
      "def check(candidate):\n    assert str(candidate(105)) == '$1.05'\n    assert candidate(105).cents == 105\n"
