@@ -86,10 +86,28 @@ def _run_command(args: argparse.Namespace, elsewhere) -> int:
         print("interrupted", file=sys.stderr)
         return 130
     except Exception as exc:  # users get one clear line; --debug shows where it came from
+        if isinstance(exc, BrokenPipeError) and _stdout_gone():
+            # The reader of our output left (`| head`): no message, and the shell's status for a writer whose
+            # pipe closed (results files are already written). stdout goes to /dev/null so the exit's flush
+            # cannot fail too.
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            return 141
         if args.debug or os.environ.get("PROOFCODE_DEBUG"):
             traceback.print_exc()
         print(f"proofcode {args.command}: error: {exc}", file=sys.stderr)
         return 2
+
+
+def _stdout_gone() -> bool:
+    """Whether stdout is a pipe nobody reads any more (poll reports an error on its write end)."""
+    import select
+
+    try:
+        poller = select.poll()
+        poller.register(sys.stdout.fileno(), select.POLLOUT)
+        return any(events & select.POLLERR for _, events in poller.poll(0))
+    except (OSError, ValueError, AttributeError):
+        return False
 
 
 def run() -> None:
