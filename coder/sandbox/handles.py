@@ -8,11 +8,11 @@ Comparisons are never the candidate's to decide: `==` between two handles replay
 recorded answer is what the objects' recorded data says (identity for classes without their own
 `__eq__`, equal class and attributes for those with one); against any other value, or for ordering,
 the replay cannot grade it (`Unsupported`), except between two objects of an `order=True` dataclass
-(decided from their recorded fields). A handle of a dataclass has its fields (`make`), so the
-dataclasses module's functions read them as recorded attributes.
+(decided from their recorded fields). A handle of a dataclass has its fields (`DataclassHandle`).
 """
 from __future__ import annotations
 
+import functools
 import operator
 
 # Binary operators the tests may apply to a candidate's object (the reflected form swaps operands).
@@ -100,32 +100,40 @@ for _name in ("len", "iter", "str", "repr", "bool", "hash", "int", "float", "ind
     setattr(Handle, f"__{_name}__", lambda self, _n=_name: self._pc(_n))
 
 
-HANDLE_TYPES = {Handle}  # Handle and the dataclass-shaped subclasses below: exactly the types of handles
+class DataclassHandle(Handle):
+    """A handle of an object of the program's dataclass: `__dataclass_fields__` names its fields (from the
+    recorded class description), so `dataclasses.fields`, `asdict` and `astuple` read them as recorded
+    attributes, as they do on the object."""
+
+    __slots__ = ()
+
+    @property
+    def __dataclass_fields__(self) -> dict:
+        return _fields(tuple(desc(self)[3]["dataclass"]))
 
 
-def make(op, n: int, desc: list) -> Handle:
-    """A handle; for an object of the program's dataclass, of a Handle subclass whose `__dataclass_fields__`
-    names its fields, so `dataclasses.fields`, `asdict` and `astuple` work on it through recorded attribute
-    reads, as they do on the object (its methods are then calls like any other class's)."""
-    extra = desc[3] if type(desc) is list and len(desc) > 3 and type(desc[3]) is dict else {}
+HANDLE_TYPES = (Handle, DataclassHandle)  # `type(x) in HANDLE_TYPES`: exactly the handles
+_MAX_FIELDS = 1000  # a description with more is not given the dataclass shape (the server builds it)
+
+
+def make(op, n: int, cls_desc: list) -> Handle:
+    """The handle of the program's object `n` with class description `cls_desc` (see `DataclassHandle`)."""
+    extra = cls_desc[3] if type(cls_desc) is list and len(cls_desc) > 3 and type(cls_desc[3]) is dict else {}
     names = extra.get("dataclass")
-    if type(names) is list and all(type(f) is str and f.isidentifier() for f in names):
-        return _dataclass_handle(tuple(names))(op, n, desc)
-    return Handle(op, n, desc)
+    if (type(names) is list and len(names) <= _MAX_FIELDS and all(type(f) is str for f in names)
+            and _fields(tuple(names)) is not None):
+        return DataclassHandle(op, n, cls_desc)
+    return Handle(op, n, cls_desc)
 
 
-_DATACLASS_HANDLES: dict[tuple[str, ...], type] = {}
+@functools.lru_cache(maxsize=256)
+def _fields(names: tuple[str, ...]) -> dict | None:
+    import dataclasses
 
-
-def _dataclass_handle(names: tuple[str, ...]) -> type:
-    cls = _DATACLASS_HANDLES.get(names)
-    if cls is None:
-        import dataclasses
-
-        fields = dataclasses.make_dataclass("Fields", names).__dataclass_fields__
-        cls = _DATACLASS_HANDLES[names] = type("Handle", (Handle,), {"__slots__": (), "__dataclass_fields__": fields})
-        HANDLE_TYPES.add(cls)
-    return cls
+    try:
+        return dataclasses.make_dataclass("Fields", names).__dataclass_fields__
+    except TypeError:  # repeated or reserved names: not what a real dataclass has
+        return None
 
 
 def number(handle: Handle) -> int:

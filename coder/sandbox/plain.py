@@ -72,7 +72,7 @@ def _own_behaviour(cls: type) -> bool:
                 if code is not None and code.co_filename != "<string>" and not code.co_filename.endswith("dataclasses.py"):
                     return True
     except Exception:
-        return True  # an odd class: a handle is always correct, a stand-in only for plain data
+        return True  # an odd class: a handle (every use recorded) is the general path
     return False
 
 
