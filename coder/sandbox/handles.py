@@ -2,7 +2,7 @@
 
 The trusted replay cannot rebuild an object whose class only the program defines (its methods are
 candidate code). Both stages give the tests a `Handle` instead; each attribute read, method call and
-protocol use (len, iter, item access, str/repr, bool, hash, arithmetic) is one recorded call to the
+protocol use (len, iter, item access, str/repr, bool, hash, arithmetic, copy) is one recorded call to the
 candidate (named "#n", like a returned closure's), whose plain answer the trusted tests then judge.
 Comparisons are never the candidate's to decide: `==` between two handles replays only when the
 recorded answer is what the objects' recorded data says (identity for classes without their own
@@ -12,6 +12,7 @@ the replay cannot grade it (`Unsupported`), except between two objects of an `or
 """
 from __future__ import annotations
 
+import copy
 import functools
 import operator
 
@@ -51,6 +52,12 @@ class Handle:
 
     def __call__(self, *args, **kwargs):
         return self._pc("call", *args, **kwargs)
+
+    def __copy__(self):  # the candidate's copy (a new handle), not a second handle of the same object
+        return self._pc("copy")
+
+    def __deepcopy__(self, memo):
+        return self._pc("deepcopy")
 
     def __getitem__(self, key):
         return self._pc("getitem", key)
@@ -175,7 +182,8 @@ def perform(obj, op: str, *args, **kwargs):
 
 _PROTOCOL = {"len": len, "iter": iter, "getitem": operator.getitem, "setitem": operator.setitem,
              "delitem": operator.delitem, "contains": lambda o, x: x in o, "str": str, "repr": repr,
-             "bool": bool, "hash": hash, "int": int, "float": float, "index": operator.index}
+             "bool": bool, "hash": hash, "int": int, "float": float, "index": operator.index,
+             "copy": copy.copy, "deepcopy": copy.deepcopy}
 
 
 def _data(obj) -> object:

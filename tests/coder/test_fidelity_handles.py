@@ -31,6 +31,8 @@ DATAPOINT = ("    from dataclasses import dataclass\n    @dataclass\n    class P
              "        def __str__(self):\n            return f'{self.x},{self.y}'\n")
 ORDERED = ("    from dataclasses import dataclass\n    @dataclass(order=True)\n    class V:\n        major: int\n        minor: int\n"
            "        def bump(self):\n            return V(self.major, self.minor + 1)\n")
+BAG = ("    class Bag:\n        def __init__(self):\n            self.items = []\n"
+       "        def add(self, x):\n            self.items.append(x)\n            return self\n")
 MONEY = ("    from dataclasses import dataclass\n    @dataclass(frozen=True)\n    class M:\n        cents: int\n"
          "        def __str__(self):\n            return '${}.{:02d}'.format(*divmod(self.cents, 100))\n")
 
@@ -69,6 +71,12 @@ CASES = [
      ORDERED.replace("major: int\n        minor: int", "minor: int\n        major: int") + "    return [V(b, a) for a, b in pairs]\n",
      "def check(candidate):\n    vs = candidate([(1, 9), (2, 0), (1, 10)])\n    assert vs[0] < vs[1] and vs[2] >= vs[0] and not vs[1] <= vs[2]\n"
      "    assert [(v.major, v.minor) for v in sorted(vs)] == [(1, 9), (1, 10), (2, 0)]\n    assert max(vs).bump().minor == 1\n"),
+    ("candidate_object_copied", "def make_bag():\n    \"\"\"A Bag with .items (a list, starting [1]) and add(x) appending x, returning the bag; copyable.\"\"\"\n",
+     BAG + "    return Bag().add(1)\n",
+     BAG + "        def __deepcopy__(self, memo):\n            return self\n    return Bag().add(1)\n",
+     "import copy\n\ndef check(candidate):\n    b = candidate()\n    c = copy.deepcopy(b)\n    c.add(2)\n"
+     "    assert b.items == [1] and c.items == [1, 2] and c is not b\n    s = copy.copy(b)\n    s.add(3)\n"
+     "    assert b.items == [1, 3]\n"),
     ("candidate_dataclass_str_only", "def money(cents):\n    \"\"\"A dataclass M(cents) whose str is like '$1.05'.\"\"\"\n",
      MONEY + "    return M(cents)\n", MONEY.replace("{:02d}", "{}") + "    return M(cents)\n",
      "def check(candidate):\n    assert str(candidate(105)) == '$1.05'\n    assert candidate(105).cents == 105\n"
