@@ -2,8 +2,9 @@
 
 The trusted replay cannot rebuild an object whose class only the program defines (its methods are
 candidate code). Both stages give the tests a `Handle` instead; each attribute read, method call and
-protocol use (len, iter, item access, str/repr, bool, hash, arithmetic, copy) is one recorded call to the
-candidate (named "#n", like a returned closure's), whose plain answer the trusted tests then judge.
+protocol use (len, iter, reversed, item access, str/repr/format, bool, hash, arithmetic, copy) is one
+recorded call to the candidate (named "#n", like a returned closure's), whose plain answer the trusted
+tests then judge.
 Comparisons are never the candidate's to decide: `==` between two handles replays only when the
 recorded answer is what the objects' recorded data says (identity for classes without their own
 `__eq__`, equal class and attributes for those with one); against any other value, or for ordering,
@@ -59,6 +60,12 @@ class Handle:
     def __deepcopy__(self, memo):
         return self._pc("deepcopy")
 
+    def __format__(self, spec):
+        return self._pc("format", spec)
+
+    def __reversed__(self):
+        return self._pc("reversed")
+
     def __getitem__(self, key):
         return self._pc("getitem", key)
 
@@ -98,9 +105,18 @@ def _binary(name: str, reflected: bool):
     return method
 
 
+def _inplace(name: str):  # `h += x`: the candidate's __iadd__ (or its __add__, as Python falls back)
+    def method(self, other):
+        return self._pc("inplace", name, other)
+
+    method.__name__ = f"__i{name}__"
+    return method
+
+
 for _name in _BINARY:
     setattr(Handle, f"__{_name}__", _binary(_name, False))
     setattr(Handle, f"__r{_name}__", _binary(_name, True))
+    setattr(Handle, f"__i{_name}__", _inplace(_name))
 for _name in _UNARY:
     setattr(Handle, f"__{_name}__", lambda self, _n=_name: self._pc("unary", _n))
 for _name in ("len", "iter", "str", "repr", "bool", "hash", "int", "float", "index"):
@@ -177,13 +193,15 @@ def perform(obj, op: str, *args, **kwargs):
         return fn(other, obj) if reflected else fn(obj, other)
     if op == "unary":
         return getattr(operator, args[0])(obj)
+    if op == "inplace":
+        return getattr(operator, "i" + args[0])(obj, args[1])
     raise TypeError(f"unknown handle operation {op!r}")
 
 
 _PROTOCOL = {"len": len, "iter": iter, "getitem": operator.getitem, "setitem": operator.setitem,
              "delitem": operator.delitem, "contains": lambda o, x: x in o, "str": str, "repr": repr,
              "bool": bool, "hash": hash, "int": int, "float": float, "index": operator.index,
-             "copy": copy.copy, "deepcopy": copy.deepcopy}
+             "copy": copy.copy, "deepcopy": copy.deepcopy, "format": format, "reversed": reversed}
 
 
 def _data(obj) -> object:

@@ -33,6 +33,10 @@ ORDERED = ("    from dataclasses import dataclass\n    @dataclass(order=True)\n 
            "        def bump(self):\n            return V(self.major, self.minor + 1)\n")
 BAG = ("    class Bag:\n        def __init__(self):\n            self.items = []\n"
        "        def add(self, x):\n            self.items.append(x)\n            return self\n")
+ACC = ("    class Acc:\n        def __init__(self, v):\n            self.v = v\n"
+       "        def __iadd__(self, x):\n            self.v += x\n            return self\n"
+       "        def __format__(self, spec):\n            return format(self.v, spec)\n"
+       "        def __reversed__(self):\n            return iter(range(self.v, 0, -1))\n")
 MONEY = ("    from dataclasses import dataclass\n    @dataclass(frozen=True)\n    class M:\n        cents: int\n"
          "        def __str__(self):\n            return '${}.{:02d}'.format(*divmod(self.cents, 100))\n")
 
@@ -77,6 +81,10 @@ CASES = [
      "import copy\n\ndef check(candidate):\n    b = candidate()\n    c = copy.deepcopy(b)\n    c.add(2)\n"
      "    assert b.items == [1] and c.items == [1, 2] and c is not b\n    s = copy.copy(b)\n    s.add(3)\n"
      "    assert b.items == [1, 3]\n"),
+    ("candidate_inplace_format_reversed", "def make_acc(v):\n    \"\"\"An accumulator: += adds in place, format() formats its value, reversed() counts down from it.\"\"\"\n",
+     ACC + "    return Acc(v)\n", ACC.replace("self.v += x\n            return self", "return Acc(self.v + x)") + "    return Acc(v)\n",
+     "def check(candidate):\n    a = candidate(3)\n    b = a\n    a += 2\n    assert a is b and a.v == 5\n"
+     "    assert f'{a:>4}' == '   5' and f'{a}' == '5'\n    assert list(reversed(a)) == [5, 4, 3, 2, 1]\n"),
     ("candidate_dataclass_str_only", "def money(cents):\n    \"\"\"A dataclass M(cents) whose str is like '$1.05'.\"\"\"\n",
      MONEY + "    return M(cents)\n", MONEY.replace("{:02d}", "{}") + "    return M(cents)\n",
      "def check(candidate):\n    assert str(candidate(105)) == '$1.05'\n    assert candidate(105).cents == 105\n"
