@@ -132,17 +132,21 @@ class DataclassHandle(Handle):
 
     @property
     def __dataclass_fields__(self) -> dict:
-        return _fields(tuple(desc(self)[3]["dataclass"]))
+        return _fields(tuple(_extra(desc(self))["dataclass"]))
 
 
 HANDLE_TYPES = (Handle, DataclassHandle)  # `type(x) in HANDLE_TYPES`: exactly the handles
 _MAX_FIELDS = 1000  # a description with more is not given the dataclass shape (the server builds it)
 
 
+def _extra(cls_desc) -> dict:
+    """The class-specific part of a recorded class description (enum members, dataclass fields...), or {}."""
+    return cls_desc[3] if type(cls_desc) is list and len(cls_desc) > 3 and type(cls_desc[3]) is dict else {}
+
+
 def make(op, n: int, cls_desc: list) -> Handle:
     """The handle of the program's object `n` with class description `cls_desc` (see `DataclassHandle`)."""
-    extra = cls_desc[3] if type(cls_desc) is list and len(cls_desc) > 3 and type(cls_desc[3]) is dict else {}
-    names = extra.get("dataclass")
+    names = _extra(cls_desc).get("dataclass")
     if (type(names) is list and len(names) <= _MAX_FIELDS and all(type(f) is str for f in names)
             and _fields(tuple(names)) is not None):
         return DataclassHandle(op, n, cls_desc)
@@ -251,7 +255,7 @@ def _dataclass_order(handle: Handle, args: tuple, answer):
         raise ValueError("malformed recording: comparison")
     said, mine, theirs = answer
     d, other = desc(handle), args[1]
-    extra = d[3] if len(d) > 3 and type(d[3]) is dict else {}
+    extra = _extra(d)
     fields = extra.get("dataclass")
     try:
         if (extra.get("order") is not True or type(fields) is not list or type(other) not in HANDLE_TYPES
