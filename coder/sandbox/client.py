@@ -22,8 +22,9 @@ _START_TIMEOUT_S = 60.0
 class _ForkServerClient:
     """Owns one fork server process; `submit` is thread-safe, a reader thread resolves futures."""
 
-    def __init__(self) -> None:
-        self.proc, self.sock = startup.take() or startup.spawn()  # one `proofcode grade` started early
+    def __init__(self, started: tuple | None = None) -> None:
+        # a server `proofcode grade` started early, else a new one
+        self.proc, self.sock = started or startup.take() or startup.spawn()
         self.owner_pid = os.getpid()
         self.lock = threading.Lock()
         self.pending: dict[int, Future] = {}
@@ -111,7 +112,10 @@ def _get_server() -> _ForkServerClient:
         _servers[:] = [s for s in _servers if s.alive and s.owner_pid == os.getpid() and s.proc.poll() is None]
         server = min(_servers, key=lambda s: len(s.pending), default=None)
         if server is None or (server.pending and len(_servers) < _MAX_SERVERS):
-            server = _ForkServerClient()
+            started = startup.take(ready_only=server is not None)
+            if started is None and server is not None and startup.starting():
+                return server  # a prestarted one is still starting: this busy one runs the job meanwhile
+            server = _ForkServerClient(started)
             _servers.append(server)
             _share_cores(_servers)
         return server
@@ -187,9 +191,26 @@ def _run(job: dict, limits: Limits) -> Verdict:
 @functools.lru_cache(maxsize=1024)  # the same tests are used for every sample of a problem
 def _names_used(source: str) -> frozenset[str]:
     try:
-        return frozenset(n.id for n in ast.walk(ast.parse(source)) if isinstance(n, ast.Name))
+        return _names(ast.parse(source))
     except harness.UNPARSABLE:
         return frozenset()
+
+
+def _names(tree: ast.AST) -> frozenset[str]:
+    """Every `ast.Name` id in `tree`: `ast.walk`'s result at half its cost (a grader pays it per problem)."""
+    names, stack, AST, Name = set(), [tree], ast.AST, ast.Name
+    while stack:
+        node = stack.pop()
+        if isinstance(node, Name):
+            names.add(node.id)
+        elif isinstance(node, AST):
+            for field in node._fields:
+                value = getattr(node, field, None)
+                if isinstance(value, list):
+                    stack.extend(value)
+                elif isinstance(value, AST):
+                    stack.append(value)
+    return frozenset(names)
 
 
 @functools.lru_cache(maxsize=1024)

@@ -83,12 +83,41 @@ def landlock_abi() -> int:
 def seccomp_available() -> bool:
     """True when pyseccomp and libseccomp.so.2 load."""
     try:
-        import pyseccomp  # noqa: F401
-
+        pyseccomp = _import_pyseccomp()
         pyseccomp.SyscallFilter(pyseccomp.ALLOW)
         return True
     except Exception:  # ImportError or OSError (libseccomp.so.2 missing)
         return False
+
+
+# The sonames pyseccomp looks up, fixed by the libraries' ABIs (glibc; libseccomp 2.x).
+_SONAMES = {"c": "libc.so.6", "seccomp": "libseccomp.so.2"}
+
+
+def _import_pyseccomp():
+    """pyseccomp, imported without running `ldconfig -p` twice: its import resolves libc and libseccomp
+    with `ctypes.util.find_library`, a subprocess each (~5 ms of every fork server's start-up). A
+    soname that loads is used as is; anything else (musl, another libseccomp) asks find_library."""
+    import ctypes.util
+
+    real = ctypes.util.find_library
+
+    def find_library(name: str):
+        soname = _SONAMES.get(name)
+        if soname:
+            try:
+                ctypes.CDLL(soname)
+                return soname
+            except OSError:
+                pass
+        return real(name)
+
+    ctypes.util.find_library = find_library
+    try:
+        import pyseccomp
+    finally:
+        ctypes.util.find_library = real
+    return pyseccomp
 
 
 def enter_network_namespace() -> bool:
@@ -218,8 +247,7 @@ def compile_seccomp(stage: str) -> bytes:
     Built once in the fork server (libseccomp takes milliseconds). The kernel compiles a filter
     when it is loaded, so the big one is loaded once, by the zygote, and children inherit it.
     """
-    import pyseccomp as sc
-
+    sc = _import_pyseccomp()
     f = sc.SyscallFilter(sc.ALLOW)
     deny = sc.ERRNO(errno.EPERM)
     for name in (_DENIED + _SIGNALS) if stage == "zygote" else _DENIED_IN_RUNS:

@@ -4,7 +4,7 @@ It is the trusted judge: it enforces the wall clock (SIGKILL through the child's
 every verdict; for function tests it replays the pristine tests against the child's recorded
 plain-data answers itself (stage 2, see harness). The children are forked by the zygote, a process
 this server forks once at start-up (see zygote: it keeps this server's pages out of every fork).
-Started by `coder.sandbox.client` as `python -S -m coder.sandbox.server FD`; talks length-prefixed
+Started by `coder.sandbox.client` as `python -S -c '...server import main; main()' FD`; talks length-prefixed
 pickles over the inherited socket. It lives in its own network namespace (no interfaces up) when
 the kernel allows.
 """
@@ -450,6 +450,7 @@ def _site_builtins() -> None:
 
 
 def main() -> None:
+    gc.enable()  # off while the server's modules were imported (see startup._SERVER_MAIN)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the client's Ctrl-C is for the client
     # Inherited across exec from whatever started the client (Ray workers, job runners): we need
     # SIGCHLD at its default (else children are auto-reaped) and nothing blocked.
