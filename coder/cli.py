@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import os
 from pathlib import Path
@@ -58,11 +59,20 @@ def cmd_grade(args: argparse.Namespace, executor=None) -> int:
 
         # The fork servers start (~0.1 s each) while the grader is imported and problems and samples read.
         startup.prestart(min(args.workers or os.cpu_count() or 1, startup.MAX_SERVERS))
-    from proofcode_common import report_ungraded
+    # These imports make ~200k objects that live as long as the command: collecting while they are
+    # made, and scanning them again in each full collection while grading, is wasted work (~15 ms).
+    collecting = gc.isenabled()
+    gc.disable()
+    try:
+        from proofcode_common import report_ungraded
 
-    from coder.grading import GradingJob, format_summary, grade_samples, parse_ks
-    from coder.problems import load_problems
-    from coder.sandbox import Limits
+        from coder.grading import GradingJob, format_summary, grade_samples, parse_ks
+        from coder.problems import load_problems
+        from coder.sandbox import Limits
+    finally:
+        gc.freeze()
+        if collecting:
+            gc.enable()
 
     limits = Limits(timeout_s=args.timeout, allow_weaker_sandbox=args.allow_weaker_sandbox)
     job = GradingJob(problems=str(args.problems) if args.problems else (args.benchmark or "humaneval"),
