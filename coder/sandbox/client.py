@@ -47,6 +47,8 @@ class _ForkServerClient:
                     self.hello.set_exception(SandboxUnavailable(f"the sandbox fork server could not start: {msg['error']}"))
                     continue
                 if "hello" in msg:
+                    if isinstance(self.proc, startup.Forked):
+                        self.proc.attach(msg["pid"])
                     self.zygote_pid = msg.get("zygote")
                     self.hello.set_result(msg["hello"])
                     continue

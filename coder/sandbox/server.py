@@ -4,7 +4,8 @@ It is the trusted judge: it enforces the wall clock (SIGKILL through the child's
 every verdict; for function tests it replays the pristine tests against the child's recorded
 plain-data answers itself (stage 2, see harness). The children are forked by the zygote, a process
 this server forks once at start-up (see zygote: it keeps this server's pages out of every fork).
-Started by `coder.sandbox.client` as `python -S -c '...server import main; main()' FD`; talks length-prefixed
+Started by `coder.sandbox.startup` as `python -S -c '...server import launch; launch()' FD...` (see
+`launch`: one process, a server per socket); talks length-prefixed
 pickles over the inherited socket. It lives in its own network namespace (no interfaces up) when
 the kernel allows.
 """
@@ -449,7 +450,23 @@ def _site_builtins() -> None:
     site.sethelper()
 
 
-def main() -> None:
+def launch() -> None:
+    """`python -S -c ... FD [FD ...]`: serve the first socket; for each other one, a copy of this process
+    forked now, its modules imported, serves it (a second interpreter start and imports saved)."""
+    fds = [int(arg) for arg in sys.argv[1:]]
+    for fd in fds[1:]:
+        if os.fork() == 0:
+            for other in fds:
+                if other != fd:
+                    os.close(other)
+            os.setsid()  # a session of its own, as the first one's (`subprocess` start_new_session)
+            main(fd)
+            os._exit(0)
+        os.close(fd)
+    main(fds[0])
+
+
+def main(fd: int) -> None:
     gc.enable()  # off while the server's modules were imported (see startup._SERVER_MAIN)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the client's Ctrl-C is for the client
     # Inherited across exec from whatever started the client (Ray workers, job runners): we need
@@ -457,7 +474,7 @@ def main() -> None:
     signal.signal(signal.SIGCHLD, signal.SIG_DFL)
     signal.pthread_sigmask(signal.SIG_SETMASK, [])
     _site_builtins()
-    sock = socket.socket(fileno=int(sys.argv[1]))
+    sock = socket.socket(fileno=fd)
     try:
         server = ForkServer(sock)  # forks the zygote
     except Exception as exc:  # the client raises SandboxUnavailable with this
@@ -471,4 +488,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    launch()

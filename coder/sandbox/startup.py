@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import select
+import signal
 import socket
 import subprocess
 import sys
@@ -16,8 +17,6 @@ from pathlib import Path
 
 _lock = threading.Lock()
 _ready: list[tuple[int, subprocess.Popen, socket.socket]] = []  # (owner pid, server, our end of its socket)
-_coming = [0, os.getpid()]  # servers `prestart` will still spawn, and for which process
-_FIRST_WAIT_S = 60.0  # the others start after the first said hello, or after this long anyway
 
 
 def cores() -> list[int]:
@@ -35,73 +34,81 @@ MAX_SERVERS = max(1, min(len(cores()), 4))
 # -c rather than -m: running a module as __main__ imports runpy and importlib.util (~4 ms of each
 # server's start-up) and would leave the server's own module as every run's `__main__`. Its imports
 # make only lasting objects, so it collects none while importing (~2 ms); `main` turns collection on.
-_SERVER_MAIN = "import gc; gc.disable(); from coder.sandbox.server import main; main()"
+_SERVER_MAIN = "import gc; gc.disable(); from coder.sandbox.server import launch; launch()"
 
 
 def spawn() -> tuple[subprocess.Popen, socket.socket]:
     """A new fork server process and this side of its socket (it says hello when it is ready)."""
-    parent, child = socket.socketpair()
+    return spawn_group(1)[0]
+
+
+def spawn_group(n: int) -> list[tuple[subprocess.Popen | Forked, socket.socket]]:
+    """`n` new fork servers from one interpreter start: the process started serves the first socket and
+    forks, once its modules are imported, a copy for each other one (`server.launch`); this side of each
+    socket (each server says hello when it is ready)."""
+    pairs = [socket.socketpair() for _ in range(n)]
+    ends = [child.fileno() for _, child in pairs]
     env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "LANG": "C.UTF-8", "PYTHONPATH": _server_path()}
     try:
-        proc = subprocess.Popen(
-            [sys.executable, "-S", "-c", _SERVER_MAIN, str(child.fileno())],
-            pass_fds=(child.fileno(),), stdin=subprocess.DEVNULL, env=env, start_new_session=True,
-        )
+        proc = subprocess.Popen([sys.executable, "-S", "-c", _SERVER_MAIN, *map(str, ends)], pass_fds=ends,
+                                stdin=subprocess.DEVNULL, env=env, start_new_session=True)
+    except BaseException:
+        for parent, _ in pairs:
+            parent.close()
+        raise
     finally:
-        child.close()
-    return proc, parent
+        for _, child in pairs:
+            child.close()
+    return [(proc if i == 0 else Forked(), parent) for i, (parent, _) in enumerate(pairs)]
+
+
+class Forked:
+    """A server forked by the first of its group: not this process's child, so it is watched through a
+    pidfd, opened when its hello gives its pid (`attach`); `poll`, `wait`, `kill` and `pid` as Popen's."""
+
+    def __init__(self) -> None:
+        self.pid: int | None = None
+        self._pidfd: int | None = None
+
+    def attach(self, pid: int) -> None:
+        # It has just said hello and only exits when its socket closes: the pid cannot be recycled yet.
+        self.pid, self._pidfd = pid, os.pidfd_open(pid)
+
+    def poll(self) -> int | None:
+        """None while it runs; 0 once it has exited (its status belongs to its parent)."""
+        return 0 if self._pidfd is not None and _readable(self._pidfd, 0) else None
+
+    def wait(self, timeout: float | None = None) -> int:
+        if self._pidfd is not None and not _readable(self._pidfd, timeout):
+            raise subprocess.TimeoutExpired(f"fork server {self.pid}", timeout)
+        return 0
+
+    def kill(self) -> None:
+        if self._pidfd is not None:
+            try:
+                signal.pidfd_send_signal(self._pidfd, signal.SIGKILL)
+            except OSError:  # already gone
+                pass
 
 
 def prestart(n: int) -> None:
-    """Start `n` fork servers (not waiting for them), for `take` to hand out later: the first now, the
-    others once the first is ready, so that it starts without sharing its core and the grader can use
-    it while they start (`take(ready_only=True)`)."""
+    """Start `n` fork servers now (not waiting for them), on this process's last core, for `take` to hand
+    out later: their start-up then overlaps with the grader's imports on the other cores."""
     with _lock:
-        _forget_inherited()
-        want = n - sum(owner == os.getpid() for owner, _, _ in _ready) - _coming[0]
+        want = n - sum(owner == os.getpid() for owner, _, _ in _ready)
         if want <= 0:
             return
-        proc, sock = _spawn_pinned()
-        _ready.append((os.getpid(), proc, sock))
-        if want > 1:
-            _coming[:] = [_coming[0] + want - 1, os.getpid()]
-            threading.Thread(target=_spawn_after, args=(sock, want - 1), name="sandbox-prestart", daemon=True).start()
+        group = spawn_group(want)
+        mine = cores()
+        if len(mine) > 1:  # before it forks the others: they inherit it
+            try:
+                os.sched_setaffinity(group[0][0].pid, {mine[-1]})
+            except OSError:
+                pass
+        _ready.extend((os.getpid(), proc, sock) for proc, sock in group)
 
 
-def _spawn_after(first: socket.socket, n: int) -> None:
-    """Spawn `n` more servers once `first` has said hello (or failed): polling leaves its message unread."""
-    _readable(first, _FIRST_WAIT_S)
-    for _ in range(n):
-        try:
-            proc, sock = _spawn_pinned()
-            with _lock:
-                _ready.append((os.getpid(), proc, sock))
-        except OSError:
-            pass  # e.g. EAGAIN: the client starts one itself when it needs it
-        finally:
-            with _lock:
-                _coming[0] -= 1
-
-
-def _spawn_pinned() -> tuple[subprocess.Popen, socket.socket]:
-    """`spawn`, on this process's last core: its start-up then leaves the other cores to the grader."""
-    proc, sock = spawn()
-    mine = cores()
-    if len(mine) > 1:
-        try:
-            os.sched_setaffinity(proc.pid, {mine[-1]})
-        except OSError:
-            pass
-    return proc, sock
-
-
-def _forget_inherited() -> None:
-    """Prestarted servers belong to the process that started them, not to a child it forked."""
-    if _coming[1] != os.getpid():
-        _coming[:] = [0, os.getpid()]
-
-
-def take(ready_only: bool = False) -> tuple[subprocess.Popen, socket.socket] | None:
+def take(ready_only: bool = False) -> tuple[subprocess.Popen | Forked, socket.socket] | None:
     """A prestarted server of this process that is still running (with `ready_only`, one that has already
     said hello), or None."""
     with _lock:
@@ -116,22 +123,21 @@ def take(ready_only: bool = False) -> tuple[subprocess.Popen, socket.socket] | N
     return None
 
 
-def _readable(sock: socket.socket, timeout_s: float) -> bool:
-    """Whether `sock` has something to read (hello, or end of file), waiting up to `timeout_s`; poll, not
-    select, which refuses descriptors above 1023."""
-    poller = select.poll()
-    try:
-        poller.register(sock, select.POLLIN)
-        return bool(poller.poll(timeout_s * 1000))
-    except (OSError, ValueError):  # closed meanwhile
-        return True
-
-
 def starting() -> bool:
     """Whether a prestarted server of this process is still starting (not yet taken)."""
     with _lock:
-        _forget_inherited()
-        return _coming[0] > 0 or any(owner == os.getpid() for owner, _, _ in _ready)
+        return any(owner == os.getpid() for owner, _, _ in _ready)
+
+
+def _readable(fd, timeout_s: float | None) -> bool:
+    """Whether `fd` (a socket: hello or end of file; a pidfd: exited) is readable, waiting up to
+    `timeout_s` (None: until it is); poll, not select, which refuses descriptors above 1023."""
+    poller = select.poll()
+    try:
+        poller.register(fd, select.POLLIN)
+        return bool(poller.poll(None if timeout_s is None else timeout_s * 1000))
+    except (OSError, ValueError):  # closed meanwhile
+        return True
 
 
 def _server_path() -> str:

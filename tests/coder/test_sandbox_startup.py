@@ -1,7 +1,6 @@
-"""Fork servers started early (`proofcode grade`): one at a time, and none handed out before it is ready."""
+"""Fork servers started early (`proofcode grade`): one interpreter for all, none handed out before it is ready."""
 from __future__ import annotations
 
-import select
 import subprocess
 import sys
 from pathlib import Path
@@ -17,35 +16,31 @@ def _run(code: str) -> list[str]:
     return out.stdout.split()
 
 
-def test_prestarted_servers_start_one_after_another_and_wait_to_be_ready():
-    # The second server is spawned only once the first said hello (it starts on a core of its own);
-    # `take(ready_only=True)` hands out none that has not said hello, and `starting` says one is coming.
+def test_prestarted_servers_come_from_one_interpreter_and_are_handed_out_once_ready():
+    # One process is started; it forks the second server once its modules are imported, so the second
+    # is not its caller's child (watched through a pidfd). `take(ready_only=True)` hands out none that
+    # has not said hello, and `starting` says one is still to be taken.
     code = """
-import select, time
+import os, signal, subprocess
 from coder.sandbox import startup
-spawned = []
-real = startup.spawn
-def spawn():
-    if spawned:
-        print("first-ready-at-second-spawn", bool(select.select([spawned[0][1]], [], [], 0)[0]))
-    spawned.append(real())
-    return spawned[-1]
-startup.spawn = spawn
+from coder.sandbox.client import _ForkServerClient
 startup.prestart(2)
-print("ready-take-at-once", startup.take(ready_only=True) is not None, "starting", startup.starting())
-deadline = time.monotonic() + 60
-while len(spawned) < 2 and time.monotonic() < deadline:
-    time.sleep(0.01)
-for _, sock in spawned:
-    select.select([sock], [], [], 60)
-taken = [startup.take(ready_only=True) for _ in range(3)]
-print("taken", sum(t is not None for t in taken), "starting", startup.starting())
+print("ready-at-once", startup.take(ready_only=True) is not None, "starting", startup.starting())
+servers = [_ForkServerClient(startup.take()) for _ in range(2)]
+print("taken", startup.take() is None, "starting", startup.starting())
+first, second = servers
+print("forked", type(second.proc).__name__, second.proc.pid != first.proc.pid, second.proc.poll())
+print("sessions", os.getsid(first.proc.pid) == first.proc.pid, os.getsid(second.proc.pid) == second.proc.pid)
+second.proc.kill()
+second.proc.wait(timeout=10)
+print("killed", second.proc.poll(), first.proc.poll())
 """
     words = _run(code)
-    assert words[words.index("first-ready-at-second-spawn") + 1] == "True"
-    assert words[words.index("ready-take-at-once") + 1] == "False"  # the first cannot be ready yet
-    assert words[words.index("ready-take-at-once") + 3] == "True"
-    assert words[words.index("taken") + 1:] == ["2", "starting", "False"]
+    assert words[words.index("ready-at-once") + 1:words.index("ready-at-once") + 4] == ["False", "starting", "True"]
+    assert words[words.index("taken") + 1:words.index("taken") + 4] == ["True", "starting", "False"]
+    assert words[words.index("forked") + 1:words.index("forked") + 4] == ["Forked", "True", "None"]
+    assert words[words.index("sessions") + 1:words.index("sessions") + 3] == ["True", "True"]
+    assert words[words.index("killed") + 1:] == ["0", "None"]
 
 
 def test_a_forked_child_does_not_take_its_parents_prestarted_servers():

@@ -24,16 +24,13 @@ def test_grade_imports_no_other_command_and_adopts_its_prestarted_servers(tmp_pa
     samples = tmp_path / "s.jsonl"
     samples.write_text(json.dumps({"task_id": "HumanEval/0", "completion": "    return False\n"}) + "\n")
     code = f"""
-import sys, time
+import sys
 from workers.cli import main
 from coder.sandbox import client, startup
 spawned = []
-real = startup.spawn
-startup.spawn = lambda: spawned.append(real()) or spawned[-1]
+real = startup.spawn_group
+startup.spawn_group = lambda n: spawned.extend(real(n)) or spawned[-n:]
 assert main(["grade", {str(samples)!r}, "--workers", "2", "--k", "1", "--no-progress"]) == 0
-deadline = time.monotonic() + 60
-while len(spawned) < min(2, len(startup.cores())) and time.monotonic() < deadline:  # the second starts
-    time.sleep(0.01)                                                  # once the first is ready
 heavy = [m for m in ("torch", "ray", "fastapi", "coder.math", "prover", "core_model") if m in sys.modules]
 print(heavy, len(spawned), all(s.proc.pid in [p.pid for p, _ in spawned] for s in client._servers))
 """
