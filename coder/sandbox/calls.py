@@ -151,6 +151,8 @@ class Recording:
                  capture_stdout: bool, capture_warnings: bool, trusted: frozenset = frozenset()):
         self.fd, self.ns, self.test_ns, self.shared, self.trusted = fd, ns, test_ns, shared, trusted
         self.objects: dict[int, int] = {}  # the candidate's objects behind handles: id -> number
+        self.class_numbers: dict[int, int] = {}  # their classes: id -> number (see handles.handle_class)
+        self.handle_classes: dict[int, type] = {}
         self.kept: dict[int, object] = {}  # number -> object (kept alive, so ids stay theirs)
         self.proxies: dict[int, Handle] = {}
         self.guard_random, self.capture_stdout, self.capture_warnings = guard_random, capture_stdout, capture_warnings
@@ -186,7 +188,7 @@ class Recording:
 
     def _call(self, name: str, fn, args: tuple, kwargs: dict):
         enc = Encoder(live=True, first_handle=self.handles, known=self.answered.ids, objects=self.objects,
-                      trusted=self.trusted)
+                      trusted=self.trusted, class_numbers=self.class_numbers)
         shared = {n: self.ns.get(n) for n in self.shared} if self.shared else None
         pre = json_text(enc.encode(_arguments(args, kwargs, shared), args=True))
         numbered = list(enc.objs)
@@ -276,10 +278,10 @@ class Recording:
 
     def _live(self, enc: Encoder, result):
         """The answer as the tests see it in stage 1: handles replaced by recording stand-ins."""
-        live = {id(obj): self._handle(n, kind, obj) for n, kind, obj in enc.handles}
+        live = {id(obj): self._handle(n, kind, obj, enc.handle_descs.get(n)) for n, kind, obj in enc.handles}
         return _replace(result, live, {})
 
-    def _handle(self, n: int, kind: str, obj):
+    def _handle(self, n: int, kind: str, obj, cls_desc: list | None = None):
         name = f"#{n}"
         if kind == "h":
             return self.recorder(name, obj)
@@ -291,7 +293,8 @@ class Recording:
                     answer = self.call(name, lambda *b, **c: handles.perform(obj, *b, **c), (op, *a), k)
                     return answer[0] if op in ("eq", "order") else answer  # the rest is the replay's evidence
 
-                proxy = self.proxies[n] = handles.make(use, n, Encoder()._classdesc(type(obj)))
+                proxy = self.proxies[n] = handles.make(use, n, cls_desc or Encoder()._classdesc(type(obj)),
+                                                       self.handle_classes)
             return proxy
         return self._iterate(name, iter(obj))
 
@@ -339,6 +342,7 @@ class Replaying:
         self.cursor = 0
         self.answered = Answered()
         self.proxies: dict[int, Handle] = {}
+        self.handle_classes: dict[int, type] = {}  # see handles.handle_class
         self.local: dict[str, type] = {}  # the tests' own classes met in arguments (check.<locals>.Tag)
 
     def class_replay(self, name: str) -> type:
@@ -433,7 +437,8 @@ class Replaying:
         if kind == "ho":
             if n in self.proxies or type(node[2]) is not list:
                 raise ValueError("malformed recording: handle")
-            proxy = self.proxies[n] = handles.make(lambda op, *a, **k: self._use(proxy, name, op, a, k), n, node[2])
+            proxy = self.proxies[n] = handles.make(lambda op, *a, **k: self._use(proxy, name, op, a, k), n, node[2],
+                                                   self.handle_classes)
             return proxy
         return self.replay(name) if kind == "h" else self._iterate(name)
 

@@ -9,7 +9,10 @@ Comparisons are never the candidate's to decide: `==` between two handles replay
 recorded answer is what the objects' recorded data says (identity for classes without their own
 `__eq__`, equal class and attributes for those with one); against any other value, or for ordering,
 the replay cannot grade it (`Unsupported`), except between two objects of an `order=True` dataclass
-(decided from their recorded fields). A handle of a dataclass has its fields (`DataclassHandle`).
+(decided from their recorded fields). Each class of the program has one handle class per session,
+named as it is (`type(obj).__name__`, `type(a) is type(b)`), callable or a context manager only when the
+program's class is, and a dataclass's has its fields; calling it constructs another object of the
+program's class (a recorded call, as `type(obj)(...)` and `dataclasses.replace` do).
 """
 from __future__ import annotations
 
@@ -27,7 +30,23 @@ class HandleMismatch(Exception):
     """A recorded comparison the objects' recorded data contradicts (raised as a replay mismatch)."""
 
 
-class Handle:
+class HandleType(type):
+    """The class of every handle class: `type(type(x)) is HandleType` says `x` is a handle (a type the
+    program cannot give its own objects). Calling a handle class constructs another object of the program's
+    class, through the object the class was first made for."""
+
+    def __call__(cls, *args, **kwargs):
+        first = cls.__dict__.get("_pc_first")
+        if first is None:
+            raise TypeError(f"cannot create {cls.__name__!r} instances")
+        return first._pc("new", *args, **kwargs)
+
+
+def is_handle(x) -> bool:
+    return type(type(x)) is HandleType
+
+
+class Handle(metaclass=HandleType):
     """One object of the candidate's, in either stage: `_pc_op(op, *args)` is the session's call."""
 
     __slots__ = ("_pc_op", "_pc_n", "_pc_desc", "__weakref__")
@@ -37,8 +56,8 @@ class Handle:
         object.__setattr__(self, "_pc_n", n)
         object.__setattr__(self, "_pc_desc", desc)
 
-    def _pc(self, op: str, *args):
-        return object.__getattribute__(self, "_pc_op")(op, *args)
+    def _pc(self, op: str, *args, **kwargs):
+        return object.__getattribute__(self, "_pc_op")(op, *args, **kwargs)
 
     def __getattr__(self, name):
         if name.startswith("_pc_"):
@@ -51,9 +70,6 @@ class Handle:
     def __delattr__(self, name):
         self._pc("delattr", name)
 
-    def __call__(self, *args, **kwargs):
-        return self._pc("call", *args, **kwargs)
-
     def __copy__(self):  # the candidate's copy (a new handle), not a second handle of the same object
         return self._pc("copy")
 
@@ -63,20 +79,14 @@ class Handle:
     def __format__(self, spec):
         return self._pc("format", spec)
 
-    def __reversed__(self):
-        return self._pc("reversed")
+    def __str__(self):
+        return self._pc("str")
 
-    def __getitem__(self, key):
-        return self._pc("getitem", key)
+    def __repr__(self):
+        return self._pc("repr")
 
-    def __setitem__(self, key, value):
-        self._pc("setitem", key, value)
-
-    def __delitem__(self, key):
-        self._pc("delitem", key)
-
-    def __contains__(self, item):
-        return self._pc("contains", item)
+    def __hash__(self):
+        return self._pc("hash")
 
     def __eq__(self, other):
         return self._pc("eq", other)
@@ -105,7 +115,7 @@ def _binary(name: str, reflected: bool):
     return method
 
 
-def _inplace(name: str):  # `h += x`: the candidate's __iadd__ (or its __add__, as Python falls back)
+def _inplace(name: str):  # `h += x`: the candidate's __iadd__
     def method(self, other):
         return self._pc("inplace", name, other)
 
@@ -113,29 +123,32 @@ def _inplace(name: str):  # `h += x`: the candidate's __iadd__ (or its __add__, 
     return method
 
 
-for _name in _BINARY:
-    setattr(Handle, f"__{_name}__", _binary(_name, False))
-    setattr(Handle, f"__r{_name}__", _binary(_name, True))
-    setattr(Handle, f"__i{_name}__", _inplace(_name))
-for _name in _UNARY:
-    setattr(Handle, f"__{_name}__", lambda self, _n=_name: self._pc("unary", _n))
-for _name in ("len", "iter", "str", "repr", "bool", "hash", "int", "float", "index"):
-    setattr(Handle, f"__{_name}__", lambda self, _n=_name: self._pc(_n))
+def _protocol(op: str):
+    def method(self, *args):
+        return self._pc(op, *args)
+
+    method.__name__ = f"__{op}__"
+    return method
 
 
-class DataclassHandle(Handle):
-    """A handle of an object of the program's dataclass: `__dataclass_fields__` names its fields (from the
-    recorded class description), so `dataclasses.fields`, `asdict` and `astuple` read them as recorded
-    attributes, as they do on the object."""
-
-    __slots__ = ()
-
-    @property
-    def __dataclass_fields__(self) -> dict:
-        return _fields(tuple(_extra(desc(self))["dataclass"]))
+def _exit(self, exc_type, exc, tb):  # the traceback stays here: __exit__ gets None for it
+    return self._pc("exit", exc_type, exc, None)
 
 
-HANDLE_TYPES = (Handle, DataclassHandle)  # `type(x) in HANDLE_TYPES`: exactly the handles
+# Protocols a handle class has only when the program's class has them (its description's "has"), so
+# `callable`, `with`, `len`, `iter`, operators and the collections.abc checks see what the class has;
+# a missing one fails (or falls back: `in` to iteration, `+=` to `+`) as it does on the object.
+_OPTIONAL = {
+    "__call__": lambda self, *args, **kwargs: self._pc("call", *args, **kwargs),
+    "__exit__": _exit,
+    **{f"__{op}__": _protocol(op) for op in ("enter", "len", "iter", "bool", "int", "float", "index", "reversed",
+                                             "getitem", "setitem", "delitem", "contains")},
+    **{f"__{name}__": _binary(name, False) for name in _BINARY},
+    **{f"__r{name}__": _binary(name, True) for name in _BINARY},
+    **{f"__i{name}__": _inplace(name) for name in _BINARY},
+    **{f"__{name}__": (lambda n: lambda self: self._pc("unary", n))(name) for name in _UNARY},
+}
+OPTIONAL_PROTOCOLS = tuple(_OPTIONAL)
 _MAX_FIELDS = 1000  # a description with more is not given the dataclass shape (the server builds it)
 
 
@@ -144,13 +157,38 @@ def _extra(cls_desc) -> dict:
     return cls_desc[3] if type(cls_desc) is list and len(cls_desc) > 3 and type(cls_desc[3]) is dict else {}
 
 
-def make(op, n: int, cls_desc: list) -> Handle:
-    """The handle of the program's object `n` with class description `cls_desc` (see `DataclassHandle`)."""
-    names = _extra(cls_desc).get("dataclass")
-    if (type(names) is list and len(names) <= _MAX_FIELDS and all(type(f) is str for f in names)
-            and _fields(tuple(names)) is not None):
-        return DataclassHandle(op, n, cls_desc)
-    return Handle(op, n, cls_desc)
+def make(op, n: int, cls_desc: list, classes: dict) -> Handle:
+    """The handle of the program's object `n` with class description `cls_desc`; `classes` is the session's
+    handle classes by class number (see `handle_class`)."""
+    handle = object.__new__(handle_class(cls_desc, classes))
+    Handle.__init__(handle, op, n, cls_desc)
+    if type(handle).__dict__["_pc_first"] is None:
+        type.__setattr__(type(handle), "_pc_first", handle)
+    return handle
+
+
+def handle_class(cls_desc: list, classes: dict) -> HandleType:
+    """The handle class of the program's class described by `cls_desc`: one per class number (`extra["class"]`,
+    the program's classes numbered in the session) with the class's module, qualified name, dataclass
+    fields and optional protocols (`extra["has"]`)."""
+    extra = _extra(cls_desc)
+    key = extra.get("class")
+    if type(key) is int and key in classes:
+        return classes[key]
+    module, qualname = (cls_desc[:2] if type(cls_desc) is list and len(cls_desc) > 1
+                        and all(type(v) is str for v in cls_desc[:2]) else ["?", "?"])
+    ns: dict = {"__slots__": (), "__module__": module, "__qualname__": qualname, "_pc_first": None}
+    has = extra.get("has")
+    ns.update({name: _OPTIONAL[name] for name in (has if type(has) is list else []) if name in _OPTIONAL})
+    names = extra.get("dataclass")
+    if type(names) is list and len(names) <= _MAX_FIELDS and all(type(f) is str for f in names):
+        fields = _fields(tuple(names))
+        if fields is not None:  # `dataclasses.fields`/`asdict`/`replace` read them as recorded attributes
+            ns["__dataclass_fields__"] = fields
+    cls = HandleType(qualname.rsplit(".", 1)[-1] or "?", (Handle,), ns)
+    if type(key) is int:
+        classes[key] = cls
+    return cls
 
 
 @functools.lru_cache(maxsize=256)
@@ -182,6 +220,12 @@ def perform(obj, op: str, *args, **kwargs):
         return delattr(obj, args[0])
     if op == "call":
         return obj(*args, **kwargs)
+    if op == "new":
+        return type(obj)(*args, **kwargs)
+    if op == "enter":
+        return type(obj).__enter__(obj)
+    if op == "exit":
+        return type(obj).__exit__(obj, *args)
     if op in _PROTOCOL:
         return _PROTOCOL[op](obj, *args)
     if op == "eq":
@@ -225,7 +269,7 @@ def replay_answer(handle: Handle, op: str, args: tuple, answer):
     if type(answer) is not list or len(answer) != 4 or type(answer[0]) is not bool:
         raise ValueError("malformed recording: comparison")
     said, own, mine, theirs = answer
-    if type(other) not in HANDLE_TYPES:
+    if not is_handle(other):
         if own is False:  # object.__eq__: identity, and a handle is nobody else's object
             expected = False
         else:
@@ -258,7 +302,7 @@ def _dataclass_order(handle: Handle, args: tuple, answer):
     extra = _extra(d)
     fields = extra.get("dataclass")
     try:
-        if (extra.get("order") is not True or type(fields) is not list or type(other) not in HANDLE_TYPES
+        if (extra.get("order") is not True or type(fields) is not list or not is_handle(other)
                 or desc(other)[:2] != d[:2] or type(mine) is not dict or type(theirs) is not dict):
             raise TypeError
         a, b = [tuple(data[f] for f in fields) for data in (mine, theirs)]
@@ -278,7 +322,7 @@ _ORDER = {"lt": operator.lt, "le": operator.le, "gt": operator.gt, "ge": operato
 
 def same(a, b) -> bool:
     """Equality of recorded data decided by trusted code only: handles by identity, containers item by item."""
-    if type(a) in HANDLE_TYPES or type(b) in HANDLE_TYPES:
+    if is_handle(a) or is_handle(b):
         return a is b
     if type(a) is not type(b):
         return False
@@ -295,7 +339,7 @@ def same(a, b) -> bool:
 
 def is_instance(obj, name: str, cls_desc: list | None) -> bool:
     """isinstance(obj, <the program's class `name`>), from recorded class descriptions in both stages."""
-    d = desc(obj) if type(obj) in HANDLE_TYPES else cls_desc
+    d = desc(obj) if is_handle(obj) else cls_desc
     if type(d) is not list or len(d) < 3:
         return False
     return (d[0] == "__candidate__" and d[1] == name) or ["__candidate__", name] in (d[2] if type(d[2]) is list else [])
@@ -322,7 +366,7 @@ def unwrap(value, real, memo=None):
     """Stage 1: the tests' arguments with handles replaced by the candidate's real objects (plain
     containers copied only when they hold one), so candidate code never touches a handle."""
     t = type(value)
-    if t in HANDLE_TYPES:
+    if type(t) is HandleType:
         return real(value)
     if t not in (list, tuple, dict, set, frozenset):
         return value

@@ -24,7 +24,7 @@ import sys
 import types
 
 from coder.sandbox import frames
-from coder.sandbox.handles import HANDLE_TYPES, number
+from coder.sandbox.handles import OPTIONAL_PROTOCOLS, HandleType, number
 
 MAX_NODES = 50_000_000
 _DEEP = 50_000  # recursion headroom while encoding or decoding deeply nested values
@@ -89,9 +89,11 @@ class Encoder:
     """
 
     def __init__(self, live: bool = False, first_handle: int = 0, known: dict | None = None,
-                 objects: dict | None = None, trusted: frozenset = frozenset()):
+                 objects: dict | None = None, trusted: frozenset = frozenset(), class_numbers: dict | None = None):
         self.memo: dict[int, int] = {}
         self.objects = objects  # id -> handle number of the candidate's objects handed out (stage 1)
+        self.class_numbers = {} if class_numbers is None else class_numbers  # id -> number of their classes
+        self.handle_descs: dict[int, list] = {}  # handle number -> class description, for stage 1's own handle
         self.trusted = trusted  # qualnames of the classes the prompt and the tests define
         self.classes: dict[str, type] = {}  # the tests' own classes met in arguments (stage 2 finds them here)
         self.known = known  # id -> number of objects answered by earlier calls (the session's `Answered`)
@@ -133,7 +135,7 @@ class Encoder:
             return x if -(1 << 62) < x < (1 << 62) else ["I", hex(x)]
         if t is float:
             return x if math.isfinite(x) else ["f", repr(x), "math"] if x is math.nan else ["f", repr(x)]
-        if t in HANDLE_TYPES:
+        if type(t) is HandleType:
             return ["p", number(x)]
         seen = self.memo.get(id(x))
         if seen is not None:
@@ -270,7 +272,14 @@ class Encoder:
         self.next_handle += 1
         self.handles.append((n, "ho", x))
         self.foreign.append(t)  # an in-sandbox pass never trusts the candidate's own class
-        return ["ho", n, self._classdesc(t)]
+        desc = self._classdesc(t)
+        # Which class (the same qualified name can be two classes: one per call of a function defining it)
+        # and which optional protocols its objects have: the handle class of both stages is made from these.
+        defined = set().union(*(vars(c) for c in t.__mro__[:-1]))  # `object` has none of them
+        desc[3] = {**(desc[3] or {}), "class": self.class_numbers.setdefault(id(t), len(self.class_numbers)),
+                   "has": [name for name in OPTIONAL_PROTOCOLS if name in defined]}
+        self.handle_descs[n] = desc
+        return ["ho", n, desc]
 
     def _handle(self, x: object, kind: str) -> list:
         n = self.next_handle
