@@ -152,7 +152,8 @@ class Recording:
         self.fd, self.ns, self.test_ns, self.shared, self.trusted = fd, ns, test_ns, shared, trusted
         self.objects: dict[int, int] = {}  # the candidate's objects behind handles: id -> number
         self.class_numbers: dict[int, int] = {}  # their classes: id -> number (see handles.handle_class)
-        self.handle_classes: dict[int, type] = {}
+        self.handle_classes: dict = {}  # see handles.handle_class
+        self.entry_names: dict[int, str] = {}  # id -> name of the program's classes the tests name
         self.kept: dict[int, object] = {}  # number -> object (kept alive, so ids stay theirs)
         self.proxies: dict[int, Handle] = {}
         self.guard_random, self.capture_stdout, self.capture_warnings = guard_random, capture_stdout, capture_warnings
@@ -177,7 +178,10 @@ class Recording:
 
     def class_recorder(self, name: str, cls: type) -> type:
         """The program's class `name` as the tests see it: constructing one is a recorded call."""
-        return handles.entry_class(name, lambda *a, **k: self.call(name, cls, a, k), class_desc_of)
+        self.entry_names[id(cls)] = name
+        return handles.entry_class(name, lambda *a, **k: self.call(name, cls, a, k),
+                                   lambda attr: self.call(f"{name}.{attr}", lambda: getattr(cls, attr), (), {}),
+                                   class_desc_of, self.handle_classes)
 
     def call(self, name: str, fn, args: tuple, kwargs: dict):
         try:
@@ -188,7 +192,7 @@ class Recording:
 
     def _call(self, name: str, fn, args: tuple, kwargs: dict):
         enc = Encoder(live=True, first_handle=self.handles, known=self.answered.ids, objects=self.objects,
-                      trusted=self.trusted, class_numbers=self.class_numbers)
+                      trusted=self.trusted, class_numbers=self.class_numbers, entry_names=self.entry_names)
         shared = {n: self.ns.get(n) for n in self.shared} if self.shared else None
         pre = json_text(enc.encode(_arguments(args, kwargs, shared), args=True))
         numbered = list(enc.objs)
@@ -342,12 +346,13 @@ class Replaying:
         self.cursor = 0
         self.answered = Answered()
         self.proxies: dict[int, Handle] = {}
-        self.handle_classes: dict[int, type] = {}  # see handles.handle_class
+        self.handle_classes: dict = {}  # see handles.handle_class
         self.local: dict[str, type] = {}  # the tests' own classes met in arguments (check.<locals>.Tag)
 
     def class_replay(self, name: str) -> type:
         """The program's class `name` in the replay: constructing one replays the recorded call."""
-        return handles.entry_class(name, lambda *a, **k: self.call(name, a, k), class_desc_of)
+        return handles.entry_class(name, lambda *a, **k: self.call(name, a, k),
+                                   lambda attr: self.call(f"{name}.{attr}", (), {}), class_desc_of, self.handle_classes)
 
     def replay(self, name: str):
         def candidate(*args, **kwargs):

@@ -33,13 +33,39 @@ class HandleMismatch(Exception):
 class HandleType(type):
     """The class of every handle class: `type(type(x)) is HandleType` says `x` is a handle (a type the
     program cannot give its own objects). Calling a handle class constructs another object of the program's
-    class, through the object the class was first made for."""
+    class and reading a class attribute (`P.parse`, `P.count`) reads the program's class: recorded calls,
+    by name for the classes the tests name (`entry_class`), else through the first object of the class."""
 
     def __call__(cls, *args, **kwargs):
+        make = cls.__dict__.get("_pc_make")
+        if make is not None:
+            return make(*args, **kwargs)
         first = cls.__dict__.get("_pc_first")
         if first is None:
             raise TypeError(f"cannot create {cls.__name__!r} instances")
         return first._pc("new", *args, **kwargs)
+
+    def __getattr__(cls, name):
+        if name.startswith("_pc_") or name.startswith("__") and name.endswith("__"):
+            raise AttributeError(name)
+        read, first = cls.__dict__.get("_pc_attr"), cls.__dict__.get("_pc_first")
+        if read is not None:
+            return read(name)
+        if first is not None:
+            return first._pc("classattr", name)
+        raise AttributeError(name)
+
+    def __instancecheck__(cls, obj):
+        if type.__instancecheck__(cls, obj):
+            return True
+        name = cls.__dict__.get("_pc_name")  # a subclass's object, or a stand-in rebuilt from its data
+        return name is not None and is_instance(obj, name, cls.__dict__["_pc_desc_of"](obj))
+
+    def __subclasscheck__(cls, sub):
+        if type.__subclasscheck__(cls, sub):
+            return True
+        name, desc_of_sub = cls.__dict__.get("_pc_name"), getattr(sub, "__dict__", {}).get("_pc_class_desc")
+        return name is not None and _derives(desc_of_sub, name)
 
 
 def is_handle(x) -> bool:
@@ -169,26 +195,38 @@ def make(op, n: int, cls_desc: list, classes: dict) -> Handle:
 
 def handle_class(cls_desc: list, classes: dict) -> HandleType:
     """The handle class of the program's class described by `cls_desc`: one per class number (`extra["class"]`,
-    the program's classes numbered in the session) with the class's module, qualified name, dataclass
-    fields and optional protocols (`extra["has"]`)."""
+    the program's classes numbered in the session), the tests' stand-in when the class is one they name
+    (`extra["entry"]`), with the class's module, qualified name, dataclass fields and optional protocols
+    (`extra["has"]`), given when its first object is."""
     extra = _extra(cls_desc)
-    key = extra.get("class")
-    if type(key) is int and key in classes:
-        return classes[key]
-    module, qualname = (cls_desc[:2] if type(cls_desc) is list and len(cls_desc) > 1
-                        and all(type(v) is str for v in cls_desc[:2]) else ["?", "?"])
-    ns: dict = {"__slots__": (), "__module__": module, "__qualname__": qualname, "_pc_first": None}
+    key, entry = extra.get("class"), extra.get("entry")
+    cls = classes.get(key) if type(key) is int else None
+    if cls is None and type(entry) is str:
+        cls = classes.get(("entry", entry))
+    if cls is None:
+        module, qualname = (cls_desc[:2] if type(cls_desc) is list and len(cls_desc) > 1
+                            and all(type(v) is str for v in cls_desc[:2]) else ["?", "?"])
+        cls = HandleType(qualname.rsplit(".", 1)[-1] or "?", (Handle,),
+                         {"__slots__": (), "__module__": module, "__qualname__": qualname, "_pc_first": None})
+    if "_pc_class_desc" not in cls.__dict__:
+        _complete(cls, cls_desc, extra)
+    if type(key) is int:
+        classes[key] = cls
+    return cls
+
+
+def _complete(cls: HandleType, cls_desc: list, extra: dict) -> None:
+    """Give a handle class what its program class has: optional protocols, dataclass fields, description."""
     has = extra.get("has")
-    ns.update({name: _OPTIONAL[name] for name in (has if type(has) is list else []) if name in _OPTIONAL})
+    for name in has if type(has) is list else []:
+        if name in _OPTIONAL:
+            type.__setattr__(cls, name, _OPTIONAL[name])
     names = extra.get("dataclass")
     if type(names) is list and len(names) <= _MAX_FIELDS and all(type(f) is str for f in names):
         fields = _fields(tuple(names))
         if fields is not None:  # `dataclasses.fields`/`asdict`/`replace` read them as recorded attributes
-            ns["__dataclass_fields__"] = fields
-    cls = HandleType(qualname.rsplit(".", 1)[-1] or "?", (Handle,), ns)
-    if type(key) is int:
-        classes[key] = cls
-    return cls
+            type.__setattr__(cls, "__dataclass_fields__", fields)
+    type.__setattr__(cls, "_pc_class_desc", cls_desc)
 
 
 @functools.lru_cache(maxsize=256)
@@ -222,6 +260,8 @@ def perform(obj, op: str, *args, **kwargs):
         return obj(*args, **kwargs)
     if op == "new":
         return type(obj)(*args, **kwargs)
+    if op == "classattr":
+        return getattr(type(obj), args[0])
     if op == "enter":
         return type(obj).__enter__(obj)
     if op == "exit":
@@ -339,27 +379,26 @@ def same(a, b) -> bool:
 
 def is_instance(obj, name: str, cls_desc: list | None) -> bool:
     """isinstance(obj, <the program's class `name`>), from recorded class descriptions in both stages."""
-    d = desc(obj) if is_handle(obj) else cls_desc
+    return _derives(desc(obj) if is_handle(obj) else cls_desc, name)
+
+
+def _derives(d, name: str) -> bool:
+    """Whether the class described by `d` is the program's class `name` or derives from it."""
     if type(d) is not list or len(d) < 3:
         return False
     return (d[0] == "__candidate__" and d[1] == name) or ["__candidate__", name] in (d[2] if type(d[2]) is list else [])
 
 
-class EntryClass(type):
-    """A class of the program the tests construct by name: calling it is a recorded call (its object a
-    handle), and isinstance checks the recorded class description."""
-
-    def __call__(cls, *args, **kwargs):
-        return cls.__dict__["_pc_call"](*args, **kwargs)
-
-    def __instancecheck__(cls, obj):
-        return is_instance(obj, cls.__dict__["_pc_name"], cls.__dict__["_pc_desc_of"](obj))
-
-
-def entry_class(name: str, call, desc_of) -> type:
-    """The stand-in the tests see for the program's class `name`."""
-    return EntryClass(name, (), {"_pc_call": staticmethod(call), "_pc_name": name,
-                                 "_pc_desc_of": staticmethod(desc_of), "__module__": "__candidate__"})
+def entry_class(name: str, call, read, desc_of, classes: dict) -> HandleType:
+    """The stand-in the tests see for the program's class `name`: calling it and reading its attributes are
+    recorded calls (`call`, `read(attribute)`), isinstance checks the recorded class description, and it is
+    also the handle class of that class's objects (`type(obj) is Node`)."""
+    cls = HandleType(name, (Handle,), {
+        "__slots__": (), "__module__": "__candidate__", "__qualname__": name, "_pc_first": None,
+        "_pc_make": staticmethod(call), "_pc_attr": staticmethod(read), "_pc_name": name,
+        "_pc_desc_of": staticmethod(desc_of)})
+    classes[("entry", name)] = cls
+    return cls
 
 
 def unwrap(value, real, memo=None):

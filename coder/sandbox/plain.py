@@ -89,10 +89,12 @@ class Encoder:
     """
 
     def __init__(self, live: bool = False, first_handle: int = 0, known: dict | None = None,
-                 objects: dict | None = None, trusted: frozenset = frozenset(), class_numbers: dict | None = None):
+                 objects: dict | None = None, trusted: frozenset = frozenset(), class_numbers: dict | None = None,
+                 entry_names: dict | None = None):
         self.memo: dict[int, int] = {}
         self.objects = objects  # id -> handle number of the candidate's objects handed out (stage 1)
         self.class_numbers = {} if class_numbers is None else class_numbers  # id -> number of their classes
+        self.entry_names = entry_names or {}  # id -> name of the program's classes the tests name
         self.handle_descs: dict[int, list] = {}  # handle number -> class description, for stage 1's own handle
         self.trusted = trusted  # qualnames of the classes the prompt and the tests define
         self.classes: dict[str, type] = {}  # the tests' own classes met in arguments (stage 2 finds them here)
@@ -278,6 +280,8 @@ class Encoder:
         defined = set().union(*(vars(c) for c in t.__mro__[:-1]))  # `object` has none of them
         desc[3] = {**(desc[3] or {}), "class": self.class_numbers.setdefault(id(t), len(self.class_numbers)),
                    "has": [name for name in OPTIONAL_PROTOCOLS if name in defined]}
+        if id(t) in self.entry_names:  # its handle class is the tests' stand-in for it
+            desc[3]["entry"] = self.entry_names[id(t)]
         self.handle_descs[n] = desc
         return ["ho", n, desc]
 

@@ -1,0 +1,46 @@
+"""MBPP-style tests that use the program's classes by name beyond constructing them: static and class
+methods, class attributes, unbound methods, `type(obj) is Node`, subclasses. Each case is a correct and
+a subtly wrong program, judged by proofcode in both verdict modes and by a plain python run of program +
+tests; each correct one failed before the stand-in became its class's handle class."""
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from coder.sandbox import Limits, run_tests
+
+INIT = "class P:\n    def __init__(self, a):\n        self.a = a\n"
+CASES = [
+    ("static_method", INIT + "    @staticmethod\n    def parse(s):\n        return P(int(s))\n",
+     INIT + "    @staticmethod\n    def parse(s):\n        return P(len(s))\n",
+     "assert P.parse('4').a == 4\n"),
+    ("class_method", INIT + "    @classmethod\n    def zero(cls):\n        return cls(0)\n",
+     INIT + "    @classmethod\n    def zero(cls):\n        return cls(1)\n",
+     "assert P.zero().a == 0 and isinstance(P.zero(), P)\n"),
+    ("class_attributes", "class P:\n    UNIT = 7\n    count = 0\n    def __init__(self):\n        P.count += 1\n",
+     "class P:\n    UNIT = 7\n    count = 0\n    def __init__(self):\n        self.count = 1\n",
+     "P(); P()\nassert P.count == 2 and P.UNIT == 7\n"),
+    ("type_is_the_class", INIT, INIT.replace("self.a = a", "self.a = a\n        self.__class__ = Q\nclass Q(P):\n    pass"),
+     "p = P(1)\nassert type(p) is P and p.__class__ == P and type(p).__name__ == 'P'\n"),
+    ("unbound_method", INIT + "    def get(self):\n        return self.a\n",
+     INIT + "    def get(self):\n        return -self.a\n",
+     "assert P.get(P(3)) == 3\n"),
+    ("subclass", "class A:\n    pass\nclass B(A):\n    def __init__(self, v):\n        self.v = v\n",
+     "class A:\n    pass\nclass B:\n    def __init__(self, v):\n        self.v = v\n",
+     "assert isinstance(B(1), A) and issubclass(B, A) and not issubclass(A, B)\n"),
+]
+
+
+def _plain(program: str, tests: str) -> bool:
+    return subprocess.run([sys.executable, "-c", program + "\n" + tests], capture_output=True, timeout=60).returncode == 0
+
+
+@pytest.mark.parametrize("name, correct, wrong, tests", CASES, ids=[c[0] for c in CASES])
+def test_named_class_verdicts_match_plain_python(name, correct, wrong, tests):
+    for program, expected in ((correct, True), (wrong, False)):
+        assert _plain(program, tests) is expected, f"{name}: the fixture itself is wrong"
+        for mode in ("compatible", "strict"):
+            verdict = run_tests(program, tests, Limits(timeout_s=20), verdicts=mode)
+            assert verdict.passed is expected, f"{name} {mode} ({'correct' if expected else 'wrong'}): {verdict}"
