@@ -5,12 +5,17 @@ One JSON entry per call (or per item a returned generator yields), in call order
 Events are what the candidate did that the tests can see besides the answer: calls to callbacks the
 tests passed (["cb", number of the callback, args, kwargs]), text written to a stdout the tests
 redirected (["out", text]), warnings (["warn", message, category, filename, lineno]). "post" is the
-new contents of every argument container, present only when the call changed one. Untrusted
+new contents of every argument container, present only when the call changed one; "late" the new
+contents of containers an earlier call took or answered that this call changed (the program kept them:
+an internal list it returned, a list its generator consumes), as [index among the session's numbered
+objects, contents]. Untrusted
 callables and iterators in an answer become handles ("#N"), whose calls are entries of their own.
 """
 from __future__ import annotations
 
+import collections
 import json
+import operator
 import os
 import random
 import sys
@@ -130,6 +135,83 @@ class Answered:
                 self.objs.append(obj)
 
 
+class Held:
+    """Every object the session's calls numbered (arguments, answers), in the same order in both stages, and,
+    in stage 1, the containers among the calls' own arguments and answers whose later changes are recorded:
+    the program may keep them (an internal list it returned, a list a generator of its consumes)."""
+
+    def __init__(self):
+        self.objs: list = []
+        self.watched: list[list] = []  # [index in objs, shallow copy, contents text if it nests containers]
+        self.items = 0
+
+    def add(self, enc: Encoder, top: tuple) -> None:
+        base = len(self.objs)
+        self.objs.extend(enc.objs)
+        for obj in top:
+            i = enc.memo.get(id(obj))
+            if (i is None or not _watchable(obj) or len(self.watched) >= _MAX_WATCHED
+                    or self.items + len(obj) > _MAX_WATCHED_ITEMS or any(self.objs[w[0]] is obj for w in self.watched)):
+                continue
+            self.watched.append([base + i, *_look(obj)])
+            self.items += len(obj)
+
+    def changes(self, enc: Encoder) -> list:
+        """[index, new contents] of each watched container changed since its contents were last recorded."""
+        late = []
+        for watched in self.watched:
+            obj = self.objs[watched[0]]
+            if not _same(obj, watched[1]) or watched[2] is not None and _text(obj) != watched[2]:
+                late.append([watched[0], contents(enc, obj)])
+                watched[1:] = _look(obj)
+        return late
+
+
+_WATCHED_TYPES = (list, dict, set, bytearray, collections.deque)
+# Each call looks at every watched container again, so a session watches a bounded amount: the first 64
+# containers, 20,000 items in all (beyond, a container keeps the contents it was answered with).
+_MAX_WATCHED, _MAX_WATCHED_ITEMS = 64, 20_000
+
+
+def _watchable(obj: object) -> bool:
+    t = type(obj)
+    return t in _WATCHED_TYPES or isinstance(obj, dict) and t.__module__ == "collections"
+
+
+def _look(obj: object) -> list:
+    """[shallow copy, contents text or None]: the copy keeps the items alive, so identity compares them;
+    containers inside are compared by their contents."""
+    if type(obj) is bytearray:
+        return [bytes(obj), None]
+    if isinstance(obj, dict):
+        copy = (list(obj), list(obj.values()))
+        inner = copy[1]
+    else:
+        copy = inner = list(obj)
+    nested = any(type(v) in _WATCHED_TYPES or isinstance(v, dict) for v in inner)
+    return [copy, _text(obj) if nested else None]
+
+
+def _same(obj: object, copy) -> bool:
+    """Whether `obj` still holds the very items of `copy` (no item's __eq__ runs: they may be the program's)."""
+    if type(obj) is bytearray:
+        return obj == copy
+    if isinstance(obj, dict):
+        keys, values = copy
+        return (len(obj) == len(keys) and all(map(operator.is_, obj, keys))
+                and all(map(operator.is_, obj.values(), values)))
+    if type(obj) is set:
+        return len(obj) == len(copy) and {id(v) for v in copy} == {id(v) for v in obj}
+    return len(obj) == len(copy) and all(map(operator.is_, obj, copy))
+
+
+def _text(obj: object) -> str | None:
+    try:
+        return json_text(contents(Encoder(), obj))
+    except Exception:  # too deep or not plain: compared by its items only
+        return None
+
+
 class _Tee:
     """sys.stdout during a call when the tests redirected it: writes go on and are recorded."""
 
@@ -162,6 +244,7 @@ class Recording:
         self.foreign: set[type] = set()
         self.write = os.write
         self.answered = Answered()
+        self.held = Held()
         self.check = None
 
     def watch(self, check) -> None:
@@ -209,11 +292,11 @@ class Recording:
             _random_after(entry, state)
             entry["raise"] = enc.encode(exc)
             entry["detail"] = short(exc)
-            self._finish(enc, entry, events, pre, numbered, given)
+            self._finish(enc, entry, events, pre, numbered, given, ())
             raise
         _random_after(entry, state)
         entry["out"] = enc.encode(result)
-        self._finish(enc, entry, events, pre, numbered, given)
+        self._finish(enc, entry, events, pre, numbered, given, (result,))
         return self._live(enc, result) if enc.handles else result
 
     def _invoke(self, fn, args: tuple, kwargs: dict, events: list):
@@ -263,7 +346,8 @@ class Recording:
 
         return tuple(map(wrap, args)), {k: wrap(v) for k, v in kwargs.items()}
 
-    def _finish(self, enc: Encoder, entry: dict, events: list, pre: str, numbered: list, given: tuple) -> None:
+    def _finish(self, enc: Encoder, entry: dict, events: list, pre: str, numbered: list, given: tuple,
+                answers: tuple) -> None:
         if events:
             entry["ev"] = events
         args, kwargs, shared = given
@@ -272,7 +356,11 @@ class Recording:
                 shared[n] = self.test_ns[n] = self.ns.get(n)
         if json_text(Encoder().encode(_arguments(args, kwargs, shared), args=True)) != pre:
             entry["post"] = [contents(enc, obj) for obj in numbered]
+        late = self.held.changes(enc)
+        if late:
+            entry["late"] = late
         self.answered.add(enc.objs, len(numbered))
+        self.held.add(enc, (*args, *kwargs.values(), *answers))
         self.foreign.update(enc.foreign)
         self.handles = enc.next_handle
         self.write(self.fd, (json_text(entry) + "\n").encode())
@@ -345,6 +433,7 @@ class Replaying:
         self.records, self.ns, self.shared = records, ns, shared
         self.cursor = 0
         self.answered = Answered()
+        self.held: list = []  # what stage 1's Held.objs holds, for its "late" changes
         self.proxies: dict[int, Handle] = {}
         self.handle_classes: dict = {}  # see handles.handle_class
         self.local: dict[str, type] = {}  # the tests' own classes met in arguments (check.<locals>.Tag)
@@ -385,7 +474,9 @@ class Replaying:
             if not isinstance(exc, BaseException):
                 raise ValueError("malformed recording: raise")
             self._post(dec, rec, numbered, shared)
+            self._late(dec, rec)
             self.answered.add(dec.objs, len(numbered))
+            self.held.extend(dec.objs)
             try:
                 exc.proofcode_candidate = str(rec.get("detail", ""))[:_DETAIL_CHARS] or short(exc)
             except (AttributeError, TypeError):
@@ -393,7 +484,9 @@ class Replaying:
             raise exc
         result = dec.decode(rec["out"])
         self._post(dec, rec, numbered, shared)
+        self._late(dec, rec)
         self.answered.add(dec.objs, len(numbered))
+        self.held.extend(dec.objs)
         return result
 
     def _event(self, dec: Decoder, event: list) -> None:
@@ -434,6 +527,19 @@ class Replaying:
             for n in self.shared:
                 if n in shared:
                     self.ns[n] = shared[n]
+
+    def _late(self, dec: Decoder, rec: dict) -> None:
+        """Stage 1's changes to containers of earlier calls that this call made (see `Held`)."""
+        for item in rec.get("late") or ():
+            if (type(item) is not list or len(item) != 2 or type(item[0]) is not int
+                    or not 0 <= item[0] < len(self.held) or type(item[1]) is not list or not item[1]):
+                raise ValueError("malformed recording: late change")
+            node = item[1]
+            value = [[k, dec.decode(v)] for k, v in node[1] or ()] if node[0] == "a" else dec.decode(node)
+            try:
+                assign(self.held[item[0]], node[0], value)
+            except ContentsMismatch:
+                raise ReplayMismatch("a recorded later change does not fit the object it is for") from None
 
     def _handle(self, kind: str, n: int, node: list):
         name = f"#{n}"

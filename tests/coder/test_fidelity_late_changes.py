@@ -1,0 +1,53 @@
+"""A container one call takes or answers, changed by a later call because the program kept it: an internal
+list it returned (the tests' copy must follow, or not if it should have been a copy), a list a generator
+of its consumes, a registry a returned closure edits. Each case is a correct and a subtly wrong program,
+judged by proofcode in both verdict modes and by a plain python run of program + tests. Before the
+replay applied such later changes, each wrong one passed or each correct one failed."""
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from coder.sandbox import Limits, run_tests
+
+SNAPSHOT = ("class S:\n    def __init__(self):\n        self.items = [1, 2]\n    def snapshot(self):\n        return {}\n"
+            "    def push(self, x):\n        self.items.append(x)\n")
+KEEPER = "class S:\n    def __init__(self, data):\n        self.data = {}\n    def clear(self):\n        self.data.clear()\n"
+CONSUME = "def consume(xs):\n    while xs:\n        yield xs.{}\n"
+REGISTER = ("def register(reg, name):\n    reg.append(name)\n    def undo():\n        reg.{}\n    return undo\n")
+POP = "class S:\n    def __init__(self):\n        self.ts = [1, 2]\n    def pop(self):\n        return self.ts.{}\n"
+VIEW = ("class Reg:\n    def __init__(self):\n        self.d = {{}}\n    def view(self):\n        return self.d\n"
+        "    def put(self, k, v):\n        self.d[k] = {}\n")
+CACHE = "_cache = []\ndef remember(x):\n    _cache.append(x)\n    return {}\ndef forget():\n    _cache.clear()\n"
+
+CASES = [
+    ("returned_internal_list_must_be_a_copy", SNAPSHOT.format("list(self.items)"), SNAPSHOT.format("self.items"),
+     "s = S()\nx = s.snapshot()\ns.push(3)\nassert x == [1, 2]\n"),
+    ("constructor_must_copy_its_argument", KEEPER.format("list(data)"), KEEPER.format("data"),
+     "a = [1, 2]\ns = S(a)\ns.clear()\nassert a == [1, 2]\n"),
+    ("module_cache_must_not_leak", CACHE.format("list(_cache)"), CACHE.format("_cache"),
+     "r = remember(1)\nforget()\nassert r == [1]\n"),
+    ("generator_consumes_its_argument", CONSUME.format("pop()"), CONSUME.format("pop(0)"),
+     "a = [1, 2, 3]\ng = consume(a)\nassert next(g) == 3\nassert a == [1, 2]\n"),
+    ("closure_edits_the_registry", REGISTER.format("remove(name)"), REGISTER.format("append(name)"),
+     "reg = []\nu = register(reg, 'a')\nassert reg == ['a']\nu()\nassert reg == []\n"),
+    ("attribute_list_follows_later_calls", POP.format("pop()"), POP.format("pop(0)"),
+     "s = S()\nx = s.ts\nassert s.pop() == 2\nassert x == [1]\n"),
+    ("returned_dict_view_follows", VIEW.format("v"), VIEW.format("-v"),
+     "r = Reg()\nv = r.view()\nr.put('a', 1)\nassert v == {'a': 1}\n"),
+]
+
+
+def _plain(program: str, tests: str) -> bool:
+    return subprocess.run([sys.executable, "-c", program + "\n" + tests], capture_output=True, timeout=60).returncode == 0
+
+
+@pytest.mark.parametrize("name, correct, wrong, tests", CASES, ids=[c[0] for c in CASES])
+def test_later_changes_verdicts_match_plain_python(name, correct, wrong, tests):
+    for program, expected in ((correct, True), (wrong, False)):
+        assert _plain(program, tests) is expected, f"{name}: the fixture itself is wrong"
+        for mode in ("compatible", "strict"):
+            verdict = run_tests(program, tests, Limits(timeout_s=20), verdicts=mode)
+            assert verdict.passed is expected, f"{name} {mode} ({'correct' if expected else 'wrong'}): {verdict}"
