@@ -391,12 +391,29 @@ class Recording:
         return self._iterate(name, iter(obj))
 
     def _iterate(self, name: str, it):
+        """The tests' side of an iterator the candidate answered: each item is a recorded call, and a
+        generator's `send(value)` and `throw(exc)` reach it as they would (the value sent or the exception
+        thrown is the call's argument)."""
+        args: tuple = ()
         while True:
+            step = (lambda: next(it)) if not args else (lambda e: it.throw(e)) if isinstance(args[0], BaseException) \
+                else (lambda v: it.send(v))
             try:
-                value = self.call(name, lambda: next(it), (), {})
+                value = self.call(name, step, args, {})
             except StopIteration:
                 return
-            yield value
+            args = yield from _resumed(value)
+
+
+def _resumed(value):
+    """Yield `value` to the tests; what they did next: () for next(), (value,) for send, (exc,) for throw."""
+    try:
+        sent = yield value
+    except GeneratorExit:
+        raise
+    except BaseException as exc:  # thrown in by the tests
+        return (exc,)
+    return () if sent is None else (sent,)
 
 
 def _replace(value, live: dict, memo: dict):
@@ -562,9 +579,10 @@ class Replaying:
             raise ReplayMismatch(str(exc)) from None
 
     def _iterate(self, name: str):
+        args: tuple = ()
         while True:
             try:
-                value = self.call(name, (), {})
+                value = self.call(name, args, {})
             except StopIteration:
                 return
-            yield value
+            args = yield from _resumed(value)

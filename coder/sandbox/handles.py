@@ -167,8 +167,8 @@ def _exit(self, exc_type, exc, tb):  # the traceback stays here: __exit__ gets N
 _OPTIONAL = {
     "__call__": lambda self, *args, **kwargs: self._pc("call", *args, **kwargs),
     "__exit__": _exit,
-    **{f"__{op}__": _protocol(op) for op in ("enter", "len", "iter", "bool", "int", "float", "index", "reversed",
-                                             "getitem", "setitem", "delitem", "contains")},
+    **{f"__{op}__": _protocol(op) for op in ("enter", "len", "iter", "next", "bool", "int", "float", "index",
+                                             "reversed", "getitem", "setitem", "delitem", "contains")},
     **{f"__{name}__": _binary(name, False) for name in _BINARY},
     **{f"__r{name}__": _binary(name, True) for name in _BINARY},
     **{f"__i{name}__": _inplace(name) for name in _BINARY},
@@ -286,7 +286,7 @@ def perform(obj, op: str, *args, **kwargs):
     raise TypeError(f"unknown handle operation {op!r}")
 
 
-_PROTOCOL = {"len": len, "iter": iter, "getitem": operator.getitem, "setitem": operator.setitem,
+_PROTOCOL = {"len": len, "iter": iter, "next": next, "getitem": operator.getitem, "setitem": operator.setitem,
              "delitem": operator.delitem, "contains": lambda o, x: x in o, "str": str, "repr": repr,
              "bool": bool, "hash": hash, "int": int, "float": float, "index": operator.index,
              "copy": copy.copy, "deepcopy": copy.deepcopy, "format": format, "reversed": reversed}

@@ -46,6 +46,12 @@ _ITERATORS = (types.GeneratorType, map, filter, zip, enumerate, reversed, type(i
 _NAME_CHARS = 200
 
 
+def _context_manager(t: type) -> bool:
+    """Whether objects of `t` (not a plain value's class) can be used in `with`."""
+    return t.__module__ not in ("builtins", "__candidate__") and all(
+        any(name in vars(c) for c in t.__mro__[:-1]) for name in ("__enter__", "__exit__"))
+
+
 class Unsupported(TypeError):
     """The candidate produced a value the replay cannot rebuild faithfully."""
 
@@ -216,9 +222,11 @@ class Encoder:
                 self.classes.setdefault(_name(t)[1], t)
             return ["a", list(_name(t)), self._state(x)]
         own = t.__module__ == "__candidate__"
+        if self.live and own and self.objects is not None and not self._rebuildable(x, t):
+            return self._object_handle(x, t)  # its own iterators too: `next` is one of its protocols
         if self.live and (isinstance(x, _ITERATORS) or own and hasattr(x, "__next__")):
             return self._handle(x, "g")
-        if self.live and own and self.objects is not None and not self._rebuildable(x, t):
+        if self.live and self.objects is not None and _context_manager(t):  # @contextmanager's, a library's
             return self._object_handle(x, t)
         if self.live and callable(x) and not isinstance(x, _BASES):  # closures, partials, callable objects
             return self._handle(x, "h")
