@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import ast
+import builtins
 import functools
 import itertools
 import os
@@ -315,9 +316,28 @@ def _class_qualnames(source: str) -> frozenset[str]:
 
 
 def _program_classes(tree: ast.Module, used: frozenset[str], prelude: str) -> list[str]:
-    """The program's own top-level classes the tests construct by name (MBPP's `Pair`, a `Node`)."""
+    """The program's own top-level classes the tests construct by name (MBPP's `Pair`, a `Node`), its
+    exception classes aside (see `_program_exceptions`)."""
     mine = [n.name for n in tree.body if isinstance(n, ast.ClassDef) and n.name in used]
+    mine = [n for n in mine if n not in _program_exceptions(tree, frozenset(mine))]
     return [n for n in mine if n not in _prelude_names(prelude)] if prelude else mine
+
+
+def _program_exceptions(tree: ast.Module, used: frozenset[str]) -> dict[str, str]:
+    """{name: base} for the program's top-level exception classes the tests name (`except InsufficientFunds`)
+    and the program's exception classes between them and a builtin exception: the replay catches the
+    exceptions it rebuilds as these (a stand-in class per name, deriving from its base's)."""
+    bases = {n.name: n.bases[0].id for n in tree.body if isinstance(n, ast.ClassDef) and len(n.bases) == 1
+             and isinstance(n.bases[0], ast.Name)}
+    found: dict[str, str] = {}
+    for name in sorted(used & bases.keys()):
+        chain, base = [name], bases[name]
+        while base in bases and base not in chain:
+            chain.append(base)
+            base = bases[base]
+        if isinstance(getattr(builtins, base, None), type) and issubclass(getattr(builtins, base), BaseException):
+            found.update((c, bases[c]) for c in chain)
+    return found
 
 
 VERDICTS = ("strict", "compatible")
@@ -365,6 +385,9 @@ def run_tests(program: str, tests: str, limits: Limits | None = None, *, entry_p
         options["shared"] = shared
     if classes:
         options["classes"] = classes
+    exceptions = _program_exceptions(tree, used)
+    if exceptions:  # (a prompt's own exception classes are the replay's already: it keeps them)
+        options["exceptions"] = exceptions
     trusted = _class_qualnames(prelude) | _class_qualnames(tests) if "class" in prelude + tests else frozenset()
     if trusted:
         options["trusted_classes"] = sorted(trusted)

@@ -20,6 +20,7 @@ import types
 
 from coder.sandbox.calls import Recording, Replaying, ReplayMismatch, json_text, short as _short
 from coder.sandbox.plain import _DEEP, Unsupported
+from coder.sandbox.rebuild import _standin
 
 TESTS_FILE = "<tests>"
 CANDIDATE_FILE = "<candidate>"
@@ -215,6 +216,27 @@ def _module_namespace() -> dict:
     return vars(module)
 
 
+def _exception_standins(ns: dict, bases: dict) -> None:
+    """The program's exception classes the tests name, as stand-ins in the replay's namespace ({name: base
+    name}): the exceptions the replay rebuilds from the recording are of these classes, so `except E` and
+    `assertRaises(E)` catch them as they catch the program's own."""
+    def make(name: str, seen: tuple = ()) -> type | None:
+        if isinstance(ns.get(name), type) and issubclass(ns[name], BaseException):
+            return ns[name]
+        base = bases.get(name)
+        if type(base) is not str or name in seen:
+            return None
+        parent = make(base, (*seen, name)) if base in bases else getattr(builtins, base, None)
+        if not (isinstance(parent, type) and issubclass(parent, BaseException)):
+            return None
+        ns[name] = _standin(name, (parent,))
+        return ns[name]
+
+    for name in bases if type(bases) is dict else ():
+        if type(name) is str:
+            make(name)
+
+
 UNREPLAYABLE = " [--verdicts compatible grades it from a run in the sandbox]"
 
 
@@ -224,7 +246,7 @@ class ReplayTimeout(BaseException):
 
 def replay(tests: str, prelude: str, entry_points: list[str], entry_point: str | None,
            records: list[dict], tests_code: bytes | None = None, shared: list[str] = (),
-           classes: list[str] = ()) -> dict:
+           classes: list[str] = (), exceptions: dict | None = None) -> dict:
     """Stage 2, trusted: run the pristine tests against recorded answers; returns {status, detail}."""
     ns = _module_namespace()
     if prelude:
@@ -232,6 +254,7 @@ def replay(tests: str, prelude: str, entry_points: list[str], entry_point: str |
             exec(_compiled(prelude, "<prompt>"), ns)
         except Exception:
             pass
+    _exception_standins(ns, exceptions or {})
     # So tracebacks can quote the failing test line.
     linecache.cache[TESTS_FILE] = (len(tests), None, tests.splitlines(True), TESTS_FILE)
     session = Replaying(records, ns, [n for n in shared if n in ns])
@@ -328,7 +351,7 @@ def replay_recording(recording: bytes, tests: str, prelude: str, entry_points: l
         return {"status": "memory_exceeded", "detail": detail}
     try:
         outcome = replay(tests, prelude, entry_points, entry_point, records, tests_code, options.get("shared", ()),
-                         options.get("classes", ()))
+                         options.get("classes", ()), options.get("exceptions") or {})
     except (ValueError, TypeError, KeyError, IndexError, AttributeError) as exc:
         return {**malformed, "detail": f"the recording is malformed ({type(exc).__name__})"}
     outcome["verified"] = "replay"

@@ -1,5 +1,6 @@
 """MBPP-style tests that use the program's classes by name beyond constructing them: static and class
-methods, class attributes, unbound methods, `type(obj) is Node`, subclasses. Each case is a correct and
+methods, class attributes, unbound methods, `type(obj) is Node`, subclasses, its exception classes caught
+by name. Each case is a correct and
 a subtly wrong program, judged by proofcode in both verdict modes and by a plain python run of program +
 tests; each correct one failed before the stand-in became its class's handle class."""
 from __future__ import annotations
@@ -12,6 +13,9 @@ import pytest
 from coder.sandbox import Limits, run_tests
 
 INIT = "class P:\n    def __init__(self, a):\n        self.a = a\n"
+EXC = "class E({}):\n    pass\ndef f():\n    raise {}('x')\n"
+ACCOUNT = ("class InsufficientFunds(Exception):\n    pass\nclass Account:\n    def __init__(self, b):\n        self.b = b\n"
+           "    def withdraw(self, x):\n        if x > self.b:\n            raise {}\n        self.b -= x\n")
 CASES = [
     ("static_method", INIT + "    @staticmethod\n    def parse(s):\n        return P(int(s))\n",
      INIT + "    @staticmethod\n    def parse(s):\n        return P(len(s))\n",
@@ -30,6 +34,14 @@ CASES = [
     ("subclass", "class A:\n    pass\nclass B(A):\n    def __init__(self, v):\n        self.v = v\n",
      "class A:\n    pass\nclass B:\n    def __init__(self, v):\n        self.v = v\n",
      "assert isinstance(B(1), A) and issubclass(B, A) and not issubclass(A, B)\n"),
+    ("exception_caught_by_name", EXC.format("Exception", "E"), EXC.format("Exception", "ValueError"),
+     "try:\n    f()\nexcept E as e:\n    assert e.args == ('x',) and type(e).__name__ == 'E'\nelse:\n    assert False\n"),
+    ("exception_base_caught_by_name", "class Base(Exception):\n    pass\n" + EXC.format("Base", "E"),
+     "class Base(Exception):\n    pass\n" + EXC.format("Exception", "E"),
+     "try:\n    f()\nexcept Base as e:\n    assert isinstance(e, E)\nexcept E:\n    assert False\n"),
+    ("exception_from_a_method", ACCOUNT.format("InsufficientFunds(x)"), ACCOUNT.format("ValueError(x)"),
+     "a = Account(5)\na.withdraw(3)\ntry:\n    a.withdraw(5)\nexcept InsufficientFunds as e:\n"
+     "    assert e.args == (5,)\nelse:\n    assert False\nassert a.b == 2\n"),
 ]
 
 
