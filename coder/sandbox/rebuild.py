@@ -13,6 +13,7 @@ import math
 import sys
 
 from coder.sandbox import frames
+from coder.sandbox.handles import HandleType
 from coder.sandbox.plain import (_BASES, _BUILD, _DEEP, _NUMPY_KINDS, _VALUE_TYPES, Encoder, Unsupported,
                                  assign)
 
@@ -187,7 +188,8 @@ class Decoder:
         else:
             target = sys.modules.get(module)
             cls = _walk(vars(target), qualname) if target is not None else None
-        return cls if isinstance(cls, type) else None
+        # The tests' stand-in for a class of the program they name is no class to rebuild a value into.
+        return cls if isinstance(cls, type) and not isinstance(cls, HandleType) else None
 
     def _standin_bases(self, desc: list, root: type) -> tuple:
         """Bases for a stand-in of the class `desc` names: its MRO up to the first trusted class that is
@@ -263,7 +265,10 @@ class Decoder:
             key = ("enum", repr(desc))
             cls = _STANDINS.get(key)
             if cls is None:
-                cls = _STANDINS[key] = base(str(desc[1]).rsplit(".", 1)[-1], [(str(k), self._dec(v)) for k, v in members])
+                # The described module and qualified name (the functional API would name this module): the
+                # tests passing a member back as an argument encode it as stage 1 did the candidate's.
+                cls = _STANDINS[key] = base(str(desc[1]).rsplit(".", 1)[-1], [(str(k), self._dec(v)) for k, v in members],
+                                            module=str(desc[0]), qualname=str(desc[1]))
         try:
             return cls[name]
         except KeyError:  # a combination of flags ("R|W") or a pseudo-member: by value, as the class itself would
@@ -292,6 +297,7 @@ class Decoder:
         cls = _STANDINS.get(key)
         if cls is not None:
             return cls
+        cls = None
         if type(extra.get("fields")) is list and isinstance(base_value, tuple):
             cls = collections.namedtuple(name if name.isidentifier() else "Value",
                                          [str(f) for f in extra["fields"]], rename=True)
@@ -302,6 +308,8 @@ class Decoder:
                                              [str(f) for f in extra["dataclass"] if str(f).isidentifier()],
                                              eq=bool(extra.get("eq", True)), order=bool(extra.get("order")),
                                              frozen=bool(extra.get("frozen")), unsafe_hash=bool(extra.get("unsafe_hash")))
+        if cls is not None:  # named as described (not after this module): the tests passing one back as an
+            cls.__module__, cls.__qualname__ = str(desc[0]), str(desc[1])  # argument encode it as stage 1 did
         elif base_value is not None:
             base = next((b for b in _BASES if type(base_value) is b), None)
             if base is None:
