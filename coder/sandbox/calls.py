@@ -27,6 +27,7 @@ from coder.sandbox.plain import _DEEP, _ITERATORS, ContentsMismatch, Encoder, as
 from coder.sandbox.rebuild import Decoder, _standin, class_desc_of
 
 _DETAIL_CHARS = 300
+GLOBALS = "#globals"  # the call that answers the program's module-level values the tests read
 
 
 def _not_plain(value: object) -> object:
@@ -259,6 +260,16 @@ class Recording:
         candidate.__doc__ = getattr(fn, "__doc__", None)
         return candidate
 
+    def program_globals(self, names: list[str]) -> list[str]:
+        """One recorded call answering the program's module-level values the tests read (`GLOBALS`); returns
+        the names among them that are classes of the program's, which the tests then get as named classes."""
+        classes = [n for n in names if isinstance(self.ns.get(n), type) and self.ns[n].__module__ == "__candidate__"]
+        values = {n: self.ns[n] for n in names if n in self.ns and n not in classes
+                  and not isinstance(self.ns[n], type(sys))}  # a module is no value (the stdlib's are imported)
+        answer = self.call(GLOBALS, lambda: {"values": values, "classes": classes}, (), {})
+        self.test_ns.update(answer["values"])  # as the answer reaches the tests: a function is recorded
+        return classes
+
     def class_recorder(self, name: str, cls: type) -> type:
         """The program's class `name` as the tests see it: constructing one is a recorded call."""
         self.entry_names[id(cls)] = name
@@ -296,7 +307,8 @@ class Recording:
             raise
         _random_after(entry, state)
         entry["out"] = enc.encode(result)
-        self._finish(enc, entry, events, pre, numbered, given, (result,))
+        watch = (result, *result["values"].values()) if name == GLOBALS else (result,)  # each global changes alone
+        self._finish(enc, entry, events, pre, numbered, given, watch)
         return self._live(enc, result) if enc.handles else result
 
     def _invoke(self, fn, args: tuple, kwargs: dict, events: list):

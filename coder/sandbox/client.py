@@ -244,13 +244,21 @@ def _parse_error(error: Exception) -> Verdict:
     return Verdict(status="runtime_error", detail=f"the program is not valid Python ({why})"[:300])
 
 
-def _analyse(tree: ast.Module | Exception) -> tuple[list[str] | None, set[str]]:
-    """(top-level function names in order, or None when it did not parse; stdlib modules it imports)."""
+def _analyse(tree: ast.Module | Exception) -> tuple[list[str] | None, dict[str, str]]:
+    """(top-level function names in order, or None when it did not parse; {name it binds: the import
+    statement} for its top-level imports from the stdlib modules the replay may import)."""
     if not isinstance(tree, ast.Module):
-        return None, set()
+        return None, {}
     functions = [n.name for n in tree.body if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef))]
-    imports = {a.name for n in tree.body if isinstance(n, ast.Import) for a in n.names if a.asname is None}
-    return functions, imports & _STDLIB_FOR_TESTS
+    imports = {}
+    for node in tree.body:
+        if isinstance(node, ast.Import):
+            imports.update(((a.asname or a.name.split(".")[0]), f"import {a.name}" + (f" as {a.asname}" if a.asname else ""))
+                           for a in node.names if a.name.split(".")[0] in _STDLIB_FOR_TESTS)
+        elif isinstance(node, ast.ImportFrom) and not node.level and node.module in _STDLIB_FOR_TESTS:
+            imports.update((a.asname or a.name, f"from {node.module} import {a.name}" + (f" as {a.asname}" if a.asname else ""))
+                           for a in node.names if a.name != "*")
+    return functions, imports
 
 
 def _marshalled(tree: ast.Module | Exception, filename: str) -> bytes | None:
@@ -275,6 +283,29 @@ def _bound(tree: ast.Module | Exception, data_only: bool = False) -> frozenset[s
         elif isinstance(node, (ast.Import, ast.ImportFrom)):
             names.update((a.asname or a.name).split(".")[0] for a in node.names)
     return frozenset(names)
+
+
+@functools.lru_cache(maxsize=1024)
+def _names_stored(tests: str) -> frozenset[str]:
+    """Names the tests assign, define or import anywhere: theirs, not the program's."""
+    tree = _parse(tests)
+    if not isinstance(tree, ast.Module):
+        return frozenset()
+    found = {n.id for n in ast.walk(tree) if isinstance(n, ast.Name) and not isinstance(n.ctx, ast.Load)}
+    found.update(n.name for n in ast.walk(tree) if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)))
+    found.update((a.asname or a.name).split(".")[0] for n in ast.walk(tree) if isinstance(n, (ast.Import, ast.ImportFrom))
+                 for a in n.names)
+    return frozenset(found)
+
+
+def _program_globals(tree: ast.Module, used: frozenset[str]) -> set[str]:
+    """Module-level names the tests read that the program binds by assignment or import (not its functions
+    or classes): the replay gets their values from the run (`options["globals"]`)."""
+    names = set(_bound(tree, data_only=True))
+    for node in tree.body:
+        if isinstance(node, (ast.Import, ast.ImportFrom)):
+            names.update((a.asname or a.name).split(".")[0] for a in node.names if a.name != "*")
+    return names & used
 
 
 @functools.lru_cache(maxsize=1024)
@@ -372,13 +403,13 @@ def run_tests(program: str, tests: str, limits: Limits | None = None, *, entry_p
     if entry_point and entry_point not in entry_points:
         entry_points.append(entry_point)
     classes = _program_classes(tree, used, prelude)
-    if not entry_points and not classes:
+    if not entry_points and not classes and not _program_globals(tree, used) - _names_stored(tests):
         return Verdict(status="runtime_error", detail="the program defines no function the tests call")
     if prelude and not (_prelude_names(prelude) - {entry_point}) & used and "class " not in prelude:
         prelude = ""  # the tests use none of its definitions nor can answers be its classes: not needed
-    imports = sorted(imports & used)
-    if imports:  # MBPP tests may use a module the solution imported (e.g. sys.getsizeof)
-        prelude = "".join(f"import {name}\n" for name in imports) + prelude
+    imports = {name: line for name, line in imports.items() if name in used}
+    if imports:  # MBPP tests may use a module or a name the solution imported (sys.getsizeof, Counter)
+        prelude = "".join(f"{imports[name]}\n" for name in sorted(imports)) + prelude
     options: dict = {}
     shared = sorted((_bound(tree, data_only=True) & _prelude_names(prelude) & used) - set(entry_points)) if prelude else []
     if shared:  # the prompt's data the tests read (a registry, a counter): the calls' changes are replayed
@@ -388,6 +419,11 @@ def run_tests(program: str, tests: str, limits: Limits | None = None, *, entry_p
     exceptions = _program_exceptions(tree, used)
     if exceptions:  # (a prompt's own exception classes are the replay's already: it keeps them)
         options["exceptions"] = exceptions
+    data = (_program_globals(tree, used) - set(entry_points) - set(classes) - set(exceptions) - set(imports)
+            - _names_stored(tests))
+    data -= _prelude_names(prelude) if prelude else frozenset()
+    if data:  # the program's constants, namedtuple classes, imported names the tests read
+        options["globals"] = sorted(data)
     trusted = _class_qualnames(prelude) | _class_qualnames(tests) if "class" in prelude + tests else frozenset()
     if trusted:
         options["trusted_classes"] = sorted(trusted)

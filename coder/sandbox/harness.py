@@ -18,7 +18,7 @@ import sys
 import traceback
 import types
 
-from coder.sandbox.calls import Recording, Replaying, ReplayMismatch, json_text, short as _short
+from coder.sandbox.calls import GLOBALS, Recording, Replaying, ReplayMismatch, json_text, short as _short
 from coder.sandbox.plain import _DEEP, Unsupported
 from coder.sandbox.rebuild import _standin
 
@@ -161,6 +161,9 @@ def run_candidate(program: str, tests: str, entry_points: list[str], entry_point
     for n in options.get("classes", ()):  # the program's classes the tests construct by name
         if isinstance(ns.get(n), type):
             recorders[n] = session.class_recorder(n, ns[n])
+    if options.get("globals"):  # test_ns has them already; the replay gets them from this call
+        for n in session.program_globals(list(options["globals"])):
+            recorders[n] = session.class_recorder(n, ns[n])
     random.seed(0)
     passed = False
     try:
@@ -216,6 +219,20 @@ def _module_namespace() -> dict:
     return vars(module)
 
 
+def _program_globals(session: Replaying, ns: dict, names: set) -> dict:
+    """The program's module-level values the tests read, from the run's first recorded call: values into
+    `ns`; the program's classes among them as named classes (returned, name -> stand-in)."""
+    try:
+        answer = session.call(GLOBALS, (), {})
+    except Unsupported:  # a value the replay cannot rebuild: the tests reading them fail as they did
+        return {}
+    values, classes = (answer.get("values"), answer.get("classes")) if type(answer) is dict else (None, None)
+    if type(values) is not dict or type(classes) is not list:
+        raise ValueError("malformed recording: program globals")
+    ns.update((k, v) for k, v in values.items() if k in names)
+    return {n: session.class_replay(n) for n in classes if type(n) is str and n in names}
+
+
 def _exception_standins(ns: dict, bases: dict) -> None:
     """The program's exception classes the tests name, as stand-ins in the replay's namespace ({name: base
     name}): the exceptions the replay rebuilds from the recording are of these classes, so `except E` and
@@ -246,7 +263,7 @@ class ReplayTimeout(BaseException):
 
 def replay(tests: str, prelude: str, entry_points: list[str], entry_point: str | None,
            records: list[dict], tests_code: bytes | None = None, shared: list[str] = (),
-           classes: list[str] = (), exceptions: dict | None = None) -> dict:
+           classes: list[str] = (), exceptions: dict | None = None, program_globals: list[str] = ()) -> dict:
     """Stage 2, trusted: run the pristine tests against recorded answers; returns {status, detail}."""
     ns = _module_namespace()
     if prelude:
@@ -260,6 +277,8 @@ def replay(tests: str, prelude: str, entry_points: list[str], entry_point: str |
     session = Replaying(records, ns, [n for n in shared if n in ns])
     replays = {n: session.replay(n) for n in entry_points}
     replays.update({str(n): session.class_replay(str(n)) for n in classes})
+    if program_globals:
+        replays.update(_program_globals(session, ns, set(program_globals)))
     _headroom(1)  # the caller restores the limit
     random.seed(0)
     try:
@@ -351,7 +370,7 @@ def replay_recording(recording: bytes, tests: str, prelude: str, entry_points: l
         return {"status": "memory_exceeded", "detail": detail}
     try:
         outcome = replay(tests, prelude, entry_points, entry_point, records, tests_code, options.get("shared", ()),
-                         options.get("classes", ()), options.get("exceptions") or {})
+                         options.get("classes", ()), options.get("exceptions") or {}, options.get("globals", ()))
     except (ValueError, TypeError, KeyError, IndexError, AttributeError) as exc:
         return {**malformed, "detail": f"the recording is malformed ({type(exc).__name__})"}
     outcome["verified"] = "replay"
