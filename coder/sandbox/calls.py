@@ -303,13 +303,18 @@ class Recording:
             _random_after(entry, state)
             entry["raise"] = enc.encode(exc)
             entry["detail"] = short(exc)
-            self._finish(enc, entry, events, pre, numbered, given, ())
+            self._finish(enc, entry, events, pre, numbered, given)
+            self.held.add(enc, (*given[0], *given[1].values()))
             raise
         _random_after(entry, state)
         entry["out"] = enc.encode(result)
+        self._finish(enc, entry, events, pre, numbered, given)
+        # Only now: putting the tests' handles in the answer (hashing them into a set is a call) is no change
+        # of the program's, and the replay numbers what those calls answered first as well.
+        live = self._live(enc, result) if enc.handles else result
         watch = (result, *result["values"].values()) if name == GLOBALS else (result,)  # each global changes alone
-        self._finish(enc, entry, events, pre, numbered, given, watch)
-        return self._live(enc, result) if enc.handles else result
+        self.held.add(enc, (*given[0], *given[1].values(), *watch))
+        return live
 
     def _invoke(self, fn, args: tuple, kwargs: dict, events: list):
         tee = None
@@ -358,8 +363,7 @@ class Recording:
 
         return tuple(map(wrap, args)), {k: wrap(v) for k, v in kwargs.items()}
 
-    def _finish(self, enc: Encoder, entry: dict, events: list, pre: str, numbered: list, given: tuple,
-                answers: tuple) -> None:
+    def _finish(self, enc: Encoder, entry: dict, events: list, pre: str, numbered: list, given: tuple) -> None:
         if events:
             entry["ev"] = events
         args, kwargs, shared = given
@@ -372,7 +376,6 @@ class Recording:
         if late:
             entry["late"] = late
         self.answered.add(enc.objs, len(numbered))
-        self.held.add(enc, (*args, *kwargs.values(), *answers))
         self.foreign.update(enc.foreign)
         self.handles = enc.next_handle
         self.write(self.fd, (json_text(entry) + "\n").encode())

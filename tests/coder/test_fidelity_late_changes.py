@@ -22,7 +22,19 @@ VIEW = ("class Reg:\n    def __init__(self):\n        self.d = {{}}\n    def vie
         "    def put(self, k, v):\n        self.d[k] = {}\n")
 CACHE = "_cache = []\ndef remember(x):\n    _cache.append(x)\n    return {}\ndef forget():\n    _cache.clear()\n"
 
+POINTS = ("class Pt:\n    def __init__(self, x, y):\n        self.x, self.y = x, y\n    def __eq__(self, o):\n"
+          "        return (self.x, self.y) == (o.x, o.y)\n    def __hash__(self):\n        return {}\n"
+          "def unique_points(pairs):\n    return set(Pt(x, y) for x, y in pairs)\n")
+CARDS = ("from dataclasses import dataclass\n@dataclass(order=True, frozen=True)\nclass Card:\n    rank: int\n    suit: str\n"
+         "    def label(self):\n        return {}\ndef hand(spec):\n    return [Card(int(s[:-1]), s[-1]) for s in spec.split()]\n")
+
 CASES = [
+    # Not changes: the answer's own objects put into the tests' set or list as handles (a hash is a call).
+    ("set_of_the_programs_objects", POINTS.format("hash((self.x, self.y))"), POINTS.format("id(self)"),
+     "u = unique_points([(1, 2), (1, 2), (3, 4)])\nassert len(u) == 2\nassert sorted((p.x, p.y) for p in u) == [(1, 2), (3, 4)]\n"),
+    ("list_of_ordered_dataclasses", CARDS.format("f'{self.rank}{self.suit}'"), CARDS.format("f'{self.suit}{self.rank}'"),
+     "h = hand('10H 2S 7D')\nassert [c.label() for c in sorted(h)] == ['2S', '7D', '10H']\nassert max(h).rank == 10\n"
+     "assert len(set(h + hand('2S'))) == 3\n"),
     ("returned_internal_list_must_be_a_copy", SNAPSHOT.format("list(self.items)"), SNAPSHOT.format("self.items"),
      "s = S()\nx = s.snapshot()\ns.push(3)\nassert x == [1, 2]\n"),
     ("constructor_must_copy_its_argument", KEEPER.format("list(data)"), KEEPER.format("data"),
