@@ -246,6 +246,7 @@ class Recording:
         self.write = os.write
         self.answered = Answered()
         self.held = Held()
+        self.views: dict[int, tuple] = {}  # see _replace
         self.check = None
 
     def watch(self, check) -> None:
@@ -311,7 +312,10 @@ class Recording:
         self._finish(enc, entry, events, pre, numbered, given)
         # Only now: putting the tests' handles in the answer (hashing them into a set is a call) is no change
         # of the program's, and the replay numbers what those calls answered first as well.
-        live = self._live(enc, result) if enc.handles else result
+        own = frozenset(map(id, numbered))
+        live = self._live(enc, result, own) if enc.handles else result
+        if entry.get("late") and self.views:
+            self._refresh_views(entry["late"])
         watch = (result, *result["values"].values()) if name == GLOBALS else (result,)  # each global changes alone
         self.held.add(enc, (*given[0], *given[1].values(), *watch))
         return live
@@ -383,10 +387,20 @@ class Recording:
     def _real(self, handle: Handle) -> object:
         return self.kept.get(handles.number(handle), handle)
 
-    def _live(self, enc: Encoder, result):
+    def _live(self, enc: Encoder, result, own: frozenset):
         """The answer as the tests see it in stage 1: handles replaced by recording stand-ins."""
         live = {id(obj): self._handle(n, kind, obj, enc.handle_descs.get(n)) for n, kind, obj in enc.handles}
-        return _replace(result, live, {})
+        return _replace(result, live, {}, self.views, own)
+
+    def _refresh_views(self, changed: list) -> None:
+        """The tests' copies of the candidate's containers a call changed (its "late" changes), again."""
+        known = None
+        for i, _ in changed:
+            view = self.views.get(id(self.held.objs[i]))
+            if view is not None:
+                if known is None:
+                    known = {id(self.kept[n]): proxy for n, proxy in self.proxies.items() if n in self.kept}
+                _replace(view[0], known, {}, self.views)
 
     def _handle(self, n: int, kind: str, obj, cls_desc: list | None = None):
         name = f"#{n}"
@@ -431,27 +445,44 @@ def _resumed(value):
     return () if sent is None else (sent,)
 
 
-def _replace(value, live: dict, memo: dict):
-    """`value` with the objects behind handles replaced by their stand-ins, at any depth of plain containers."""
+def _replace(value, live: dict, memo: dict, views: dict | None = None, own: frozenset = frozenset()):
+    """`value` with the objects behind handles replaced by their stand-ins, at any depth of plain containers.
+    The tests' own containers (`own`: ids) are changed in place; the candidate's are not (its code would
+    meet the tests' handles in them): the tests get a copy, the same one each time (`views`: id ->
+    (container, copy))."""
     got = live.get(id(value))
     if got is not None:
         return got
     t = type(value)
-    if t not in (list, tuple, dict, set) or id(value) in memo:
+    if t not in (list, tuple, dict, set):
         return value
-    memo[id(value)] = value
-    if t is list:
-        value[:] = [_replace(v, live, memo) for v in value]
-    elif t is tuple:
-        value = tuple(_replace(v, live, memo) for v in value)
-    elif t is dict:
-        for k, v in list(value.items()):
-            value[k] = _replace(v, live, memo)
+    if id(value) in memo:
+        return memo[id(value)]
+    if t is tuple:
+        return tuple(_replace(v, live, memo, views, own) for v in value)
+    view = views.get(id(value)) if views is not None and id(value) not in own else None
+    target = value if views is None or id(value) in own else view[1] if view is not None else t()
+    memo[id(value)] = target
+    if t is dict:
+        items = [(k, _replace(v, live, memo, views, own)) for k, v in list(value.items())]
+        changed = target is not value or any(v is not value.get(k) for k, v in items)
     else:
-        items = [_replace(v, live, memo) for v in value]
-        value.clear()
-        value.update(items)
-    return value
+        items = [_replace(v, live, memo, views, own) for v in list(value)]
+        changed = target is not value or any(a is not b for a, b in zip(items, value))
+    if not changed:
+        return value
+    if target is not value and view is None:
+        if not any(a is not b for a, b in zip(items if t is not dict else [v for _, v in items],
+                                             value if t is not dict else value.values())):
+            memo[id(value)] = value  # nothing of the candidate's to hide: the tests share its container
+            return value
+        views[id(value)] = (value, target)
+    if t is list:
+        target[:] = items
+    else:
+        target.clear()
+        target.update(items)
+    return target
 
 
 class ReplayMismatch(Exception):

@@ -28,7 +28,17 @@ POINTS = ("class Pt:\n    def __init__(self, x, y):\n        self.x, self.y = x,
 CARDS = ("from dataclasses import dataclass\n@dataclass(order=True, frozen=True)\nclass Card:\n    rank: int\n    suit: str\n"
          "    def label(self):\n        return {}\ndef hand(spec):\n    return [Card(int(s[:-1]), s[-1]) for s in spec.split()]\n")
 
+SCHEDULER = ("class Task:\n    def __init__(self, name, pri):\n        self.name, self.pri = name, pri\n"
+             "class Scheduler:\n    def __init__(self):\n        self.tasks = []\n    def add(self, name, pri):\n"
+             "        t = Task(name, pri)\n        self.tasks.append(t)\n        return t\n    def next(self):\n"
+             "        t = {}(self.tasks, key=lambda t: t.pri)\n        self.tasks.remove(t)\n        return t\n")
+
 CASES = [
+    # The tests read the program's own list of its objects, then a method walks it: the program must not
+    # meet the tests' handles in its list (the tests get a copy, which follows the program's changes).
+    ("the_programs_list_of_its_objects", SCHEDULER.format("max"), SCHEDULER.format("min"),
+     "s = Scheduler()\na = s.add('a', 1)\nb = s.add('b', 5)\nx = s.tasks\nassert a in x\nassert s.next() is b\n"
+     "assert x == [a] and x is s.tasks\nassert [t.name for t in s.tasks] == ['a']\n"),
     # Not changes: the answer's own objects put into the tests' set or list as handles (a hash is a call).
     ("set_of_the_programs_objects", POINTS.format("hash((self.x, self.y))"), POINTS.format("id(self)"),
      "u = unique_points([(1, 2), (1, 2), (3, 4)])\nassert len(u) == 2\nassert sorted((p.x, p.y) for p in u) == [(1, 2), (3, 4)]\n"),
