@@ -13,9 +13,7 @@ callables and iterators in an answer become handles ("#N"), whose calls are entr
 """
 from __future__ import annotations
 
-import collections
 import json
-import operator
 import os
 import random
 import sys
@@ -23,6 +21,7 @@ import warnings
 
 from coder.sandbox import handles
 from coder.sandbox.handles import Handle
+from coder.sandbox.held import Held
 from coder.sandbox.plain import _DEEP, _ITERATORS, ContentsMismatch, Encoder, assign, contents
 from coder.sandbox.rebuild import Decoder, _standin, class_desc_of
 
@@ -134,83 +133,6 @@ class Answered:
             if id(obj) not in self.ids:
                 self.ids[id(obj)] = len(self.objs)
                 self.objs.append(obj)
-
-
-class Held:
-    """Every object the session's calls numbered (arguments, answers), in the same order in both stages, and,
-    in stage 1, the containers among the calls' own arguments and answers whose later changes are recorded:
-    the program may keep them (an internal list it returned, a list a generator of its consumes)."""
-
-    def __init__(self):
-        self.objs: list = []
-        self.watched: list[list] = []  # [index in objs, shallow copy, contents text if it nests containers]
-        self.items = 0
-
-    def add(self, enc: Encoder, top: tuple) -> None:
-        base = len(self.objs)
-        self.objs.extend(enc.objs)
-        for obj in top:
-            i = enc.memo.get(id(obj))
-            if (i is None or not _watchable(obj) or len(self.watched) >= _MAX_WATCHED
-                    or self.items + len(obj) > _MAX_WATCHED_ITEMS or any(self.objs[w[0]] is obj for w in self.watched)):
-                continue
-            self.watched.append([base + i, *_look(obj)])
-            self.items += len(obj)
-
-    def changes(self, enc: Encoder) -> list:
-        """[index, new contents] of each watched container changed since its contents were last recorded."""
-        late = []
-        for watched in self.watched:
-            obj = self.objs[watched[0]]
-            if not _same(obj, watched[1]) or watched[2] is not None and _text(obj) != watched[2]:
-                late.append([watched[0], contents(enc, obj)])
-                watched[1:] = _look(obj)
-        return late
-
-
-_WATCHED_TYPES = (list, dict, set, bytearray, collections.deque)
-# Each call looks at every watched container again, so a session watches a bounded amount: the first 64
-# containers, 20,000 items in all (beyond, a container keeps the contents it was answered with).
-_MAX_WATCHED, _MAX_WATCHED_ITEMS = 64, 20_000
-
-
-def _watchable(obj: object) -> bool:
-    t = type(obj)
-    return t in _WATCHED_TYPES or isinstance(obj, dict) and t.__module__ == "collections"
-
-
-def _look(obj: object) -> list:
-    """[shallow copy, contents text or None]: the copy keeps the items alive, so identity compares them;
-    containers inside are compared by their contents."""
-    if type(obj) is bytearray:
-        return [bytes(obj), None]
-    if isinstance(obj, dict):
-        copy = (list(obj), list(obj.values()))
-        inner = copy[1]
-    else:
-        copy = inner = list(obj)
-    nested = any(type(v) in _WATCHED_TYPES or isinstance(v, dict) for v in inner)
-    return [copy, _text(obj) if nested else None]
-
-
-def _same(obj: object, copy) -> bool:
-    """Whether `obj` still holds the very items of `copy` (no item's __eq__ runs: they may be the program's)."""
-    if type(obj) is bytearray:
-        return obj == copy
-    if isinstance(obj, dict):
-        keys, values = copy
-        return (len(obj) == len(keys) and all(map(operator.is_, obj, keys))
-                and all(map(operator.is_, obj.values(), values)))
-    if type(obj) is set:
-        return len(obj) == len(copy) and {id(v) for v in copy} == {id(v) for v in obj}
-    return len(obj) == len(copy) and all(map(operator.is_, obj, copy))
-
-
-def _text(obj: object) -> str | None:
-    try:
-        return json_text(contents(Encoder(), obj))
-    except Exception:  # too deep or not plain: compared by its items only
-        return None
 
 
 class _Tee:

@@ -253,11 +253,13 @@ def _analyse(tree: ast.Module | Exception) -> tuple[list[str] | None, dict[str, 
     imports = {}
     for node in tree.body:
         if isinstance(node, ast.Import):
-            imports.update(((a.asname or a.name.split(".")[0]), f"import {a.name}" + (f" as {a.asname}" if a.asname else ""))
-                           for a in node.names if a.name.split(".")[0] in _STDLIB_FOR_TESTS)
+            for a in node.names:
+                if a.name.split(".")[0] in _STDLIB_FOR_TESTS:
+                    imports[a.asname or a.name.split(".")[0]] = f"import {a.name}" + (f" as {a.asname}" if a.asname else "")
         elif isinstance(node, ast.ImportFrom) and not node.level and node.module in _STDLIB_FOR_TESTS:
-            imports.update((a.asname or a.name, f"from {node.module} import {a.name}" + (f" as {a.asname}" if a.asname else ""))
-                           for a in node.names if a.name != "*")
+            for a in node.names:
+                if a.name != "*":
+                    imports[a.asname or a.name] = f"from {node.module} import {a.name}" + (f" as {a.asname}" if a.asname else "")
     return functions, imports
 
 

@@ -267,8 +267,9 @@ class Decoder:
             if cls is None:
                 # The described module and qualified name (the functional API would name this module): the
                 # tests passing a member back as an argument encode it as stage 1 did the candidate's.
-                cls = _STANDINS[key] = base(str(desc[1]).rsplit(".", 1)[-1], [(str(k), self._dec(v)) for k, v in members],
-                                            module=str(desc[0]), qualname=str(desc[1]))
+                members = [(str(k), self._dec(v)) for k, v in members]
+                cls = _STANDINS[key] = base(str(desc[1]).rsplit(".", 1)[-1], members, module=str(desc[0]),
+                                            qualname=str(desc[1]))
         try:
             return cls[name]
         except KeyError:  # a combination of flags ("R|W") or a pseudo-member: by value, as the class itself would
