@@ -29,6 +29,14 @@ _DETAIL_CHARS = 300
 GLOBALS = "#globals"  # the call that answers the program's module-level values the tests read
 
 
+def _unshared_count() -> int:
+    result = list()  # noqa: C408 (a new object, as a call's answer is)
+    return sys.getrefcount(result)
+
+
+_UNSHARED = _unshared_count()  # sys.getrefcount of a value only a local variable refers to, here (2 on 3.11)
+
+
 def _not_plain(value: object) -> object:
     raise TypeError(f"not plain data: {type(value).__name__}")
 
@@ -222,12 +230,14 @@ class Recording:
         state = random.getstate() if self.guard_random else None
         try:
             result = self._invoke(fn, args, kwargs, events)
+            # An answer only this frame refers to is the tests' alone: no later call can change it.
+            shared_answer = sys.getrefcount(result) > _UNSHARED
         except BaseException as exc:
             _random_after(entry, state)
             entry["raise"] = enc.encode(exc)
             entry["detail"] = short(exc)
             self._finish(enc, entry, events, pre, numbered, given)
-            self.held.add(enc, (*given[0], *given[1].values()))
+            self.held.add(enc, self._kept_arguments(name, fn, enc, given))
             raise
         _random_after(entry, state)
         entry["out"] = enc.encode(result)
@@ -238,9 +248,18 @@ class Recording:
         live = self._live(enc, result, own) if enc.handles else result
         if entry.get("late") and self.views:
             self._refresh_views(entry["late"])
-        watch = (result, *result["values"].values()) if name == GLOBALS else (result,)  # each global changes alone
-        self.held.add(enc, (*given[0], *given[1].values(), *watch))
+        watch = ((result, *result["values"].values()) if name == GLOBALS  # each global changes alone
+                 else (result,) if shared_answer else ())
+        self.held.add(enc, (*self._kept_arguments(name, fn, enc, given), *watch))
         return live
+
+    @staticmethod
+    def _kept_arguments(name: str, fn, enc: Encoder, given: tuple) -> tuple:
+        """The call's arguments when the program may have kept them for later: it answered something live
+        (a generator, a closure, its own object), or the call is a method of its object or builds one."""
+        if enc.handles or name.startswith("#") or isinstance(fn, type):
+            return (*given[0], *given[1].values())
+        return ()
 
     def _invoke(self, fn, args: tuple, kwargs: dict, events: list):
         tee = None

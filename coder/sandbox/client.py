@@ -421,9 +421,9 @@ def run_tests(program: str, tests: str, limits: Limits | None = None, *, entry_p
     exceptions = _program_exceptions(tree, used)
     if exceptions:  # (a prompt's own exception classes are the replay's already: it keeps them)
         options["exceptions"] = exceptions
-    data = (_program_globals(tree, used) - set(entry_points) - set(classes) - set(exceptions) - set(imports)
-            - _names_stored(tests))
+    data = _program_globals(tree, used) - set(entry_points) - set(classes) - set(exceptions) - set(imports)
     data -= _prelude_names(prelude) if prelude else frozenset()
+    data = data - _names_stored(tests) if data else data  # (parsing the tests again only when it matters)
     if data:  # the program's constants, namedtuple classes, imported names the tests read
         options["globals"] = sorted(data)
     trusted = _class_qualnames(prelude) | _class_qualnames(tests) if "class" in prelude + tests else frozenset()

@@ -11,11 +11,13 @@ from coder.sandbox.plain import Encoder, contents
 class Held:
     """Every object the session's calls numbered (arguments, answers), in the same order in both stages, and,
     in stage 1, the containers among the calls' own arguments and answers whose later changes are recorded:
-    the program may keep them (an internal list it returned, a list a generator of its consumes)."""
+    the program may keep them (an internal list it returned, a list a generator of its consumes). A change
+    is a different item (by identity) at the container's top level: an item changed inside (a row of a
+    returned matrix) is not seen."""
 
     def __init__(self):
         self.objs: list = []
-        self.watched: list[list] = []  # [index in objs, shallow copy, contents text if it nests containers]
+        self.watched: list[list] = []  # [index in objs, shallow copy]
         self.items = 0
 
     def add(self, enc: Encoder, top: tuple) -> None:
@@ -26,7 +28,7 @@ class Held:
             if (i is None or not _watchable(obj) or len(self.watched) >= _MAX_WATCHED
                     or self.items + len(obj) > _MAX_WATCHED_ITEMS or any(self.objs[w[0]] is obj for w in self.watched)):
                 continue
-            self.watched.append([base + i, *_look(obj)])
+            self.watched.append([base + i, _look(obj)])
             self.items += len(obj)
 
     def changes(self, enc: Encoder) -> list:
@@ -34,9 +36,9 @@ class Held:
         late = []
         for watched in self.watched:
             obj = self.objs[watched[0]]
-            if not _same(obj, watched[1]) or watched[2] is not None and _text(obj) != watched[2]:
+            if not _same(obj, watched[1]):
                 late.append([watched[0], contents(enc, obj)])
-                watched[1:] = _look(obj)
+                watched[1] = _look(obj)
         return late
 
 
@@ -51,18 +53,11 @@ def _watchable(obj: object) -> bool:
     return t in _WATCHED_TYPES or isinstance(obj, dict) and t.__module__ == "collections"
 
 
-def _look(obj: object) -> list:
-    """[shallow copy, contents text or None]: the copy keeps the items alive, so identity compares them;
-    containers inside are compared by their contents."""
+def _look(obj: object):
+    """A shallow copy: it keeps the items alive, so identity compares them."""
     if type(obj) is bytearray:
-        return [bytes(obj), None]
-    if isinstance(obj, dict):
-        copy = (list(obj), list(obj.values()))
-        inner = copy[1]
-    else:
-        copy = inner = list(obj)
-    nested = any(type(v) in _WATCHED_TYPES or isinstance(v, dict) for v in inner)
-    return [copy, _text(obj) if nested else None]
+        return bytes(obj)
+    return (list(obj), list(obj.values())) if isinstance(obj, dict) else list(obj)
 
 
 def _same(obj: object, copy) -> bool:
@@ -76,10 +71,3 @@ def _same(obj: object, copy) -> bool:
     if type(obj) is set:
         return len(obj) == len(copy) and {id(v) for v in copy} == {id(v) for v in obj}
     return len(obj) == len(copy) and all(map(operator.is_, obj, copy))
-
-
-def _text(obj: object) -> str | None:
-    try:
-        return repr(contents(Encoder(), obj))
-    except Exception:  # too deep or not plain: compared by its items only
-        return None
