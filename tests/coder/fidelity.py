@@ -66,3 +66,17 @@ def fidelity_suite(cases: list[tuple], modes=("compatible", "strict")):
         check_case(results, name)
 
     return results_fixture, test_verdict_matches_plain_python
+
+
+def plain_program(program: str, tests: str) -> bool:
+    """What a plain interpreter says of `program` followed by statement `tests` (MBPP style): exit status 0."""
+    return subprocess.run([sys.executable, "-c", program + "\n" + tests], capture_output=True, timeout=60).returncode == 0
+
+
+def check_pair(name: str, correct: str, wrong: str, tests: str) -> None:
+    """The correct program passes and the wrong one fails in plain python, and proofcode agrees in both modes."""
+    for program, expected in ((correct, True), (wrong, False)):
+        assert plain_program(program, tests) is expected, f"{name}: the fixture itself is wrong"
+        for mode in ("compatible", "strict"):
+            verdict = run_tests(program, tests, LIMITS, verdicts=mode)
+            assert verdict.passed is expected, f"{name} {mode} ({'correct' if expected else 'wrong'}): {verdict}"

@@ -5,12 +5,8 @@ judged by proofcode in both verdict modes and by a plain python run of program +
 failed before."""
 from __future__ import annotations
 
-import subprocess
-import sys
-
 import pytest
-
-from coder.sandbox import Limits, run_tests
+from fidelity import check_pair
 
 PEEK = ("class It:\n    def __init__(self):\n        self.n = 2\n    def __iter__(self):\n        return self\n"
         "    def __next__(self):\n        if not self.n:\n            raise StopIteration\n        self.n -= 1\n"
@@ -37,14 +33,6 @@ CASES = [
 ]
 
 
-def _plain(program: str, tests: str) -> bool:
-    return subprocess.run([sys.executable, "-c", program + "\n" + tests], capture_output=True, timeout=60).returncode == 0
-
-
 @pytest.mark.parametrize("name, correct, wrong, tests", CASES, ids=[c[0] for c in CASES])
 def test_iterator_verdicts_match_plain_python(name, correct, wrong, tests):
-    for program, expected in ((correct, True), (wrong, False)):
-        assert _plain(program, tests) is expected, f"{name}: the fixture itself is wrong"
-        for mode in ("compatible", "strict"):
-            verdict = run_tests(program, tests, Limits(timeout_s=20), verdicts=mode)
-            assert verdict.passed is expected, f"{name} {mode} ({'correct' if expected else 'wrong'}): {verdict}"
+    check_pair(name, correct, wrong, tests)

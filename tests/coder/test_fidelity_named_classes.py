@@ -6,12 +6,8 @@ a subtly wrong program, judged by proofcode in both verdict modes and by a plain
 tests; each correct one failed before the stand-in became its class's handle class."""
 from __future__ import annotations
 
-import subprocess
-import sys
-
 import pytest
-
-from coder.sandbox import Limits, run_tests
+from fidelity import check_pair
 
 INIT = "class P:\n    def __init__(self, a):\n        self.a = a\n"
 ENUM = "from enum import Enum\nclass C(Enum):\n    A = 1\n    B = 2\ndef f(c):\n    return {}\n"
@@ -62,14 +58,6 @@ CASES = [
 ]
 
 
-def _plain(program: str, tests: str) -> bool:
-    return subprocess.run([sys.executable, "-c", program + "\n" + tests], capture_output=True, timeout=60).returncode == 0
-
-
 @pytest.mark.parametrize("name, correct, wrong, tests", CASES, ids=[c[0] for c in CASES])
 def test_named_class_verdicts_match_plain_python(name, correct, wrong, tests):
-    for program, expected in ((correct, True), (wrong, False)):
-        assert _plain(program, tests) is expected, f"{name}: the fixture itself is wrong"
-        for mode in ("compatible", "strict"):
-            verdict = run_tests(program, tests, Limits(timeout_s=20), verdicts=mode)
-            assert verdict.passed is expected, f"{name} {mode} ({'correct' if expected else 'wrong'}): {verdict}"
+    check_pair(name, correct, wrong, tests)
