@@ -352,25 +352,39 @@ def _program_classes(tree: ast.Module, used: frozenset[str], prelude: str) -> li
     """The program's own top-level classes the tests construct by name (MBPP's `Pair`, a `Node`), its
     exception classes aside (see `_program_exceptions`)."""
     mine = [n.name for n in tree.body if isinstance(n, ast.ClassDef) and n.name in used]
-    mine = [n for n in mine if n not in _program_exceptions(tree, frozenset(mine))]
+    mine = [n for n in mine if n not in _program_exceptions(tree)]
     return [n for n in mine if n not in _prelude_names(prelude)] if prelude else mine
 
 
-def _program_exceptions(tree: ast.Module, used: frozenset[str]) -> dict[str, str]:
-    """{name: base} for the program's top-level exception classes the tests name (`except InsufficientFunds`)
-    and the program's exception classes between them and a builtin exception: the replay catches the
-    exceptions it rebuilds as these (a stand-in class per name, deriving from its base's)."""
-    bases = {n.name: n.bases[0].id for n in tree.body if isinstance(n, ast.ClassDef) and len(n.bases) == 1
-             and isinstance(n.bases[0], ast.Name)}
-    found: dict[str, str] = {}
-    for name in sorted(used & bases.keys()):
+def _program_exceptions(tree: ast.Module) -> dict[str, list]:
+    """{name: [base, {class attribute: literal value}]} for the program's top-level exception classes (deriving
+    from a builtin exception through its own classes): the replay rebuilds the exceptions it raised as these,
+    so the tests catch them by name (`except InsufficientFunds`) and read their class attributes that are
+    literals (`code = 404`)."""
+    classes = {n.name: n for n in tree.body if isinstance(n, ast.ClassDef) and len(n.bases) == 1
+               and isinstance(n.bases[0], ast.Name)}
+    bases = {name: node.bases[0].id for name, node in classes.items()}
+    found: dict[str, list] = {}
+    for name in sorted(bases):  # all: an exception the tests catch as `Exception` still has its attributes
         chain, base = [name], bases[name]
         while base in bases and base not in chain:
             chain.append(base)
             base = bases[base]
         if isinstance(getattr(builtins, base, None), type) and issubclass(getattr(builtins, base), BaseException):
-            found.update((c, bases[c]) for c in chain)
+            found.update((c, [bases[c], _literal_attributes(classes[c])]) for c in chain)
     return found
+
+
+def _literal_attributes(node: ast.ClassDef) -> dict:
+    """The class attributes a class body assigns a literal to (`code = 404`), for the replay's stand-in."""
+    found = {}
+    for stmt in node.body:
+        if isinstance(stmt, ast.Assign) and len(stmt.targets) == 1 and isinstance(stmt.targets[0], ast.Name):
+            try:
+                found[stmt.targets[0].id] = ast.literal_eval(stmt.value)
+            except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):
+                continue
+    return {k: v for k, v in found.items() if not (k.startswith("__") and k.endswith("__"))}
 
 
 VERDICTS = ("strict", "compatible")
@@ -418,7 +432,7 @@ def run_tests(program: str, tests: str, limits: Limits | None = None, *, entry_p
         options["shared"] = shared
     if classes:
         options["classes"] = classes
-    exceptions = _program_exceptions(tree, used)
+    exceptions = _program_exceptions(tree)
     if exceptions:  # (a prompt's own exception classes are the replay's already: it keeps them)
         options["exceptions"] = exceptions
     data = _program_globals(tree, used) - set(entry_points) - set(classes) - set(exceptions) - set(imports)

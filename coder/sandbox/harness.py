@@ -233,23 +233,28 @@ def _program_globals(session: Replaying, ns: dict, names: set) -> dict:
     return {n: session.class_replay(n) for n in classes if type(n) is str and n in names}
 
 
-def _exception_standins(ns: dict, bases: dict) -> None:
-    """The program's exception classes the tests name, as stand-ins in the replay's namespace ({name: base
-    name}): the exceptions the replay rebuilds from the recording are of these classes, so `except E` and
-    `assertRaises(E)` catch them as they catch the program's own."""
+def _exception_standins(ns: dict, described: dict) -> None:
+    """The program's exception classes the tests name, as stand-ins in the replay's namespace ({name: [base
+    name, {class attribute: plain value}]}): the exceptions the replay rebuilds from the recording are of
+    these classes, so `except E` and `assertRaises(E)` catch them as they catch the program's own."""
     def make(name: str, seen: tuple = ()) -> type | None:
         if isinstance(ns.get(name), type) and issubclass(ns[name], BaseException):
             return ns[name]
-        base = bases.get(name)
-        if type(base) is not str or name in seen:
+        entry = described.get(name)
+        if type(entry) is not list or len(entry) != 2 or type(entry[0]) is not str or name in seen:
             return None
-        parent = make(base, (*seen, name)) if base in bases else getattr(builtins, base, None)
+        base, attributes = entry
+        parent = make(base, (*seen, name)) if base in described else getattr(builtins, base, None)
         if not (isinstance(parent, type) and issubclass(parent, BaseException)):
             return None
-        ns[name] = _standin(name, (parent,))
+        attributes = {k: v for k, v in attributes.items() if type(k) is str and k.isidentifier()
+                      and not k.startswith("__")} if type(attributes) is dict else {}
+        # A class of this run's own when it has attributes (stand-ins are shared between runs otherwise).
+        ns[name] = type(name, (parent,), {"__module__": "__candidate__", **attributes}) if attributes \
+            else _standin(name, (parent,))
         return ns[name]
 
-    for name in bases if type(bases) is dict else ():
+    for name in described if type(described) is dict else ():
         if type(name) is str:
             make(name)
 

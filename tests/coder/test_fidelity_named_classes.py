@@ -52,6 +52,9 @@ CASES = [
     ("imported_names", "from collections import Counter\nimport math as m\ndef f(s):\n    return Counter(s)\n",
      "from collections import Counter\nimport math as m\ndef f(s):\n    return Counter(s[1:])\n",
      "assert f('aab') == Counter('aba') and isinstance(f('a'), Counter) and m.sqrt(4) == 2\n"),
+    ("exception_class_attributes", "class NotFound(LookupError):\n    status = 404\ndef get(k):\n    raise NotFound(k)\n",
+     "class NotFound(LookupError):\n    status = 400\ndef get(k):\n    raise NotFound(k)\n",
+     "try:\n    get('a')\nexcept Exception as e:\n    assert e.status == 404 and e.args == ('a',)\n"),
     ("exception_from_a_method", ACCOUNT.format("InsufficientFunds(x)"), ACCOUNT.format("ValueError(x)"),
      "a = Account(5)\na.withdraw(3)\ntry:\n    a.withdraw(5)\nexcept InsufficientFunds as e:\n"
      "    assert e.args == (5,)\nelse:\n    assert False\nassert a.b == 2\n"),
