@@ -291,23 +291,22 @@ def _bound(tree: ast.Module | Exception, data_only: bool = False) -> frozenset[s
 def _names_stored(tests: str) -> frozenset[str]:
     """Names the tests assign, define or import anywhere: theirs, not the program's."""
     tree = _parse(tests)
-    if not isinstance(tree, ast.Module):
-        return frozenset()
-    found = {n.id for n in ast.walk(tree) if isinstance(n, ast.Name) and not isinstance(n.ctx, ast.Load)}
-    found.update(n.name for n in ast.walk(tree) if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)))
-    found.update((a.asname or a.name).split(".")[0] for n in ast.walk(tree) if isinstance(n, (ast.Import, ast.ImportFrom))
-                 for a in n.names)
+    found: set[str] = set()
+    for n in ast.walk(tree) if isinstance(tree, ast.Module) else ():
+        if isinstance(n, ast.Name) and not isinstance(n.ctx, ast.Load):
+            found.add(n.id)
+        elif isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            found.add(n.name)
+        elif isinstance(n, (ast.Import, ast.ImportFrom)):
+            found.update((a.asname or a.name).split(".")[0] for a in n.names)
     return frozenset(found)
 
 
 def _program_globals(tree: ast.Module, used: frozenset[str]) -> set[str]:
     """Module-level names the tests read that the program binds by assignment or import (not its functions
     or classes): the replay gets their values from the run (`options["globals"]`)."""
-    names = set(_bound(tree, data_only=True))
-    for node in tree.body:
-        if isinstance(node, (ast.Import, ast.ImportFrom)):
-            names.update((a.asname or a.name).split(".")[0] for a in node.names if a.name != "*")
-    return names & used
+    code = {n.name for n in tree.body if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef))}
+    return (_bound(tree) - code) & used
 
 
 @functools.lru_cache(maxsize=1024)
@@ -348,11 +347,10 @@ def _class_qualnames(source: str) -> frozenset[str]:
     return frozenset(found)
 
 
-def _program_classes(tree: ast.Module, used: frozenset[str], prelude: str) -> list[str]:
+def _program_classes(tree: ast.Module, used: frozenset[str], prelude: str, exceptions: dict) -> list[str]:
     """The program's own top-level classes the tests construct by name (MBPP's `Pair`, a `Node`), its
-    exception classes aside (see `_program_exceptions`)."""
-    mine = [n.name for n in tree.body if isinstance(n, ast.ClassDef) and n.name in used]
-    mine = [n for n in mine if n not in _program_exceptions(tree)]
+    exception classes aside (`exceptions`, see `_program_exceptions`)."""
+    mine = [n.name for n in tree.body if isinstance(n, ast.ClassDef) and n.name in used and n.name not in exceptions]
     return [n for n in mine if n not in _prelude_names(prelude)] if prelude else mine
 
 
@@ -418,8 +416,10 @@ def run_tests(program: str, tests: str, limits: Limits | None = None, *, entry_p
         entry_point = functions[-1]
     if entry_point and entry_point not in entry_points:
         entry_points.append(entry_point)
-    classes = _program_classes(tree, used, prelude)
-    if not entry_points and not classes and not _program_globals(tree, used) - _names_stored(tests):
+    exceptions = _program_exceptions(tree)
+    classes = _program_classes(tree, used, prelude, exceptions)
+    program_globals = _program_globals(tree, used)
+    if not entry_points and not classes and not program_globals - _names_stored(tests):
         return Verdict(status="runtime_error", detail="the program defines no function the tests call")
     if prelude and not (_prelude_names(prelude) - {entry_point}) & used and "class " not in prelude:
         prelude = ""  # the tests use none of its definitions nor can answers be its classes: not needed
@@ -432,10 +432,9 @@ def run_tests(program: str, tests: str, limits: Limits | None = None, *, entry_p
         options["shared"] = shared
     if classes:
         options["classes"] = classes
-    exceptions = _program_exceptions(tree)
     if exceptions:  # (a prompt's own exception classes are the replay's already: it keeps them)
         options["exceptions"] = exceptions
-    data = _program_globals(tree, used) - set(entry_points) - set(classes) - set(exceptions) - set(imports)
+    data = program_globals - set(entry_points) - set(classes) - set(exceptions) - set(imports)
     data -= _prelude_names(prelude) if prelude else frozenset()
     data = data - _names_stored(tests) if data else data  # (parsing the tests again only when it matters)
     if data:  # the program's constants, namedtuple classes, imported names the tests read
