@@ -175,7 +175,8 @@ def read_paths(exclude: str | None = None) -> list[str]:
 
 class LandlockRules:
     """A Landlock policy prepared once in the fork server: the read-only rules' directory descriptors
-    and ctypes structures, so a child only makes the system calls (`restrict`)."""
+    and ctypes structures. The zygote makes each child's ruleset from them (`ruleset`), and the child
+    enters it (`restrict`)."""
 
     def __init__(self, readable: list[str], abi: int):
         self.handled = _landlock_rights(abi)
@@ -204,22 +205,32 @@ class LandlockRules:
             self.paths.append(path)
         self.workdir_rule = _PathBeneath(self.handled, -1)
 
-    def restrict(self, workdir: str) -> None:
-        """In the child: full access under `workdir`, read-only the prepared paths, nothing else."""
+    def ruleset(self, workdir: str) -> int:
+        """In the zygote, before it forks the child for `workdir`: that child's ruleset (full access under
+        `workdir`, read-only the prepared paths, nothing else); its descriptor, for `restrict`. Made here, the
+        child makes one system call, not one per rule (and touches fewer of the zygote's pages)."""
         ruleset = _syscall(_SYS_LANDLOCK_CREATE_RULESET, ctypes.byref(self.attr), self.size, 0)
         if ruleset < 0:
             raise OSError(ctypes.get_errno(), "landlock_create_ruleset failed")
-        self.workdir_rule.parent_fd = os.open(workdir, os.O_PATH | os.O_CLOEXEC)
         try:
-            for i, rule in enumerate((self.workdir_rule, *self.rules)):
-                if _syscall(_SYS_LANDLOCK_ADD_RULE, ruleset, 1, ctypes.byref(rule), 0) != 0:
-                    path = self.paths[i - 1] if i else workdir
-                    raise OSError(ctypes.get_errno(), f"landlock_add_rule failed for {path}")
-            if _syscall(_SYS_LANDLOCK_RESTRICT_SELF, ruleset, 0) != 0:
-                raise OSError(ctypes.get_errno(), "landlock_restrict_self failed")
-        finally:
-            os.close(self.workdir_rule.parent_fd)
+            self.workdir_rule.parent_fd = os.open(workdir, os.O_PATH | os.O_CLOEXEC)
+            try:
+                for i, rule in enumerate((self.workdir_rule, *self.rules)):
+                    if _syscall(_SYS_LANDLOCK_ADD_RULE, ruleset, 1, ctypes.byref(rule), 0) != 0:
+                        path = self.paths[i - 1] if i else workdir
+                        raise OSError(ctypes.get_errno(), f"landlock_add_rule failed for {path}")
+            finally:
+                os.close(self.workdir_rule.parent_fd)
+        except BaseException:
             os.close(ruleset)
+            raise
+        return ruleset
+
+    @staticmethod
+    def restrict(ruleset: int) -> None:
+        """In the child: enter the Landlock domain of `ruleset` (from `ruleset`), for good."""
+        if _syscall(_SYS_LANDLOCK_RESTRICT_SELF, ruleset, 0) != 0:
+            raise OSError(ctypes.get_errno(), "landlock_restrict_self failed")
 
 
 class _CapHeader(ctypes.Structure):
@@ -354,10 +365,14 @@ class Confinement:
         if self.seccomp_zygote is not None:
             self.seccomp_zygote.load()
 
-    def apply_run(self, workdir: str) -> None:
-        """In the child, before untrusted code (and after every prctl it needs)."""
-        if self.landlock is not None:
-            self.landlock.restrict(workdir)
+    def ruleset(self, workdir: str) -> int | None:
+        """In the zygote: the Landlock ruleset of the child it forks next for `workdir` (None without Landlock)."""
+        return self.landlock.ruleset(workdir) if self.landlock is not None else None
+
+    def apply_run(self, ruleset: int | None) -> None:
+        """In the child, before untrusted code (and after every prctl it needs); `ruleset` from `ruleset`."""
+        if ruleset is not None:
+            LandlockRules.restrict(ruleset)
         if self.seccomp_run is not None:
             self.seccomp_run.load()
 

@@ -61,22 +61,33 @@ class _Child:
         self.early: tuple[bytes, dict] | None = None  # (recording, replay outcome) judged while the child exited
 
 
-class ForkServer:
-    def __init__(self, sock: socket.socket):
-        self.sock = sock
+class Setup:
+    """What every fork server of one start shares, prepared once before the first forks the others
+    (`launch`): the network namespace, the protections probed, the confinement (seccomp filters
+    compiled, Landlock's paths opened), and the zygotes' warm-up (see `zygote.prepare`)."""
+
+    def __init__(self) -> None:
         protect.raise_open_files_limit()
         self.protections = protect.probe(protect.enter_network_namespace())
-        self.active = [k for k, v in self.protections.items() if v]
         # Memory-backed when possible: every run creates and removes a directory.
-        shm = "/dev/shm" if os.access("/dev/shm", os.W_OK) else None
-        _remove_stale_roots(shm or tempfile.gettempdir())
-        self.root = tempfile.mkdtemp(prefix=f"proofcode-sandbox-{os.getpid()}-", dir=shm)
+        self.shm = "/dev/shm" if os.access("/dev/shm", os.W_OK) else None
+        _remove_stale_roots(self.shm or tempfile.gettempdir())
         checkout = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(harness.__file__))))
         abi = protect.landlock_abi() if self.protections["landlock"] else 0
-        confinement = protect.Confinement(protect.read_paths(exclude=checkout), abi,
-                                          seccomp=self.protections["seccomp"], drop_caps=os.geteuid() == 0)
-        self.zygote_pid, self.zygote = zygote.start(confinement, keep=(0, 1, 2))
-        for fd in confinement.descriptors():  # the zygote has them; the server needs none
+        self.confinement = protect.Confinement(protect.read_paths(exclude=checkout), abi,
+                                               seccomp=self.protections["seccomp"], drop_caps=os.geteuid() == 0)
+        zygote.prepare()
+
+
+class ForkServer:
+    def __init__(self, sock: socket.socket, setup: Setup | None = None):
+        self.sock = sock
+        setup = setup or Setup()
+        self.protections = setup.protections
+        self.active = [k for k, v in self.protections.items() if v]
+        self.root = tempfile.mkdtemp(prefix=f"proofcode-sandbox-{os.getpid()}-", dir=setup.shm)
+        self.zygote_pid, self.zygote = zygote.start(setup.confinement, keep=(0, 1, 2))
+        for fd in setup.confinement.descriptors():  # the zygote has them; the server needs none
             os.close(fd)
         self.sel = selectors.DefaultSelector()
         self.running: dict[int, _Child] = {}  # pid -> child with a job
@@ -452,35 +463,46 @@ def _site_builtins() -> None:
 
 def launch() -> None:
     """`python -S -c ... FD [FD ...]`: serve the first socket; for each other one, a copy of this process
-    forked now, its modules imported, serves it (a second interpreter start and imports saved)."""
+    forked once the modules are imported and the `Setup` made, serves it (a second interpreter start,
+    imports and set-up saved)."""
     fds = [int(arg) for arg in sys.argv[1:]]
-    for fd in fds[1:]:
-        if os.fork() == 0:
-            for other in fds:
-                if other != fd:
-                    os.close(other)
-            os.setsid()  # a session of its own, as the first one's (`subprocess` start_new_session)
-            main(fd)
-            os._exit(0)
-        os.close(fd)
-    main(fds[0])
-
-
-def main(fd: int) -> None:
-    gc.enable()  # off while the server's modules were imported (see startup._SERVER_MAIN)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the client's Ctrl-C is for the client
     # Inherited across exec from whatever started the client (Ray workers, job runners): we need
     # SIGCHLD at its default (else children are auto-reaped) and nothing blocked.
     signal.signal(signal.SIGCHLD, signal.SIG_DFL)
     signal.pthread_sigmask(signal.SIG_SETMASK, [])
     _site_builtins()
+    try:
+        setup: Setup | Exception = Setup()
+    except Exception as exc:  # each socket's client raises SandboxUnavailable with it
+        setup = exc
+    # Before collection is turned on: the first one would scan every object the imports made (and,
+    # in each copy, write to all their pages). They are never garbage.
+    gc.freeze()
+    gc.enable()  # off while the server's modules were imported (see startup._SERVER_MAIN)
+    for fd in fds[1:]:
+        if os.fork() == 0:
+            for other in fds:
+                if other != fd:
+                    os.close(other)
+            os.setsid()  # a session of its own, as the first one's (`subprocess` start_new_session)
+            main(fd, setup)
+            os._exit(0)
+        os.close(fd)
+    main(fds[0], setup)
+
+
+def main(fd: int, setup: Setup | Exception | None = None) -> None:
+    """Serve the client on socket `fd` (`setup`: prepared by `launch`, or the error that stopped it)."""
     sock = socket.socket(fileno=fd)
     try:
-        server = ForkServer(sock)  # forks the zygote
+        if isinstance(setup, Exception):
+            raise setup
+        server = ForkServer(sock, setup)  # forks the zygote
     except Exception as exc:  # the client raises SandboxUnavailable with this
         send_msg(sock, {"error": f"{type(exc).__name__}: {exc}"})
         return
-    gc.freeze()  # the pre-imported objects are never garbage: collections need not scan them
+    gc.freeze()  # the server's own objects made so far are never garbage either
     try:
         server.serve()
     except (BrokenPipeError, ConnectionResetError):

@@ -66,8 +66,6 @@ def start(confinement: protect.Confinement, keep: tuple[int, ...] = (0, 1, 2)) -
             if os.getppid() != server_pid:  # the server died before the line above
                 os._exit(0)
             confinement.apply_zygote()
-            _prewarm()
-            harden.snapshot_trusted_types()  # every class existing now is the stdlib's or a library's
             gc.freeze()  # children then do not copy every object's page when they collect
             zygote_end.send(b"K")  # ready
             _serve(zygote_end, confinement)
@@ -83,6 +81,13 @@ def start(confinement: protect.Confinement, keep: tuple[int, ...] = (0, 1, 2)) -
         os.waitpid(pid, 0)
         raise OSError(f"the sandbox zygote failed to start: {ready[1:].decode(errors='replace') or 'it exited'}")
     return pid, server_end
+
+
+def prepare() -> None:
+    """In the fork server, before it forks its copies and they their zygotes (who inherit it): warm the
+    paths every run takes, and note the trusted classes."""
+    _prewarm()
+    harden.snapshot_trusted_types()  # every class existing now is the stdlib's or a library's
 
 
 def request_fork(sock: socket.socket, token: int, runs: list[tuple[str, tuple[int, ...]]], reap: list[int]) -> None:
@@ -163,7 +168,12 @@ def _serve(sock: socket.socket, confinement: protect.Confinement) -> None:
             token, n, k = _FORK.unpack_from(data, 1)
             workdirs = data[1 + _FORK.size + n * _PID.size:].split(b"\0")
             _reap(data, 1 + _FORK.size, n)
-            pids, error = [], ""
+            pids, error, rulesets = [], "", []
+            try:  # all before the first fork: the pages this writes are copied once per batch, not per child
+                for i in range(k):
+                    rulesets.append(confinement.ruleset(os.fsdecode(workdirs[i])))
+            except OSError as exc:  # the server is told, as for a failed fork, and fails those runs
+                error, k = str(exc), len(rulesets)
             for i in range(k):  # kept short: every page written here is copied again after each fork
                 workdir = os.fsdecode(workdirs[i])
                 # The child's cwd, tempfile directory and fds 1-5 (stdout, stderr, recording, job,
@@ -174,13 +184,13 @@ def _serve(sock: socket.socket, confinement: protect.Confinement) -> None:
                     os.dup2(fds[_N_FDS * i + target - 1], target)
                 pid = _fork()
                 if pid == 0:
-                    _child(workdir, confinement, me)
+                    _child(confinement, rulesets[i], me)
                 if pid < 0:
                     error = os.strerror(ctypes.get_errno())
                     break
                 os.setpgid(pid, pid)  # its own process group, as a run always had
                 pids.append(pid)
-            for received in fds:
+            for received in fds + [r for r in rulesets if r is not None]:
                 os.close(received)
             for target in range(1, _N_FDS + 1):  # let go of the last child's descriptors
                 os.dup2(0, target)
@@ -201,14 +211,14 @@ def _reap(data: bytes, offset: int, n: int) -> None:
             pass
 
 
-def _child(workdir: str, confinement: protect.Confinement, zygote_pid: int) -> None:
-    """A forked child (cwd, tempfile and fds 0-5 already set by the zygote): confine, wait for the
-    job, run it. Never returns."""
+def _child(confinement: protect.Confinement, ruleset: int | None, zygote_pid: int) -> None:
+    """A forked child (cwd, tempfile and fds 0-5 already set by the zygote; `ruleset`: its Landlock
+    ruleset): confine, wait for the job, run it. Never returns."""
     try:
         protect.die_with_parent()
         if os.getppid() != zygote_pid:  # the zygote died before the line above
             os._exit(70)
-        confinement.apply_run(workdir)  # after the prctl above; it needs the prepared descriptors
+        confinement.apply_run(ruleset)  # after the prctl above
         os.closerange(6, 1 << 16)  # the zygote's socket, Landlock's descriptors, other children's fds
         # No warm-up here while waiting: on a busy machine it competes with the runs in flight, and
         # the zygote's pre-warming already took most of what it saved.
