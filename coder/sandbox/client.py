@@ -11,10 +11,10 @@ import struct
 import threading
 from concurrent.futures import Future
 
-from coder.sandbox import harness, startup
+from coder.sandbox import contract, startup
 from coder.sandbox.startup import cores as _cores
 from coder.sandbox.limits import Limits, SandboxUnavailable, Verdict
-from coder.sandbox.protect import REQUIRED
+from coder.sandbox.contract import REQUIRED
 
 _HEADER = struct.Struct("!I")
 _START_TIMEOUT_S = 60.0
@@ -195,7 +195,7 @@ def _run(job: dict, limits: Limits) -> Verdict:
 def _names_used(source: str) -> frozenset[str]:
     try:
         return _names(ast.parse(source))
-    except harness.UNPARSABLE:
+    except contract.UNPARSABLE:
         return frozenset()
 
 
@@ -228,7 +228,7 @@ def _names(tree: ast.AST) -> frozenset[str]:
 
 @functools.lru_cache(maxsize=1024)
 def _tests_code(tests: str) -> bytes | None:
-    return harness.compile_marshalled(tests, harness.TESTS_FILE)
+    return contract.compile_marshalled(tests, contract.TESTS_FILE)
 
 
 # Modules the trusted replay may import when the tests use one the program imported.
@@ -238,11 +238,11 @@ _STDLIB_FOR_TESTS = frozenset({
 })
 
 
-def _parse(program: str, filename: str = harness.CANDIDATE_FILE) -> ast.Module | Exception:
+def _parse(program: str, filename: str = contract.CANDIDATE_FILE) -> ast.Module | Exception:
     """The program's syntax tree, or the error Python's parser raised on it."""
     try:
         return ast.parse(program, filename)
-    except harness.UNPARSABLE as exc:
+    except contract.UNPARSABLE as exc:
         return exc
 
 
@@ -276,7 +276,7 @@ def _analyse(tree: ast.Module | Exception) -> tuple[list[str] | None, dict[str, 
 def _marshalled(tree: ast.Module | Exception, filename: str) -> bytes | None:
     """The program compiled here, where the compiler is warm, for the child to unmarshal (None: the child
     compiles it and reports the error)."""
-    return harness.compile_marshalled(tree, filename) if isinstance(tree, ast.Module) else None
+    return contract.compile_marshalled(tree, filename) if isinstance(tree, ast.Module) else None
 
 
 def _bound(tree: ast.Module | Exception, data_only: bool = False) -> frozenset[str]:
@@ -457,9 +457,9 @@ def run_tests(program: str, tests: str, limits: Limits | None = None, *, entry_p
         options["trusted_classes"] = sorted(trusted)
     job = {"kind": "tests", "program": program, "tests": tests, "entry_point": entry_point,
            "entry_points": entry_points, "prelude": prelude, "options": options,
-           "program_code": _marshalled(tree, harness.CANDIDATE_FILE), "tests_code": _tests_code(tests)}
+           "program_code": _marshalled(tree, contract.CANDIDATE_FILE), "tests_code": _tests_code(tests)}
     verdict = _run(dict(job), limits)
-    if verdicts == "compatible" and harness.UNREPLAYABLE in verdict.detail:
+    if verdicts == "compatible" and contract.UNREPLAYABLE in verdict.detail:
         # Only now a hardened run whose own outcome may count (it costs each run, so not up front).
         job["options"] = dict(options, token=os.urandom(16).hex(), test_imports=_imports(tests) + _imports(prelude))
         verdict = _run(job, limits)
@@ -470,9 +470,9 @@ def run_program(program: str, stdin: str = "", limits: Limits | None = None, *,
                 expected_output: str | None = None) -> Verdict:
     """Run untrusted `program` as a script with `stdin`; with `expected_output`, passed means the
     whitespace-separated tokens of stdout match; without it, passed means exit status 0."""
-    tree = _parse(program, harness.PROGRAM_FILE)
+    tree = _parse(program, contract.PROGRAM_FILE)
     if isinstance(tree, Exception) and not isinstance(tree, SyntaxError):
         return _parse_error(tree)  # a SyntaxError the child reports as Python would, on stderr
     job = {"kind": "program", "program": program, "stdin": stdin, "expected_output": expected_output,
-           "program_code": _marshalled(tree, harness.PROGRAM_FILE)}
+           "program_code": _marshalled(tree, contract.PROGRAM_FILE)}
     return _run(job, limits or Limits())

@@ -19,12 +19,10 @@ import traceback
 import types
 
 from coder.sandbox.calls import GLOBALS, Recording, Replaying, ReplayMismatch, json_text, short as _short
+from coder.sandbox.contract import CANDIDATE_FILE, PROGRAM_FILE, TESTS_FILE, UNPARSABLE, UNREPLAYABLE  # noqa: F401
 from coder.sandbox.plain import _DEEP, Unsupported
 from coder.sandbox.rebuild import _standin
 
-TESTS_FILE = "<tests>"
-CANDIDATE_FILE = "<candidate>"
-PROGRAM_FILE = "<program>"
 _DETAIL_CHARS = 300
 
 
@@ -46,19 +44,6 @@ def _code(source: str, filename: str, marshalled: bytes | None):
     """The code of `source`: unmarshalled when the trusted caller compiled it already (compiling in a
     freshly forked child costs it ~1 ms of copy-on-write faults; unmarshalling a fraction), else compiled."""
     return marshal.loads(marshalled) if marshalled else compile(source, filename, "exec")
-
-
-# What Python's parser and compiler raise on bad source (MemoryError / RecursionError: nesting too deep).
-UNPARSABLE = (SyntaxError, ValueError, MemoryError, RecursionError)
-
-
-def compile_marshalled(source, filename: str = TESTS_FILE) -> bytes | None:
-    """`marshal` bytes of `source` (text or a syntax tree) compiled as `filename` (what the job's `*_code`
-    fields carry), or None when it does not compile; the child then compiles it and reports the error."""
-    try:
-        return marshal.dumps(compile(source, filename, "exec"))
-    except UNPARSABLE:
-        return None
 
 
 class TestsFailed(Exception):
@@ -259,7 +244,6 @@ def _exception_standins(ns: dict, described: dict) -> None:
             make(name)
 
 
-UNREPLAYABLE = " [--verdicts compatible grades it from a run in the sandbox]"
 
 
 class ReplayTimeout(BaseException):

@@ -18,6 +18,8 @@ import resource
 import signal
 import sys
 
+from coder.sandbox.contract import REQUIRED  # noqa: F401  (defined there: the client reads it too)
+
 _libc = ctypes.CDLL(None, use_errno=True)
 # Resolved here, in the server: CDLL resolves a function on first attribute access, and a child
 # doing that would redo (and copy-on-write) the lookup every time.
@@ -389,6 +391,3 @@ def probe(net_namespace: bool) -> dict[str, bool]:
         "no_network": seccomp or net_namespace,
         "drop_capabilities": True,
     }
-
-
-REQUIRED = ("seccomp", "landlock", "no_network", "rlimits")
