@@ -17,6 +17,7 @@ import os
 import resource
 import signal
 import sys
+import types
 
 from coder.sandbox.contract import REQUIRED  # noqa: F401  (defined there: the client reads it too)
 
@@ -97,12 +98,16 @@ _SONAMES = {"c": "libc.so.6", "seccomp": "libseccomp.so.2"}
 
 
 def _import_pyseccomp():
-    """pyseccomp, imported without running `ldconfig -p` twice: its import resolves libc and libseccomp
-    with `ctypes.util.find_library`, a subprocess each (~5 ms of every fork server's start-up). A
-    soname that loads is used as is; anything else (musl, another libseccomp) asks find_library."""
-    import ctypes.util
-
-    real = ctypes.util.find_library
+    """pyseccomp, imported without `ctypes.util` where that is not imported yet: pyseccomp's import only
+    resolves libc and libseccomp with `ctypes.util.find_library`, which runs `ldconfig -p` each time (~5 ms
+    of every fork server's start-up), and `ctypes.util` imports subprocess and tempfile, with shutil and
+    the compressors it loads: ~1 MB in the fork server and its zygote, which every run pays to fork and
+    to end. A soname that loads is used as is; anything else (musl, another libseccomp) asks the real
+    find_library."""
+    if "pyseccomp" in sys.modules:
+        return sys.modules["pyseccomp"]
+    real = sys.modules.get("ctypes.util")
+    stub = types.ModuleType("ctypes.util")
 
     def find_library(name: str):
         soname = _SONAMES.get(name)
@@ -112,13 +117,30 @@ def _import_pyseccomp():
                 return soname
             except OSError:
                 pass
-        return real(name)
+        if real is not None:
+            return fallback(name)
+        restore()  # the real module, imported only now
+        from ctypes import util
 
-    ctypes.util.find_library = find_library
+        return util.find_library(name)
+
+    if real is None:  # pyseccomp's `import ctypes.util` finds the stub
+        stub.find_library = find_library
+        sys.modules["ctypes.util"] = ctypes.util = stub
+    else:
+        fallback, real.find_library = real.find_library, find_library
+
+    def restore() -> None:
+        if real is not None:
+            real.find_library = fallback
+        elif sys.modules.get("ctypes.util") is stub:
+            del sys.modules["ctypes.util"]
+            del ctypes.util
+
     try:
         import pyseccomp
     finally:
-        ctypes.util.find_library = real
+        restore()
     return pyseccomp
 
 

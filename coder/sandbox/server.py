@@ -4,23 +4,18 @@ It is the trusted judge: it enforces the wall clock (SIGKILL through the child's
 every verdict; for function tests it replays the pristine tests against the child's recorded
 plain-data answers itself (stage 2, see harness). The children are forked by the zygote, a process
 this server forks once at start-up (see zygote: it keeps this server's pages out of every fork).
-Started by `coder.sandbox.startup` as `python -S -c '...server import launch; launch()' FD...` (see
-`launch`: one process, a server per socket); talks length-prefixed
-pickles over the inherited socket. It lives in its own network namespace (no interfaces up) when
-the kernel allows.
+Started by `coder.sandbox.launch` (one process, a server per socket), which forks the zygote before
+it imports this module; talks length-prefixed pickles over the inherited socket. It lives in its own
+network namespace (no interfaces up) when the kernel allows.
 """
 from __future__ import annotations
-
-# Pre-imported so that forked children start warm (what solutions commonly import). Not hashlib: its
-# OpenSSL mappings cost every fork and exit ~0.15 ms, more than the rare solution that imports it saves.
-import bisect, collections, copy, datetime, decimal, fractions, functools  # noqa: E401,F401
-import heapq, itertools, math, operator, random, re, statistics, string, typing  # noqa: E401,F401
 
 import contextlib
 import gc
 import io
 import os
 import pickle
+import random
 import selectors
 import shutil
 import signal
@@ -29,7 +24,12 @@ import struct
 import sys
 import tempfile
 import time
+from typing import TYPE_CHECKING
+
 from coder.sandbox import harness, protect, zygote
+
+if TYPE_CHECKING:
+    from coder.sandbox.launch import Setup
 
 _HEADER = struct.Struct("!I")
 _MAX_ZOMBIES = 4
@@ -61,34 +61,15 @@ class _Child:
         self.early: tuple[bytes, dict] | None = None  # (recording, replay outcome) judged while the child exited
 
 
-class Setup:
-    """What every fork server of one start shares, prepared once before the first forks the others
-    (`launch`): the network namespace, the protections probed, the confinement (seccomp filters
-    compiled, Landlock's paths opened), and the zygotes' warm-up (see `zygote.prepare`)."""
-
-    def __init__(self) -> None:
-        protect.raise_open_files_limit()
-        self.protections = protect.probe(protect.enter_network_namespace())
-        # Memory-backed when possible: every run creates and removes a directory.
-        self.shm = "/dev/shm" if os.access("/dev/shm", os.W_OK) else None
-        _remove_stale_roots(self.shm or tempfile.gettempdir())
-        checkout = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(harness.__file__))))
-        abi = protect.landlock_abi() if self.protections["landlock"] else 0
-        self.confinement = protect.Confinement(protect.read_paths(exclude=checkout), abi,
-                                               seccomp=self.protections["seccomp"], drop_caps=os.geteuid() == 0)
-        zygote.prepare()
-
-
 class ForkServer:
-    def __init__(self, sock: socket.socket, setup: Setup | None = None):
+    def __init__(self, sock: socket.socket, setup: Setup, started: tuple[int, object]):
+        """Serve `sock` with `setup`'s protections and the zygote `started` (its pid and socket, see `launch`)."""
         self.sock = sock
-        setup = setup or Setup()
         self.protections = setup.protections
         self.active = [k for k, v in self.protections.items() if v]
+        _remove_stale_roots(setup.shm or tempfile.gettempdir())
         self.root = tempfile.mkdtemp(prefix=f"proofcode-sandbox-{os.getpid()}-", dir=setup.shm)
-        self.zygote_pid, self.zygote = zygote.start(setup.confinement, keep=(0, 1, 2))
-        for fd in setup.confinement.descriptors():  # the zygote has them; the server needs none
-            os.close(fd)
+        self.zygote_pid, self.zygote = started
         self.sel = selectors.DefaultSelector()
         self.running: dict[int, _Child] = {}  # pid -> child with a job
         self.pool: list[_Child] = []  # confined children waiting for a job
@@ -451,54 +432,15 @@ def _kill(child: _Child) -> None:
         pass
 
 
-def _site_builtins() -> None:
-    """The builtins `site` adds (exit, quit, help...), which programs use: the client starts us with
-    -S, so that site's start-up imports (threading, .pth files' modules) do not enlarge every child."""
-    import site
-
-    site.setquit()
-    site.setcopyright()
-    site.sethelper()
-
-
-def launch() -> None:
-    """`python -S -c ... FD [FD ...]`: serve the first socket; for each other one, a copy of this process
-    forked once the modules are imported and the `Setup` made, serves it (a second interpreter start,
-    imports and set-up saved)."""
-    fds = [int(arg) for arg in sys.argv[1:]]
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the client's Ctrl-C is for the client
-    # Inherited across exec from whatever started the client (Ray workers, job runners): we need
-    # SIGCHLD at its default (else children are auto-reaped) and nothing blocked.
-    signal.signal(signal.SIGCHLD, signal.SIG_DFL)
-    signal.pthread_sigmask(signal.SIG_SETMASK, [])
-    _site_builtins()
-    try:
-        setup: Setup | Exception = Setup()
-    except Exception as exc:  # each socket's client raises SandboxUnavailable with it
-        setup = exc
-    # Before collection is turned on: the first one would scan every object the imports made (and,
-    # in each copy, write to all their pages). They are never garbage.
-    gc.freeze()
-    gc.enable()  # off while the server's modules were imported (see startup._SERVER_MAIN)
-    for fd in fds[1:]:
-        if os.fork() == 0:
-            for other in fds:
-                if other != fd:
-                    os.close(other)
-            os.setsid()  # a session of its own, as the first one's (`subprocess` start_new_session)
-            main(fd, setup)
-            os._exit(0)
-        os.close(fd)
-    main(fds[0], setup)
-
-
-def main(fd: int, setup: Setup | Exception | None = None) -> None:
-    """Serve the client on socket `fd` (`setup`: prepared by `launch`, or the error that stopped it)."""
+def main(fd: int, setup: Setup | Exception, started: tuple[int, object] | Exception) -> None:
+    """Serve the client on socket `fd` (`setup` and the zygote `started` by `launch`, or the error that
+    stopped either)."""
     sock = socket.socket(fileno=fd)
     try:
-        if isinstance(setup, Exception):
-            raise setup
-        server = ForkServer(sock, setup)  # forks the zygote
+        for failed in (setup, started):
+            if isinstance(failed, Exception):
+                raise failed
+        server = ForkServer(sock, setup, started)
     except Exception as exc:  # the client raises SandboxUnavailable with this
         send_msg(sock, {"error": f"{type(exc).__name__}: {exc}"})
         return
@@ -507,7 +449,3 @@ def main(fd: int, setup: Setup | Exception | None = None) -> None:
         server.serve()
     except (BrokenPipeError, ConnectionResetError):
         pass  # the client exited (e.g. `proofcode grade` stopped early after starting us): nothing to report
-
-
-if __name__ == "__main__":
-    launch()

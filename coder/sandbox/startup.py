@@ -34,7 +34,7 @@ MAX_SERVERS = max(1, min(len(cores()), 4))
 # -c rather than -m: running a module as __main__ imports runpy and importlib.util (~4 ms of each
 # server's start-up) and would leave the server's own module as every run's `__main__`. Its imports
 # make only lasting objects, so it collects none while importing (~2 ms); `main` turns collection on.
-_SERVER_MAIN = "import gc; gc.disable(); from coder.sandbox.server import launch; launch()"
+_SERVER_MAIN = "import gc; gc.disable(); from coder.sandbox.launch import launch; launch()"
 
 
 def spawn() -> tuple[subprocess.Popen, socket.socket]:
@@ -44,7 +44,7 @@ def spawn() -> tuple[subprocess.Popen, socket.socket]:
 
 def spawn_group(n: int) -> list[tuple[subprocess.Popen | Forked, socket.socket]]:
     """`n` new fork servers from one interpreter start: the process started serves the first socket and
-    forks, once its modules are imported, a copy for each other one (`server.launch`); this side of each
+    forks, once its modules are imported, a copy for each other one (`launch.launch`); this side of each
     socket (each server says hello when it is ready)."""
     pairs = [socket.socketpair() for _ in range(n)]
     ends = [child.fileno() for _, child in pairs]

@@ -29,14 +29,16 @@ Protocol on a SOCK_SEQPACKET socket pair (one message per datagram):
 """
 from __future__ import annotations
 
+# The C modules, not `socket`, `pickle` and `tempfile`: those (with shutil, and the compressors it
+# loads) are the server's, imported after this zygote is forked (see launch), so no run maps them.
+import _pickle
+import _socket
 import ctypes
 import fcntl
 import gc
 import os
-import pickle
-import socket
 import struct
-import tempfile
+from array import array
 
 from coder.sandbox import calls, harden, harness, protect
 
@@ -52,9 +54,9 @@ _N_FDS = 5
 _fork = ctypes.CDLL(None, use_errno=True).fork
 
 
-def start(confinement: protect.Confinement, keep: tuple[int, ...] = (0, 1, 2)) -> tuple[int, socket.socket]:
+def start(confinement: protect.Confinement, keep: tuple[int, ...] = (0, 1, 2)) -> tuple[int, _socket.socket]:
     """Fork the zygote from the (single-threaded) server; returns its pid and the server's end of the socket."""
-    server_end, zygote_end = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+    server_end, zygote_end = _socket.socketpair(_socket.AF_UNIX, _socket.SOCK_SEQPACKET)
     server_pid = os.getpid()
     pid = os.fork()
     if pid == 0:
@@ -90,23 +92,23 @@ def prepare() -> None:
     harden.snapshot_trusted_types()  # every class existing now is the stdlib's or a library's
 
 
-def request_fork(sock: socket.socket, token: int, runs: list[tuple[str, tuple[int, ...]]], reap: list[int]) -> None:
+def request_fork(sock: _socket.socket, token: int, runs: list[tuple[str, tuple[int, ...]]], reap: list[int]) -> None:
     """Ask the zygote to reap the exited children `reap`, then fork a child per (workdir, descriptors)
     in `runs` (descriptors: stdout, stderr, recording, job, finished)."""
     message = (b"F" + _FORK.pack(token, len(reap), len(runs)) + b"".join(map(_PID.pack, reap))
                + b"\0".join(os.fsencode(workdir) for workdir, _ in runs))
-    socket.send_fds(sock, [message], [fd for _, fds in runs for fd in fds])
+    _send_fds(sock, message, [fd for _, fds in runs for fd in fds])
 
 
-def request_reap(sock: socket.socket, reap: list[int]) -> None:
+def request_reap(sock: _socket.socket, reap: list[int]) -> None:
     """Ask the zygote to reap the exited children `reap`."""
     sock.send(b"R" + _COUNT.pack(len(reap)) + b"".join(map(_PID.pack, reap)))
 
 
-def read_event(sock: socket.socket, max_children: int) -> tuple[int, list[tuple[int, int]], str] | None:
+def read_event(sock: _socket.socket, max_children: int) -> tuple[int, list[tuple[int, int]], str] | None:
     """The zygote's answer to a fork request: (token, [(pid, pidfd) of each child forked], why fork
     failed or ""); None when the zygote is gone."""
-    data, fds, _, _ = socket.recv_fds(sock, 1 << 16, max_children)
+    data, fds = _recv_fds(sock, 1 << 16, max_children)
     if data[:1] != b"F":  # end of file, or b"!" and why the zygote failed
         for fd in fds:
             os.close(fd)
@@ -140,10 +142,25 @@ def _close_all_but(keep: set[int]) -> None:
         low = fd + 1
 
 
-def _above_run_fds(sock: socket.socket) -> socket.socket:
+def _send_fds(sock: _socket.socket, message: bytes, fds: list[int]) -> None:
+    """`message` and `fds` in one datagram (`socket.send_fds`, which this module does not import)."""
+    sock.sendmsg([message], [(_socket.SOL_SOCKET, _socket.SCM_RIGHTS, array("i", fds))])
+
+
+def _recv_fds(sock: _socket.socket, size: int, max_fds: int) -> tuple[bytes, list[int]]:
+    """One datagram and the descriptors it carried (`socket.recv_fds`)."""
+    fds = array("i")
+    data, ancillary, _, _ = sock.recvmsg(size, _socket.CMSG_LEN(max_fds * fds.itemsize))
+    for level, kind, payload in ancillary:
+        if level == _socket.SOL_SOCKET and kind == _socket.SCM_RIGHTS:
+            fds.frombytes(payload[: len(payload) - len(payload) % fds.itemsize])
+    return data, list(fds)
+
+
+def _above_run_fds(sock: _socket.socket) -> _socket.socket:
     """Move the socket out of 0-5 and fill 0-5 with /dev/null: the zygote puts each child's descriptors
     there before forking it, and descriptors it receives then never land in 0-5."""
-    high = socket.socket(fileno=fcntl.fcntl(sock.fileno(), fcntl.F_DUPFD_CLOEXEC, 100))
+    high = _socket.socket(fileno=fcntl.fcntl(sock.fileno(), fcntl.F_DUPFD_CLOEXEC, 100))
     sock.close()
     devnull = os.open(os.devnull, os.O_RDWR)
     for fd in range(6):
@@ -154,12 +171,12 @@ def _above_run_fds(sock: socket.socket) -> socket.socket:
     return high
 
 
-def _serve(sock: socket.socket, confinement: protect.Confinement) -> None:
+def _serve(sock: _socket.socket, confinement: protect.Confinement) -> None:
     """The zygote's loop: reap and fork on request. Never returns; exits when the server goes."""
     me = os.getpid()
     try:
         while True:
-            data, fds, _, _ = socket.recv_fds(sock, 1 << 16, 250)
+            data, fds = _recv_fds(sock, 1 << 16, 250)
             if not data:
                 os._exit(0)  # the server closed its end
             if data[:1] == b"R":
@@ -176,10 +193,11 @@ def _serve(sock: socket.socket, confinement: protect.Confinement) -> None:
                 error, k = str(exc), len(rulesets)
             for i in range(k):  # kept short: every page written here is copied again after each fork
                 workdir = os.fsdecode(workdirs[i])
-                # The child's cwd, tempfile directory and fds 1-5 (stdout, stderr, recording, job,
-                # finished) are set here, so it inherits them: cheaper than each child doing it.
+                # The child's cwd, TMPDIR (where `tempfile` puts a program's files) and fds 1-5 (stdout,
+                # stderr, recording, job, finished) are set here, so it inherits them: cheaper than each
+                # child doing it.
                 os.chdir(workdir)
-                tempfile.tempdir = workdir
+                os.environ["TMPDIR"] = workdir
                 for target in range(1, _N_FDS + 1):
                     os.dup2(fds[_N_FDS * i + target - 1], target)
                 pid = _fork()
@@ -196,7 +214,7 @@ def _serve(sock: socket.socket, confinement: protect.Confinement) -> None:
                 os.dup2(0, target)
             pidfds = [os.pidfd_open(pid) for pid in pids]
             message = b"F" + _FORKED.pack(token, len(pids)) + b"".join(map(_PID.pack, pids)) + error.encode()
-            socket.send_fds(sock, [message], pidfds)
+            _send_fds(sock, message, pidfds)
             for pidfd in pidfds:
                 os.close(pidfd)
     except (BrokenPipeError, ConnectionResetError):
@@ -212,7 +230,7 @@ def _reap(data: bytes, offset: int, n: int) -> None:
 
 
 def _child(confinement: protect.Confinement, ruleset: int | None, zygote_pid: int) -> None:
-    """A forked child (cwd, tempfile and fds 0-5 already set by the zygote; `ruleset`: its Landlock
+    """A forked child (cwd, TMPDIR and fds 0-5 already set by the zygote; `ruleset`: its Landlock
     ruleset): confine, wait for the job, run it. Never returns."""
     try:
         protect.die_with_parent()
@@ -240,7 +258,7 @@ def _prewarm(rounds: int = 20) -> None:
     devnull = os.open(os.devnull, os.O_WRONLY)
     try:
         for _ in range(rounds):
-            job = pickle.loads(pickle.dumps(_PREWARM_JOB, protocol=pickle.HIGHEST_PROTOCOL))
+            job = _pickle.loads(_pickle.dumps(_PREWARM_JOB, protocol=-1))
             ns: dict = {"__name__": "__prewarm__", "__builtins__": __builtins__}
             exec(compile(job["program"], "<candidate>", "exec"), ns)
             session = calls.Recording(devnull, ns, dict(ns), [], False, False, False)
@@ -253,7 +271,7 @@ def _prewarm(rounds: int = 20) -> None:
 
 def _run_job(data: bytes) -> None:
     """In a confined child, once its job arrives: apply the job's limits, then run it (never returns)."""
-    job = pickle.loads(data)  # written by the server, not by untrusted code
+    job = _pickle.loads(data)  # written by the server, not by untrusted code
     limits = job["limits"]
     if job["kind"] == "program" and job.get("stdin"):
         fd = os.open(".stdin", os.O_RDWR | os.O_CREAT | os.O_TRUNC, 0o600)
