@@ -69,3 +69,29 @@ def test_runs_collect_garbage_as_plain_python_does():
              "    a.other, b.other = b, a\n    del a, b\n    return gc.collect() >= 2\n")
     verdict = run_tests(cycle, "assert freed() is True\n", Limits(timeout_s=10))
     assert verdict.status == "passed", verdict
+
+
+def test_pyseccomp_loads_without_ctypes_util_and_falls_back_to_it():
+    # The fork server imports pyseccomp through a stub of ctypes.util (the real one brings subprocess and
+    # tempfile into every zygote); a soname that does not load falls back to the real find_library, and a
+    # ctypes.util already imported is left as it was.
+    code = """
+import sys
+from coder.sandbox import protect
+print("stub", protect.seccomp_available(), "ctypes.util" in sys.modules)
+"""
+    assert _run(code) == ["stub", "True", "False"]
+    code = """
+import sys
+from coder.sandbox import protect
+protect._SONAMES["seccomp"] = "libproofcode-missing.so.9"
+print("fallback", protect.seccomp_available(), sys.modules["ctypes.util"].__name__, hasattr(sys.modules["ctypes.util"], "__file__"))
+"""
+    assert _run(code) == ["fallback", "True", "ctypes.util", "True"]
+    code = """
+import ctypes.util
+original = ctypes.util.find_library
+from coder.sandbox import protect
+print("preloaded", protect.seccomp_available(), ctypes.util.find_library is original)
+"""
+    assert _run(code) == ["preloaded", "True", "True"]
