@@ -121,6 +121,7 @@ def _get_server() -> _ForkServerClient:
             server = _ForkServerClient(started)
             _servers.append(server)
             _share_cores(_servers)
+            startup.release()
         return server
 
 

@@ -17,6 +17,7 @@ from pathlib import Path
 
 _lock = threading.Lock()
 _ready: list[tuple[int, subprocess.Popen, socket.socket]] = []  # (owner pid, server, our end of its socket)
+_yielded: tuple[set[int], set[int]] | None = None  # (this process's cores, the caller's while servers start)
 
 
 def cores() -> list[int]:
@@ -93,7 +94,9 @@ class Forked:
 
 def prestart(n: int) -> None:
     """Start `n` fork servers now (not waiting for them), on this process's last core, for `take` to hand
-    out later: their start-up then overlaps with the grader's imports on the other cores."""
+    out later: their start-up then overlaps with the grader's imports, which keep off that core until
+    `release` (left to the scheduler, the grader ran there for tens of ms while the other core idled)."""
+    global _yielded
     with _lock:
         want = n - sum(owner == os.getpid() for owner, _, _ in _ready)
         if want <= 0:
@@ -103,9 +106,26 @@ def prestart(n: int) -> None:
         if len(mine) > 1:  # before it forks the others: they inherit it
             try:
                 os.sched_setaffinity(group[0][0].pid, {mine[-1]})
+                os.sched_setaffinity(0, set(mine[:-1]))  # this thread, and those it starts
+                _yielded = (set(mine), set(mine[:-1]))
             except OSError:
                 pass
         _ready.extend((os.getpid(), proc, sock) for proc, sock in group)
+
+
+def release() -> None:
+    """Give this process's threads back the cores `prestart` kept them off (once a server is taken)."""
+    global _yielded
+    with _lock:
+        if _yielded is None:
+            return
+        (mine, kept), _yielded = _yielded, None
+        for tid in os.listdir("/proc/self/task"):
+            try:
+                if os.sched_getaffinity(int(tid)) == kept:
+                    os.sched_setaffinity(int(tid), mine)
+            except OSError:  # exited meanwhile
+                pass
 
 
 def take(ready_only: bool = False) -> tuple[subprocess.Popen | Forked, socket.socket] | None:

@@ -5,6 +5,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from coder.sandbox import Limits, run_tests
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -95,3 +97,30 @@ from coder.sandbox import protect
 print("preloaded", protect.seccomp_available(), ctypes.util.find_library is original)
 """
     assert _run(code) == ["preloaded", "True", "True"]
+
+
+def test_the_grader_keeps_off_the_starting_servers_core_until_it_takes_one():
+    # `prestart` starts the servers on the last core and keeps the caller's threads (and those it starts)
+    # off it; taking a server gives every such thread all the cores back.
+    code = """
+import os, threading
+from coder.sandbox import startup
+from coder.sandbox.client import _get_server
+mine = startup.cores()
+startup.prestart(2)
+during = os.sched_getaffinity(0)
+started, done = threading.Event(), threading.Event()
+def keep():
+    started.set(); done.wait()
+t = threading.Thread(target=keep); t.start(); started.wait()
+tid = t.native_id
+in_thread = os.sched_getaffinity(tid)
+_get_server()
+after, thread_after = os.sched_getaffinity(0), os.sched_getaffinity(tid)
+done.set(); t.join()
+print(len(mine) > 1, during == set(mine[:-1]), in_thread == set(mine[:-1]), after == set(mine), thread_after == set(mine))
+"""
+    got = _run(code)
+    if got[0] == "False":
+        pytest.skip("one core: nothing to keep off")
+    assert got == ["True"] * 5
