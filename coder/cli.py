@@ -91,7 +91,7 @@ def cmd_grade(args: argparse.Namespace, executor=None) -> int:
 
 def cmd_sandbox_info(args: argparse.Namespace) -> int:
     from coder.sandbox import sandbox_info
-    from coder.sandbox.protect import REQUIRED
+    from coder.sandbox.contract import REQUIRED
 
     info = sandbox_info()
     if args.json:

@@ -19,7 +19,7 @@ import traceback
 import types
 
 from coder.sandbox.calls import GLOBALS, Recording, Replaying, ReplayMismatch, json_text, short as _short
-from coder.sandbox.contract import CANDIDATE_FILE, PROGRAM_FILE, TESTS_FILE, UNPARSABLE, UNREPLAYABLE  # noqa: F401
+from coder.sandbox.contract import CANDIDATE_FILE, PROGRAM_FILE, TESTS_FILE, UNREPLAYABLE
 from coder.sandbox.plain import _DEEP, Unsupported
 from coder.sandbox.rebuild import _standin
 

@@ -19,8 +19,6 @@ import signal
 import sys
 import types
 
-from coder.sandbox.contract import REQUIRED  # noqa: F401  (defined there: the client reads it too)
-
 _libc = ctypes.CDLL(None, use_errno=True)
 # Resolved here, in the server: CDLL resolves a function on first attribute access, and a child
 # doing that would redo (and copy-on-write) the lookup every time.

@@ -26,7 +26,7 @@ import tempfile
 import time
 from typing import TYPE_CHECKING
 
-from coder.sandbox import harness, protect, zygote
+from coder.sandbox import harness, zygote
 
 if TYPE_CHECKING:
     from coder.sandbox.launch import Setup
